@@ -1,0 +1,53 @@
+"""Deployment settings, read from the environment with the prefix ``BOUNDARYLAB_``.
+
+These are the server's limits and knobs; the per-run knobs live in config.RunConfig.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from boundarylab import config as schema
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOUNDARYLAB_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address to bind; the container sets 0.0.0.0.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Log level of the server."
+    )
+    max_running: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=256,
+        description="Runs training at once (default: the CPU count).",
+    )
+    max_queued: int = Field(64, ge=0, le=10_000, description="Runs waiting; beyond this, 429.")
+    retention_seconds: float = Field(
+        3600.0, gt=0, description="How long a finished run is kept before it is forgotten."
+    )
+    retention_count: int = Field(200, ge=1, description="At most this many finished runs kept.")
+    max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted.")
+    max_ws_message_bytes: int = Field(4096, ge=64, description="Largest WebSocket message.")
+    max_viewers_per_run: int = Field(100, ge=1, description="WebSocket viewers of one run.")
+    max_runs_per_client: int = Field(
+        16, ge=1, description="Queued or running runs one client address may hold at once."
+    )
+    max_samples: int = Field(schema.MAX_SAMPLES, ge=2, le=schema.MAX_SAMPLES)
+    max_iterations: int = Field(schema.MAX_ITERATIONS, ge=1, le=schema.MAX_ITERATIONS)
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Extra origins allowed to open the WebSocket besides the serving host.",
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
