@@ -70,6 +70,8 @@ class ModelConfig(_Strict):
 
     hidden_sizes: list[HiddenSize] = Field(
         default_factory=lambda: [3],
+        # A default_factory leaves "default" out of the JSON schema; the page's form reads it.
+        json_schema_extra={"default": [3]},
         max_length=MAX_HIDDEN_LAYERS,
         description="Units in each hidden layer, input side first. [] is the part-1 perceptron "
         "(softmax regression: a straight boundary).",
@@ -160,6 +162,7 @@ class CompareConfig(_Strict):
     base: RunConfig = Field(default_factory=RunConfig)
     hidden_sizes: list[HiddenSize] = Field(
         default_factory=lambda: [1, 2, 3, 4, 5, 20, 50],
+        json_schema_extra={"default": [1, 2, 3, 4, 5, 20, 50]},
         min_length=1,
         max_length=12,
         description="One single-hidden-layer run per size.",
