@@ -1,0 +1,132 @@
+// The hidden-size comparison: one run per size on the same data, each drawn live in a small
+// boundary plot titled with its size, loss and accuracy — the article's figure, alive.
+
+import * as api from "./api.js";
+import { BoundaryPlot } from "./plots.js";
+import { classCount } from "./run.js";
+
+const pct = (p) => `${(100 * p).toFixed(1)}%`;
+
+function titleFor(size, cell) {
+  const head = `Hidden size ${size}`;
+  if (cell.error) return `${head} · ${cell.error}`;
+  const r = cell.last;
+  if (!r) return `${head} · ${cell.status || "starting"}`;
+  let text = `${head} · loss ${Number(r.loss).toFixed(4)} · train ${pct(r.train_accuracy)}`;
+  if (r.test_accuracy !== undefined && r.test_accuracy !== null) {
+    text += ` (test ${pct(r.test_accuracy)})`;
+  }
+  if (cell.status && cell.status !== "running" && cell.status !== "completed") {
+    text += ` · ${cell.status}`;
+  }
+  return text;
+}
+
+class CompareCell {
+  constructor(grid, size) {
+    this.size = size;
+    this.status = "starting";
+    this.last = null;
+    this.error = null;
+    this.nClasses = 2;
+    this.el = document.createElement("figure");
+    this.el.className = "compare-cell";
+    this.el.dataset.size = String(size);
+    const plotEl = document.createElement("div");
+    plotEl.className = "plot plot-small";
+    plotEl.setAttribute("role", "img");
+    plotEl.setAttribute("aria-label", `Decision boundary with ${size} hidden units`);
+    this.el.append(plotEl);
+    grid.append(this.el);
+    this.plot = new BoundaryPlot(plotEl, { small: true });
+    this.#retitle();
+  }
+
+  #retitle() {
+    this.el.dataset.status = this.status;
+    this.plot.setTitle(titleFor(this.size, this));
+  }
+
+  follow(run) {
+    this.id = run.id;
+    this.status = run.status || "queued";
+    this.#retitle();
+    this.stream = new api.RunStream(run.id, {
+      onMessage: (msg) => this.#onMessage(msg),
+      onConnection: (state) => {
+        if (state === "gone") this.fail("run lost");
+      },
+    });
+    this.stream.start();
+  }
+
+  fail(message) {
+    this.error = message;
+    this.status = "failed";
+    this.#retitle();
+  }
+
+  #onMessage(msg) {
+    if (msg.type === "snapshot") {
+      if (msg.dataset) {
+        this.nClasses = classCount(msg.dataset);
+        this.plot.setDataset(msg.dataset);
+      }
+      this.last = msg.history?.at(-1) ?? this.last;
+      if (msg.boundary) this.plot.setFrame(msg.boundary, this.nClasses);
+      this.status = msg.status;
+    } else if (msg.type === "progress") {
+      this.last = msg;
+    } else if (msg.type === "boundary") {
+      this.plot.setFrame(msg, this.nClasses);
+    } else if (msg.type === "status") {
+      this.status = msg.status;
+    }
+    this.#retitle();
+  }
+
+  close() {
+    if (this.id && !api.TERMINAL.has(this.status)) {
+      api.control(this.id, "cancel").catch(() => {});
+    }
+    this.stream?.close();
+  }
+}
+
+export class Comparison {
+  /** @param {HTMLElement} grid  container of the small plots @param {HTMLElement} status */
+  constructor(grid, status) {
+    this.grid = grid;
+    this.statusEl = status;
+    this.cells = [];
+  }
+
+  clear() {
+    for (const cell of this.cells) cell.close();
+    this.cells = [];
+    this.grid.replaceChildren();
+  }
+
+  /**
+   * Start one run per hidden size. Runs are created in order so the server queues them
+   * smallest first when there are more sizes than workers.
+   * @param {object} config  the form's RunConfig; each run overrides model.hidden_sizes
+   * @param {number[]} sizes
+   */
+  async start(config, sizes) {
+    this.clear();
+    this.cells = sizes.map((size) => new CompareCell(this.grid, size));
+    this.statusEl.textContent = `Training ${sizes.length} networks on the same data…`;
+    for (const cell of this.cells) {
+      const runConfig = { ...config, model: { ...config.model, hidden_sizes: [cell.size] } };
+      try {
+        cell.follow(await api.createRun(runConfig));
+      } catch (err) {
+        cell.fail(err.message);
+      }
+    }
+    this.statusEl.textContent =
+      `${sizes.length} runs started: each plot updates as its network learns. ` +
+      "Small networks underfit; large ones bend around single points.";
+  }
+}

@@ -1,0 +1,207 @@
+// Wires the page together: schema → form, URL ↔ form, dataset preview, Train and Compare.
+
+import * as api from "./api.js";
+import { Comparison } from "./compare.js";
+import { ConfigForm } from "./form.js";
+import { BoundaryPlot, LossPlot } from "./plots.js";
+import { RunView } from "./run.js";
+import { fieldsFromSchema, nest, parseValue } from "./schema.js";
+import { COMPARE_KEY, readQuery, writeQuery } from "./urlstate.js";
+
+const $ = (id) => document.getElementById(id);
+
+// Only the bounds of the comparison's sizes are needed; they match ModelConfig's items.
+const COMPARE_DEFAULT = [1, 2, 3, 4, 5, 20, 50];
+
+function compareField(hiddenField) {
+  return {
+    key: COMPARE_KEY,
+    kind: "int-list",
+    minItems: 1,
+    maxItems: 12,
+    itemMin: hiddenField?.itemMin ?? 1,
+    itemMax: hiddenField?.itemMax ?? 256,
+  };
+}
+
+function readCompare(field) {
+  const parsed = parseValue(field, $("compare-sizes").value);
+  if (!parsed.error && new Set(parsed.value).size !== parsed.value.length) {
+    parsed.error = "Each size only once.";
+  }
+  $("compare-sizes-error").textContent = parsed.error || "";
+  $("compare-sizes").setAttribute("aria-invalid", parsed.error ? "true" : "false");
+  return parsed;
+}
+
+function showGeneralError(text) {
+  $("form-error").textContent = text || "";
+  $("form-error").hidden = !text;
+}
+
+async function checkHealth() {
+  try {
+    await api.health();
+    $("banner").hidden = true;
+    return true;
+  } catch {
+    $("banner").textContent = "Server unreachable: is `boundarylab serve` running? Retrying…";
+    $("banner").hidden = false;
+    return false;
+  }
+}
+
+function makeRunView() {
+  const els = {
+    status: $("status"),
+    banner: $("banner"),
+    progress: $("progress"),
+    progressText: $("progress-text"),
+    iteration: $("iteration"),
+    trainAcc: $("train-accuracy"),
+    testAcc: $("test-accuracy"),
+    loss: $("loss-value"),
+    pause: $("pause"),
+    step: $("step"),
+    stop: $("stop"),
+    exportModel: $("export-model"),
+    exportHistory: $("export-history"),
+  };
+  const loss = new LossPlot($("loss-plot"));
+  $("log-scale").addEventListener("change", (e) => loss.setLog(e.target.checked));
+  return new RunView(els, { boundary: new BoundaryPlot($("boundary-plot")), loss });
+}
+
+class Page {
+  constructor(fields) {
+    this.fields = fields;
+    this.compareField = compareField(fields.find((f) => f.key === "model.hidden_sizes"));
+    this.view = makeRunView();
+    this.comparison = new Comparison($("compare-grid"), $("compare-status"));
+    this.form = new ConfigForm($("config-form"), fields, (key) => this.#edited(key));
+    this.previewTimer = null;
+    this.previewSeq = 0;
+  }
+
+  init() {
+    const raw = readQuery(location.search, this.fields);
+    this.form.setValues(raw);
+    $("compare-sizes").value = raw[COMPARE_KEY] ?? COMPARE_DEFAULT.join(", ");
+    $("config-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.train();
+    });
+    $("compare-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.compare();
+    });
+    $("compare-sizes").addEventListener("input", () => this.#syncUrl());
+    this.#syncUrl();
+    this.view.setStatus("Ready: these are the points to separate. Press Train.");
+    this.preview();
+  }
+
+  #syncUrl() {
+    const { values, errors } = this.form.read();
+    if (Object.keys(errors).length) return;
+    const compare = readCompare(this.compareField);
+    writeQuery(values, this.fields, compare.error ? undefined : compare.value.join(","));
+  }
+
+  #edited(key) {
+    showGeneralError("");
+    this.#syncUrl();
+    if (key.startsWith("dataset.")) {
+      clearTimeout(this.previewTimer);
+      this.previewTimer = setTimeout(() => this.preview(), 150);
+    } else if (this.view.active) {
+      this.view.setStatus("Settings changed: press Train to start a new run with them.");
+    }
+  }
+
+  /** Draw the data of the dataset fields at once, before any training. */
+  async preview() {
+    const { values, errors } = this.form.read();
+    const datasetErrors = Object.keys(errors).filter((k) => k.startsWith("dataset."));
+    if (datasetErrors.length) return;
+    const seq = ++this.previewSeq;
+    try {
+      const data = await api.previewDataset(this.form.sectionValues(values, "dataset"));
+      if (seq !== this.previewSeq) return; // a newer edit already asked again
+      const wasActive = this.view.active;
+      this.view.showPreview(data);
+      this.view.setStatus(
+        wasActive
+          ? "Data changed, so the run was stopped. Press Train to learn the new points."
+          : "Ready: these are the points to separate. Press Train.",
+      );
+    } catch (err) {
+      if (err.status === 422) this.#showServerErrors(err.detail, "dataset");
+      else if (err.status === 0) checkHealth();
+      else showGeneralError(err.message);
+    }
+  }
+
+  #showServerErrors(detail, prefix = "") {
+    const errors = api.errorsByField(detail, prefix);
+    const general = errors[""];
+    delete errors[""];
+    this.form.showErrors(errors);
+    this.form.focusFirstError(errors);
+    showGeneralError(general || "");
+  }
+
+  /** Nothing is sent while a field is invalid; the server's 422 is shown per field too. */
+  #validConfig() {
+    const { values, errors } = this.form.read();
+    this.form.showErrors(errors);
+    if (Object.keys(errors).length) {
+      this.form.focusFirstError(errors);
+      showGeneralError("Fix the highlighted fields first.");
+      return null;
+    }
+    showGeneralError("");
+    return nest(values);
+  }
+
+  async train() {
+    const config = this.#validConfig();
+    if (!config) return;
+    try {
+      const run = await api.createRun(config);
+      this.view.attach(run);
+    } catch (err) {
+      if (err.status === 422) this.#showServerErrors(err.detail);
+      else {
+        this.view.setStatus(err.message, "error");
+        if (err.status === 0) checkHealth();
+      }
+    }
+  }
+
+  async compare() {
+    const config = this.#validConfig();
+    const sizes = readCompare(this.compareField);
+    if (!config || sizes.error) return;
+    await this.comparison.start(config, sizes.value);
+  }
+}
+
+async function main() {
+  let schema;
+  try {
+    schema = await api.schema();
+  } catch (err) {
+    await checkHealth();
+    $("status").textContent = `Could not load the form from the server: ${err.message}`;
+    setTimeout(main, 3000);
+    return;
+  }
+  const page = new Page(fieldsFromSchema(schema));
+  page.init();
+  checkHealth();
+  window.boundaryLab = page; // handy in the console and for the browser tests
+  document.body.dataset.ready = "true";
+}
+
+main();

@@ -1,0 +1,237 @@
+// The main run: follows one run's stream and keeps the status line, progress bar, metrics,
+// controls, boundary plot and loss curve in step with it.
+
+import * as api from "./api.js";
+
+const fmtInt = (n) => Number(n).toLocaleString("en-US");
+const fmtPct = (p) => (p === null || p === undefined ? "–" : `${(100 * p).toFixed(1)}%`);
+const fmtLoss = (v) => (v === null || v === undefined ? "–" : Number(v).toPrecision(4));
+
+function fmtDuration(seconds) {
+  if (!Number.isFinite(seconds)) return "–";
+  if (seconds < 60) return `${Math.ceil(seconds)} s`;
+  return `${Math.floor(seconds / 60)} min ${Math.ceil(seconds % 60)} s`;
+}
+
+/** Classes in a dataset message (labels are 0..K-1). */
+export function classCount(dataset) {
+  let k = 2;
+  for (const part of [dataset?.train, dataset?.test]) {
+    for (const y of part?.y || []) k = Math.max(k, y + 1);
+  }
+  return k;
+}
+
+export class RunView {
+  /**
+   * @param {Record<string, HTMLElement>} els  status, progress, progressText, trainAcc, testAcc,
+   *   loss, pause, step, stop, exportModel, exportHistory
+   * @param {{boundary: import("./plots.js").BoundaryPlot, loss: import("./plots.js").LossPlot}} plots
+   */
+  constructor(els, plots) {
+    this.els = els;
+    this.plots = plots;
+    this.stream = null;
+    this.id = null;
+    this.status = null;
+    this.#bindControls();
+    this.#reset();
+  }
+
+  #reset() {
+    this.total = 0;
+    this.reportEvery = 1;
+    this.iteration = 0;
+    this.last = null;
+    this.samples = [];
+    this.nClasses = 2;
+  }
+
+  #bindControls() {
+    const { pause, step, stop } = this.els;
+    pause.addEventListener("click", () => {
+      this.#control(this.status === "paused" ? "resume" : "pause");
+    });
+    step.addEventListener("click", () => this.#control("step"));
+    stop.addEventListener("click", () => this.#control("cancel"));
+  }
+
+  async #control(action) {
+    if (!this.id) return;
+    try {
+      await api.control(this.id, action);
+    } catch (err) {
+      this.setStatus(`Could not ${action}: ${err.message}`, "error");
+    }
+  }
+
+  get active() {
+    return this.id !== null && !api.TERMINAL.has(this.status);
+  }
+
+  /** Show freshly previewed data with no run attached. */
+  showPreview(dataset) {
+    this.detach();
+    this.nClasses = classCount(dataset);
+    this.plots.boundary.setDataset(dataset);
+    this.plots.boundary.setFrame(null);
+    this.plots.loss.reset();
+    this.#renderMetrics();
+  }
+
+  /** Stop following the current run (and cancel it if it still trains). */
+  detach({ cancel = true } = {}) {
+    if (this.active && cancel) api.control(this.id, "cancel").catch(() => {});
+    this.stream?.close();
+    this.stream = null;
+    this.id = null;
+    this.status = null;
+    this.#reset();
+    this.#renderControls();
+  }
+
+  /** Follow a run just created by POST /api/runs (its 201 body). */
+  attach(run) {
+    this.detach();
+    this.id = run.id;
+    this.total = run.config?.training?.iterations ?? 0;
+    this.reportEvery = run.config?.training?.report_every ?? 1;
+    this.plots.loss.reset();
+    this.plots.boundary.setFrame(null);
+    this.#setRunStatus(run.status || "queued", run);
+    this.stream = new api.RunStream(run.id, {
+      onMessage: (msg) => this.#onMessage(msg),
+      onConnection: (state, delay) => this.#onConnection(state, delay),
+    });
+    this.stream.start();
+    this.els.exportModel.href = api.modelUrl(run.id);
+    this.els.exportHistory.href = api.historyUrl(run.id);
+  }
+
+  #onMessage(msg) {
+    switch (msg.type) {
+      case "snapshot":
+        this.#onSnapshot(msg);
+        break;
+      case "progress":
+        this.#onProgress(msg);
+        break;
+      case "boundary":
+        this.plots.boundary.setFrame(msg, this.nClasses);
+        break;
+      case "status":
+        this.#setRunStatus(msg.status, msg);
+        break;
+      default:
+        break;
+    }
+  }
+
+  #onSnapshot(msg) {
+    this.total = msg.config?.training?.iterations ?? this.total;
+    this.reportEvery = msg.config?.training?.report_every ?? this.reportEvery;
+    if (msg.dataset) {
+      this.nClasses = classCount(msg.dataset);
+      this.plots.boundary.setDataset(msg.dataset);
+    }
+    this.plots.loss.reset();
+    this.samples = [];
+    for (const report of msg.history || []) this.#onProgress(report);
+    if (msg.boundary) this.plots.boundary.setFrame(msg.boundary, this.nClasses);
+    this.#setRunStatus(msg.status, msg);
+  }
+
+  #onProgress(report) {
+    this.plots.loss.push(report);
+    this.iteration = report.iteration;
+    this.last = report;
+    const now = performance.now();
+    this.samples.push([now, report.iteration]);
+    // Rate over the last two seconds: steady, yet quick to follow a pause or a new pace.
+    while (this.samples.length > 2 && now - this.samples[0][0] > 2000) this.samples.shift();
+    this.#renderMetrics();
+  }
+
+  #rate() {
+    if (this.status !== "running" || this.samples.length < 2) return null;
+    const [t0, i0] = this.samples[0];
+    const [t1, i1] = this.samples.at(-1);
+    return t1 > t0 ? ((i1 - i0) * 1000) / (t1 - t0) : null;
+  }
+
+  #onConnection(state, delay) {
+    if (state === "open") {
+      this.els.banner.hidden = true;
+      return;
+    }
+    const seconds = Math.round((delay || 0) / 1000);
+    const text = {
+      retrying: `Connection lost; reconnecting in ${seconds} s…`,
+      unreachable: `Server unreachable; retrying in ${seconds} s…`,
+      gone: "This run no longer exists on the server (it restarted or forgot it). Press Train.",
+    }[state];
+    this.els.banner.textContent = text;
+    this.els.banner.hidden = false;
+    if (state === "gone") {
+      this.status = "failed";
+      this.#renderControls();
+    }
+  }
+
+  #setRunStatus(status, msg = {}) {
+    this.status = status;
+    const it = fmtInt(this.iteration);
+    const texts = {
+      queued: `Queued${msg.position ?? msg.queue_position ? ` — place ${msg.position ?? msg.queue_position} in line` : ""}: waiting for a free worker…`,
+      running: "Training… watch the boundary bend.",
+      paused: `Paused at iteration ${it}. Step advances ${fmtInt(this.reportEvery)} iterations.`,
+      completed: `Completed: ${it} iterations, final loss ${fmtLoss(this.last?.loss)}.`,
+      cancelled: `Stopped at iteration ${it}.`,
+      diverged: `Diverged at iteration ${it}: ${msg.message || "lower the learning rate."}`,
+      failed: `Failed: ${msg.message || "the server could not train this run."}`,
+    };
+    const tone = { diverged: "error", failed: "error", completed: "ok" }[status] || "info";
+    this.setStatus(texts[status] || status, tone);
+    this.els.status.dataset.status = status;
+    this.#renderControls();
+    this.#renderMetrics();
+  }
+
+  setStatus(text, tone = "info") {
+    this.els.status.textContent = text;
+    this.els.status.dataset.tone = tone;
+  }
+
+  #renderControls() {
+    const { pause, step, stop, exportModel, exportHistory } = this.els;
+    const live = this.active;
+    pause.disabled = !live || this.status === "queued";
+    pause.textContent = this.status === "paused" ? "Resume" : "Pause";
+    pause.setAttribute("aria-pressed", this.status === "paused" ? "true" : "false");
+    step.disabled = this.status !== "paused";
+    stop.disabled = !live;
+    for (const link of [exportModel, exportHistory]) {
+      link.classList.toggle("disabled", !this.id);
+      link.setAttribute("aria-disabled", this.id ? "false" : "true");
+      if (!this.id) link.removeAttribute("href");
+    }
+  }
+
+  #renderMetrics() {
+    const { progress, progressText, trainAcc, testAcc, loss } = this.els;
+    const total = this.total || 1;
+    progress.max = total;
+    progress.value = Math.min(this.iteration, total);
+    const rate = this.#rate();
+    const parts = [`Iteration ${fmtInt(this.iteration)} / ${fmtInt(this.total)}`];
+    if (rate !== null) {
+      parts.push(`${fmtInt(Math.round(rate))} steps/s`);
+      parts.push(`${fmtDuration((this.total - this.iteration) / Math.max(rate, 1e-9))} left`);
+    }
+    progressText.textContent = this.id ? parts.join(" · ") : "No run yet";
+    this.els.iteration.textContent = String(this.iteration);
+    trainAcc.textContent = fmtPct(this.last?.train_accuracy);
+    testAcc.textContent = fmtPct(this.last?.test_accuracy);
+    loss.textContent = fmtLoss(this.last?.loss);
+  }
+}
