@@ -1,0 +1,160 @@
+"""Two-dimensional toy datasets, seeded and deterministic, with a seeded train/test split.
+
+Every generator takes ``(n, noise, seed)`` and returns ``X`` (n, 2) float64 and ``y`` (n,)
+int64. Random numbers come only from generators built from the seed, never from NumPy's global
+state. ``moons`` with ``seed=0`` is exactly the article's ``np.random.seed(0);
+make_moons(300, noise=0.20)`` (scikit-learn draws from a ``RandomState(0)`` either way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.datasets import make_circles, make_moons
+
+from boundarylab.config import MAX_SAMPLES, DatasetConfig
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Points and labels, split into train and test.
+
+    x_train (n_train, 2) float64, y_train (n_train,) int64 in 0..K-1, x_test (n_test, 2),
+    y_test (n_test,) (n_test may be 0), n_classes K.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+
+    @property
+    def x_all(self) -> np.ndarray:
+        """Train and test points together, (n_train + n_test, 2)."""
+        return np.concatenate([self.x_train, self.x_test])
+
+
+Generator = Callable[[int, float, int, int], tuple[np.ndarray, np.ndarray]]
+
+
+def _class_sizes(n: int, k: int) -> list[int]:
+    """n points over k classes as evenly as possible, earlier classes getting the remainder."""
+    return [n // k + (1 if c < n % k else 0) for c in range(k)]
+
+
+def _shuffled(rs: np.random.RandomState, X: np.ndarray, y: np.ndarray) -> tuple:
+    order = rs.permutation(len(y))
+    return X[order], y[order]
+
+
+def _moons(n: int, noise: float, seed: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    return make_moons(n, noise=noise, random_state=seed)
+
+
+def _circles(n: int, noise: float, seed: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    return make_circles(n, noise=noise, factor=0.5, random_state=seed)
+
+
+def _xor(n: int, noise: float, seed: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    # Uniform in [-1, 1]², label = sign(x1·x2) taken before the noise, so noise blurs the
+    # quadrant borders the way it blurs the moons.
+    rs = np.random.RandomState(seed)
+    X = rs.uniform(-1.0, 1.0, size=(n, 2))
+    y = (X[:, 0] * X[:, 1] < 0).astype(np.int64)
+    X += noise * rs.randn(n, 2)
+    return X, y
+
+
+def _blob_points(
+    rs: np.random.RandomState, centres: np.ndarray, n: int, noise: float
+) -> tuple[np.ndarray, np.ndarray]:
+    # Each blob has its own spread 0.5; the noise adds an independent gaussian on top.
+    spread = float(np.hypot(0.5, noise))
+    sizes = _class_sizes(n, len(centres))
+    y = np.repeat(np.arange(len(centres), dtype=np.int64), sizes)
+    X = centres[y] + spread * rs.randn(n, 2)
+    return _shuffled(rs, X, y)
+
+
+def _gaussian(n: int, noise: float, seed: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    centres = np.array([[-1.0, -1.0], [1.0, 1.0]])
+    return _blob_points(np.random.RandomState(seed), centres, n, noise)
+
+
+def _blobs(n: int, noise: float, seed: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    angles = 2 * np.pi * np.arange(k) / k + np.pi / 4
+    centres = 2.0 * np.column_stack([np.cos(angles), np.sin(angles)])
+    return _blob_points(np.random.RandomState(seed), centres, n, noise)
+
+
+def _spiral(n: int, noise: float, seed: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    # Two arms, each turning 1.75 times around the origin out to radius 1; arm c is arm 0
+    # rotated by π. sqrt spreads the points evenly along the arm's length.
+    rs = np.random.RandomState(seed)
+    sizes = _class_sizes(n, 2)
+    y = np.repeat(np.arange(2, dtype=np.int64), sizes)
+    t = np.sqrt(rs.uniform(0.0, 1.0, size=n)) * 0.95 + 0.05
+    theta = 1.75 * 2 * np.pi * t + np.pi * y
+    X = np.column_stack([t * np.cos(theta), t * np.sin(theta)]) + noise * rs.randn(n, 2)
+    return _shuffled(rs, X, y)
+
+
+GENERATORS: dict[str, Generator] = {
+    "moons": _moons,
+    "circles": _circles,
+    "xor": _xor,
+    "gaussian": _gaussian,
+    "spiral": _spiral,
+    "blobs": _blobs,
+}
+
+
+def _check(cfg: DatasetConfig) -> int:
+    """Validate what the schema also checks (a config may be built without validation);
+    returns the number of classes."""
+    if cfg.kind not in GENERATORS:
+        raise ValueError(f"dataset.kind: unknown kind {cfg.kind!r}; one of {sorted(GENERATORS)}")
+    if not 2 <= cfg.n_samples <= MAX_SAMPLES:
+        raise ValueError(f"dataset.n_samples must be 2 to {MAX_SAMPLES}, got {cfg.n_samples}")
+    if not (np.isfinite(cfg.noise) and cfg.noise >= 0):
+        raise ValueError(f"dataset.noise must be a finite number ≥ 0, got {cfg.noise}")
+    if not 0.0 <= cfg.test_fraction <= 0.9:
+        raise ValueError(f"dataset.test_fraction must be 0 to 0.9, got {cfg.test_fraction}")
+    if not 0 <= cfg.seed < 2**32:
+        raise ValueError(f"dataset.seed must be 0 to 2**32-1, got {cfg.seed}")
+    k = cfg.n_classes if cfg.kind == "blobs" else 2
+    if not 2 <= k <= 5:
+        raise ValueError(f"dataset.n_classes must be 2 to 5, got {k}")
+    if cfg.n_samples < k:
+        raise ValueError(f"dataset.n_samples ({cfg.n_samples}) must be ≥ the {k} classes")
+    return k
+
+
+def make_dataset(cfg: DatasetConfig) -> Dataset:
+    """Generate the points of ``cfg`` and split them.
+
+    The split draws from its own generator, ``default_rng([seed, 1])``, so changing
+    ``test_fraction`` never changes the points themselves. ``n_test = round(n·test_fraction)``.
+    Raises ValueError naming the parameter when the input is out of range or the split would
+    leave a class without training points.
+    """
+    k = _check(cfg)
+    X, y = GENERATORS[cfg.kind](cfg.n_samples, float(cfg.noise), int(cfg.seed), k)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.int64)
+    n_test = round(cfg.n_samples * cfg.test_fraction)
+    if n_test == 0:
+        empty = np.empty((0, 2))
+        return Dataset(X, y, empty, np.empty(0, dtype=np.int64), k)
+    order = np.random.default_rng([int(cfg.seed), 1]).permutation(len(y))
+    test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+    missing = sorted(set(range(k)) - set(y[train].tolist()))
+    if missing:
+        raise ValueError(
+            f"dataset.test_fraction {cfg.test_fraction} leaves class {missing[0]} with no "
+            f"training points out of {cfg.n_samples}; lower it or raise dataset.n_samples"
+        )
+    return Dataset(X[train], y[train], X[test], y[test], k)

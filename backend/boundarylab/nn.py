@@ -1,0 +1,444 @@
+"""The network: initialisation, forward pass, loss, summed gradients and updates, in NumPy.
+
+Notation follows the article: layer l maps ``a_{l-1}`` (n, fan_in) to ``z_l = a_{l-1} W_l + b_l``
+(n, fan_out), ``W_l`` (fan_in, fan_out), ``b_l`` (fan_out,). Hidden layers apply the activation;
+the output layer applies softmax (``cross_entropy``) or an element-wise sigmoid
+(``squared_error``). Shapes: ``X`` (n, d) float64, ``Y`` (n, K) one-hot float64, ``y`` (n,) int.
+
+Losses, with n points and λ = ``reg_lambda`` (weights only, never biases):
+
+- cross_entropy: ``L = (Σᵢ −log p(yᵢ|xᵢ) + λ/2 · Σ_l ‖W_l‖²) / n`` (article: ``calculate_loss``)
+- squared_error: ``L = (½ Σᵢ ‖oᵢ − tᵢ‖² + λ/2 · Σ_l ‖W_l‖²) / n`` with sigmoid outputs ``o`` and
+  one-hot targets ``t`` (the L2-norm loss the article derives)
+
+The gradient used for updates is the SUMMED one, ``∂(n·L)/∂θ`` (the article's ``dW``, including
+``λW``), and plain gradient descent does ``θ -= ε · ∂(n·L)/∂θ``. Nothing here does I/O or keeps
+global random state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from itertools import pairwise
+
+import numpy as np
+
+Params = list[tuple[np.ndarray, np.ndarray]]
+ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear")
+LOSSES = ("cross_entropy", "squared_error")
+
+
+def _sigmoid(z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    # 1 / (1 + exp(-z)); exp overflow for very negative z gives exactly 0, which is right.
+    np.negative(z, out=out)
+    np.exp(out, out=out)
+    out += 1.0
+    return np.reciprocal(out, out=out)
+
+
+def _relu(z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    return np.maximum(z, 0.0, out=out)
+
+
+def _linear(z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    if out is not z:
+        out[...] = z
+    return out
+
+
+def _tanh(z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    return np.tanh(z, out=out)
+
+
+# Each derivative is written in terms of the activation's OUTPUT a (as the article's 1 − a²),
+# so the backward pass needs no copy of z.
+def _d_tanh(a: np.ndarray, out: np.ndarray) -> np.ndarray:
+    np.multiply(a, a, out=out)
+    return np.subtract(1.0, out, out=out)
+
+
+def _d_sigmoid(a: np.ndarray, out: np.ndarray) -> np.ndarray:
+    np.subtract(1.0, a, out=out)
+    return np.multiply(out, a, out=out)
+
+
+def _d_relu(a: np.ndarray, out: np.ndarray) -> np.ndarray:
+    return np.greater(a, 0.0, out=out, casting="unsafe")
+
+
+def _d_linear(a: np.ndarray, out: np.ndarray) -> np.ndarray:
+    out.fill(1.0)
+    return out
+
+
+Fn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+_FORWARD: dict[str, Fn] = {"tanh": _tanh, "sigmoid": _sigmoid, "relu": _relu, "linear": _linear}
+_DERIV: dict[str, Fn] = {
+    "tanh": _d_tanh,
+    "sigmoid": _d_sigmoid,
+    "relu": _d_relu,
+    "linear": _d_linear,
+}
+
+
+def layer_sizes(n_inputs: int, hidden_sizes: Sequence[int], n_classes: int) -> list[int]:
+    """``[d, h_1, …, h_L, K]``: the width of every layer, input first."""
+    return [int(n_inputs), *(int(h) for h in hidden_sizes), int(n_classes)]
+
+
+def init_params(sizes: Sequence[int], seed: int) -> Params:
+    """The article's initialisation: ``RandomState(seed)``, then per layer in order
+    ``W = randn(fan_in, fan_out) / sqrt(fan_in)`` and ``b = 0`` (fan_out,)."""
+    rs = np.random.RandomState(seed)
+    params: Params = []
+    for fan_in, fan_out in pairwise(sizes):
+        params.append((rs.randn(fan_in, fan_out) / np.sqrt(fan_in), np.zeros(fan_out)))
+    return params
+
+
+def output_activation(z: np.ndarray, loss: str, out: np.ndarray | None = None) -> np.ndarray:
+    """Output of the last layer from its pre-activation ``z`` (n, K): softmax rows
+    (cross_entropy, computed as the article does: ``exp(z) / Σ exp(z)``) or sigmoid."""
+    out = np.empty_like(z) if out is None else out
+    if loss == "cross_entropy":
+        np.exp(z, out=out)
+        out /= out.sum(axis=1, keepdims=True)
+        return out
+    return _sigmoid(z, out)
+
+
+def forward(params: Params, X: np.ndarray, activation: str, loss: str) -> list[np.ndarray]:
+    """All layer outputs ``[a_1, …, a_L, out]``; ``out`` (n, K) is softmax or sigmoid."""
+    outs: list[np.ndarray] = []
+    a = X
+    last = len(params) - 1
+    for k, (W, b) in enumerate(params):
+        z = a @ W + b
+        a = output_activation(z, loss, z) if k == last else _FORWARD[activation](z, z)
+        outs.append(a)
+    return outs
+
+
+def class_probabilities(out: np.ndarray, loss: str) -> np.ndarray:
+    """Per-class scores that sum to 1 per row (n, K). Softmax output is already that; sigmoid
+    outputs (squared_error) are normalised by their row sum, so argmax is unchanged."""
+    if loss == "cross_entropy":
+        return out
+    total = out.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        probs = out / total
+    # All sigmoids at exactly 0 (saturated) carry no preference: spread evenly.
+    return np.where(total > 0, probs, 1.0 / out.shape[1])
+
+
+def weight_penalty(params: Params) -> float:
+    """``Σ_l ‖W_l‖²`` (biases excluded)."""
+    return float(sum(np.sum(W * W) for W, _ in params))
+
+
+def data_loss_sum(out: np.ndarray, y: np.ndarray, Y: np.ndarray, loss: str) -> float:
+    """Σ over points of the per-point loss, from the network output ``out`` (n, K)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if loss == "cross_entropy":
+            return float(-np.sum(np.log(out[np.arange(len(y)), y])))
+        diff = out - Y
+        return float(0.5 * np.sum(diff * diff))
+
+
+def loss_value(
+    params: Params,
+    X: np.ndarray,
+    y: np.ndarray,
+    activation: str,
+    loss: str,
+    reg_lambda: float,
+) -> float:
+    """The mean loss L (see module docstring) on (X (n, d), y (n,)); inf/nan when diverged."""
+    Y = one_hot(y, params[-1][0].shape[1])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        out = forward(params, X, activation, loss)[-1]
+        total = data_loss_sum(out, y, Y, loss) + reg_lambda / 2 * weight_penalty(params)
+    return total / len(X)
+
+
+def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n,) int labels to (n, K) float64 one-hot rows."""
+    Y = np.zeros((len(y), n_classes))
+    Y[np.arange(len(y)), y] = 1.0
+    return Y
+
+
+def output_delta(out: np.ndarray, Y: np.ndarray, loss: str) -> np.ndarray:
+    """∂(Σ per-point loss)/∂z_out (n, K): ``p − t`` for softmax + cross-entropy (the
+    article's ``delta3``), ``(o − t)·o·(1 − o)`` for sigmoid + squared error."""
+    if loss == "cross_entropy":
+        return out - Y
+    return (out - Y) * out * (1.0 - out)
+
+
+def gradients(
+    params: Params,
+    X: np.ndarray,
+    y: np.ndarray,
+    activation: str,
+    loss: str,
+    reg_lambda: float,
+) -> Params:
+    """Summed gradients ``[(dW_l (fan_in, fan_out), db_l (fan_out,)), …]`` of ``n·L``, i.e. the
+    article's backpropagation with ``+ λW`` on the weights. Reference version (allocates);
+    ``Network.step`` is the fast in-place equivalent."""
+    Y = one_hot(y, params[-1][0].shape[1])
+    outs = forward(params, X, activation, loss)
+    delta = output_delta(outs[-1], Y, loss)
+    grads: Params = []
+    for k in range(len(params) - 1, -1, -1):
+        a_prev = X if k == 0 else outs[k - 1]
+        W = params[k][0]
+        grads.append((a_prev.T @ delta + reg_lambda * W, delta.sum(axis=0)))
+        if k > 0:
+            delta = (delta @ W.T) * _DERIV[activation](a_prev, np.empty_like(a_prev))
+    grads.reverse()
+    return grads
+
+
+class Optimizer:
+    """Updates the flat parameter vector ``theta`` (P,) from the summed gradient ``grad`` (P,)
+    (which already includes ``λW``). ``gd``: ``θ -= ε g`` (the article)."""
+
+    def __init__(self, size: int, learning_rate: float) -> None:
+        self.lr = float(learning_rate)
+        self._tmp = np.empty(size)
+
+    def update(self, theta: np.ndarray, grad: np.ndarray) -> None:
+        # θ += (−ε)·g is bit-identical to the article's `W += -epsilon * dW`.
+        np.multiply(grad, -self.lr, out=self._tmp)
+        theta += self._tmp
+
+    def state(self) -> tuple:
+        """A copy of the optimiser's internal state (to undo steps)."""
+        return ()
+
+    def set_state(self, state: tuple) -> None:
+        """Restore what ``state()`` returned."""
+
+
+class Momentum(Optimizer):
+    """Classical momentum 0.9: ``v = 0.9 v − ε g``, ``θ += v``."""
+
+    beta = 0.9
+
+    def __init__(self, size: int, learning_rate: float) -> None:
+        super().__init__(size, learning_rate)
+        self._v = np.zeros(size)
+
+    def update(self, theta: np.ndarray, grad: np.ndarray) -> None:
+        self._v *= self.beta
+        np.multiply(grad, self.lr, out=self._tmp)
+        self._v -= self._tmp
+        theta += self._v
+
+    def state(self) -> tuple:
+        return (self._v.copy(),)
+
+    def set_state(self, state: tuple) -> None:
+        self._v[...] = state[0]
+
+
+class Adam(Optimizer):
+    """Adam (β1 = 0.9, β2 = 0.999, ε̂ = 1e-8) with the learning rate as step size, on the
+    summed gradient."""
+
+    b1, b2, eps = 0.9, 0.999, 1e-8
+
+    def __init__(self, size: int, learning_rate: float) -> None:
+        super().__init__(size, learning_rate)
+        self._m = np.zeros(size)
+        self._v = np.zeros(size)
+        self._t = 0
+
+    def update(self, theta: np.ndarray, grad: np.ndarray) -> None:
+        self._t += 1
+        self._m *= self.b1
+        self._m += (1.0 - self.b1) * grad
+        self._v *= self.b2
+        self._v += (1.0 - self.b2) * (grad * grad)
+        m_hat = self._m / (1.0 - self.b1**self._t)
+        v_hat = self._v / (1.0 - self.b2**self._t)
+        theta -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+    def state(self) -> tuple:
+        return (self._m.copy(), self._v.copy(), self._t)
+
+    def set_state(self, state: tuple) -> None:
+        self._m[...], self._v[...], self._t = state
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {"gd": Optimizer, "momentum": Momentum, "adam": Adam}
+
+
+class _Workspace:
+    """Preallocated buffers for batches of m points. ``inp`` (m, d+1) is the batch with a
+    column of ones appended; ``hidden[k]`` (m, h_k+1) likewise, so each layer's ``[W; b]``
+    is one matrix product and ``[dW; db]`` another (the bias sums come out of BLAS)."""
+
+    def __init__(self, m: int, sizes: list[int]) -> None:
+        self.inp = np.ones((m, sizes[0] + 1))
+        self.hidden = [np.ones((m, s + 1)) for s in sizes[1:-1]]
+        self.z = [np.empty((m, s)) for s in sizes[1:]]
+        self.deltas = [np.empty((m, s)) for s in sizes[1:]]
+        self.sums = np.empty((m, 1))
+
+
+class Network:
+    """A fully connected network whose parameters live in one flat float64 vector ``theta``.
+
+    Layer k's parameters are stored as the block ``[W_k; b_k]`` (fan_in+1, fan_out), row-major,
+    so ``params`` ``[(W_k (fan_in, fan_out), b_k (fan_out,)), …]`` and ``blocks`` are views of
+    ``theta``: an optimiser updates every layer with a handful of NumPy calls, and ``step``
+    reuses buffers. At 300×3 NumPy's per-call overhead, not arithmetic, is the cost.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activation: str = "tanh",
+        loss: str = "cross_entropy",
+        *,
+        seed: int = 0,
+        reg_lambda: float = 0.0,
+        learning_rate: float = 0.01,
+        optimizer: str = "gd",
+    ) -> None:
+        if activation not in _FORWARD:
+            raise ValueError(f"model.activation: unknown activation {activation!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"model.loss: unknown loss {loss!r}")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"training.optimizer: unknown optimizer {optimizer!r}")
+        self.sizes = [int(s) for s in sizes]
+        self.activation, self.loss = activation, loss
+        self.reg_lambda = float(reg_lambda)
+        shapes = list(pairwise(self.sizes))
+        total = sum((i + 1) * o for i, o in shapes)
+        self.theta = np.zeros(total)
+        self.grad = np.zeros(total)
+        self.blocks = self._blocks(self.theta, shapes)
+        self.grad_blocks = self._blocks(self.grad, shapes)
+        self.params: Params = [(B[:-1], B[-1]) for B in self.blocks]
+        self.grads: Params = [(G[:-1], G[-1]) for G in self.grad_blocks]
+        self.set_params(init_params(self.sizes, seed))
+        # λ on weight entries and 0 on biases, so one multiply regularises every layer.
+        self._reg = np.zeros(total)
+        for R in self._blocks(self._reg, shapes):
+            R[:-1] = self.reg_lambda
+        self._tmp = np.empty(total)
+        self.optimizer = OPTIMIZERS[optimizer](total, learning_rate)
+        self._ws: dict[int, _Workspace] = {}
+
+    @staticmethod
+    def _blocks(flat: np.ndarray, shapes: list[tuple[int, int]]) -> list[np.ndarray]:
+        blocks, pos = [], 0
+        for i, o in shapes:
+            blocks.append(flat[pos : pos + (i + 1) * o].reshape(i + 1, o))
+            pos += (i + 1) * o
+        return blocks
+
+    def set_params(self, params: Params) -> None:
+        """Copy ``params`` (same shapes) into the network."""
+        for (W, b), (W0, b0) in zip(self.params, params, strict=True):
+            W[...] = W0
+            b[...] = np.reshape(b0, b.shape)
+
+    def workspace(self, m: int) -> _Workspace:
+        ws = self._ws.get(m)
+        if ws is None:
+            ws = self._ws[m] = _Workspace(m, self.sizes)
+        return ws
+
+    def forward(self, X: np.ndarray) -> list[np.ndarray]:
+        """Layer outputs ``[a_1, …, out]`` for X (m, d); allocates (use for evaluation)."""
+        return forward(self.params, X, self.activation, self.loss)
+
+    def load_batch(self, X: np.ndarray) -> _Workspace:
+        """Copy X (m, d) into the workspace for m points (its ones column stays)."""
+        ws = self.workspace(len(X))
+        ws.inp[:, :-1] = X
+        return ws
+
+    def compute_gradient(self, ws: _Workspace, Y: np.ndarray) -> np.ndarray:
+        """Fill ``self.grad`` (P,) with the summed gradient of ``m·L`` on the batch loaded in
+        ``ws`` and its one-hot targets Y (m, K), λW included; returns it."""
+        self._forward_ws(ws)
+        self._output_delta(ws, Y)
+        self._backward_ws(ws)
+        np.multiply(self.theta, self._reg, out=self._tmp)
+        self.grad += self._tmp
+        return self.grad
+
+    def _forward_ws(self, ws: _Workspace) -> None:
+        act = _FORWARD[self.activation]
+        a = ws.inp
+        for k, B in enumerate(self.blocks):
+            np.dot(a, B, out=ws.z[k])
+            if k < len(ws.hidden):
+                a = ws.hidden[k]
+                act(ws.z[k], a[:, :-1])
+
+    def _output_delta(self, ws: _Workspace, Y: np.ndarray) -> None:
+        out, delta = ws.z[-1], ws.deltas[-1]
+        if self.loss == "cross_entropy":
+            np.exp(out, out=out)
+            # Column by column: the same additions, in the same order, as sum(axis=1) for
+            # K ≤ 8, at a fraction of the cost of a reduction call.
+            np.add(out[:, 0:1], out[:, 1:2], out=ws.sums)
+            for j in range(2, out.shape[1]):
+                ws.sums += out[:, j : j + 1]
+            out /= ws.sums
+            np.subtract(out, Y, out=delta)
+        else:
+            _sigmoid(out, out)
+            np.subtract(out, Y, out=delta)
+            delta *= out
+            # (o − t)·o·(1 − o): the last factor is written over `out`, no longer needed.
+            np.subtract(1.0, out, out=out)
+            delta *= out
+
+    def _backward_ws(self, ws: _Workspace) -> None:
+        deriv = _DERIV[self.activation]
+        delta = ws.deltas[-1]
+        for k in range(len(self.blocks) - 1, -1, -1):
+            a_prev = ws.inp if k == 0 else ws.hidden[k - 1]
+            np.dot(a_prev.T, delta, out=self.grad_blocks[k])
+            if k > 0:
+                prev = ws.deltas[k - 1]
+                np.dot(delta, self.params[k][0].T, out=prev)
+                tmp = ws.z[k - 1]  # the pre-activation is not needed any more
+                prev *= deriv(a_prev[:, :-1], tmp)
+                delta = prev
+
+    def step(self, X: np.ndarray, Y: np.ndarray) -> None:
+        """One update on the batch (X (m, d), one-hot Y (m, K))."""
+        self.step_loaded(self.load_batch(X), Y)
+
+    def step_loaded(self, ws: _Workspace, Y: np.ndarray) -> None:
+        """One update on the batch already in ``ws`` (the fast path for full batches)."""
+        self.compute_gradient(ws, Y)
+        self.optimizer.update(self.theta, self.grad)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities (m, K), rows summing to 1 (see ``class_probabilities``)."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            return class_probabilities(self.forward(X)[-1], self.loss)
+
+    def loss_sum(self, X: np.ndarray, y: np.ndarray, Y: np.ndarray) -> float:
+        """Σ per-point loss on (X (m, d), y (m,)), without the weight penalty."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            return data_loss_sum(self.forward(X)[-1], y, Y, self.loss)
+
+    def penalty(self) -> float:
+        """``λ/2 · Σ‖W‖²``."""
+        return self.reg_lambda / 2 * weight_penalty(self.params)
+
+    def is_finite(self) -> bool:
+        """True when every parameter is finite (one reduction over ``theta``)."""
+        return bool(np.isfinite(self.theta.sum()))
