@@ -1,0 +1,274 @@
+"""The Dockerfile and docker-compose.yml, checked without a Docker engine.
+
+No Docker daemon runs on the CI machines, so the container is proved in three ways: the
+files pass hadolint and the compose JSON schema; their structure is what the issue asks for
+(slim base, numeric non-root user, curl-free health check, exec-form CMD); and the
+Dockerfile's own COPY/RUN/CMD/HEALTHCHECK lines are replayed, outside a container, in a fresh
+virtualenv standing in for the image's Python. What cannot be replayed (user creation, USER)
+is checked statically.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import httpx
+import pytest
+from packaging_support import (
+    REPO,
+    Server,
+    Stage,
+    clean_env,
+    exec_form,
+    free_port,
+    healthcheck_argv,
+    make_venv,
+    parse_env,
+    run_checked,
+    start_server,
+    stop_server,
+)
+
+# Commands the replay runs for real, and commands that only make sense inside an image.
+REPLAYED_COMMANDS = {"pip", "python", "rm"}
+CONTAINER_ONLY_COMMANDS = {"groupadd", "useradd"}
+CONTEXT_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules")
+
+
+def final_stage(stages: list[Stage]) -> Stage:
+    return stages[-1]
+
+
+# --- static structure ----------------------------------------------------------------------
+
+
+def test_hadolint_passes(venv_bin_tool: Callable[[str], Path]) -> None:
+    result = subprocess.run(
+        [str(venv_bin_tool("hadolint")), "Dockerfile"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_multi_stage_build_on_slim_python(dockerfile: list[Stage]) -> None:
+    assert len(dockerfile) >= 2, "build the wheel in one stage, install it in another"
+    for stage in dockerfile:
+        assert re.fullmatch(r"python:3\.1[1-9]-slim(-\w+)?", stage.base), stage.base
+    builder_runs = " ".join(i.args for i in dockerfile[0].all("RUN"))
+    assert "pip wheel" in builder_runs or "-m build" in builder_runs
+    final_copy = " ".join(i.args for i in final_stage(dockerfile).all("COPY"))
+    assert "--from=" in final_copy, "the runtime stage takes only the built wheel"
+    assert "backend" not in final_copy, "the runtime stage must not copy the source tree"
+
+
+def test_runs_as_numeric_non_root_user(dockerfile: list[Stage]) -> None:
+    user = final_stage(dockerfile).last("USER")
+    assert user is not None, "the image runs as root"
+    uid, _, gid = user.args.partition(":")
+    assert uid.isdigit() and int(uid) > 0, f"USER must be a numeric non-root uid: {user.args}"
+    assert not gid or (gid.isdigit() and int(gid) > 0), user.args
+
+
+def test_exposes_8000_and_binds_all_interfaces(dockerfile: list[Stage]) -> None:
+    stage = final_stage(dockerfile)
+    assert any(i.args.split()[0] == "8000" for i in stage.all("EXPOSE"))
+    env: dict[str, str] = {}
+    for instruction in stage.all("ENV"):
+        env.update(parse_env(instruction.args))
+    # Settings default to 127.0.0.1, which is unreachable from outside a container.
+    assert env.get("BOUNDARYLAB_HOST") == "0.0.0.0"
+    assert env.get("BOUNDARYLAB_PORT", "8000") == "8000"
+
+
+def test_healthcheck_needs_no_curl(dockerfile: list[Stage]) -> None:
+    argv = healthcheck_argv(final_stage(dockerfile))
+    assert argv[0] == "python", argv
+    assert not {"curl", "wget"} & set(" ".join(argv).split()), argv
+    assert "/api/health" in argv[-1]
+
+
+def test_cmd_is_exec_form_running_the_server(dockerfile: list[Stage]) -> None:
+    cmd = final_stage(dockerfile).last("CMD")
+    assert cmd is not None
+    argv = exec_form(cmd.args)  # exec form: the server is PID 1 and gets SIGTERM itself
+    assert argv[:2] == ["boundarylab", "serve"] or argv[0] == "uvicorn", argv
+    assert final_stage(dockerfile).last("ENTRYPOINT") is None, "an ENTRYPOINT would wrap CMD"
+
+
+def test_dockerignore_keeps_the_context_small() -> None:
+    patterns = {
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".git", ".venv", "tests"} <= patterns
+
+
+# --- the replay -----------------------------------------------------------------------------
+
+
+@dataclass
+class Replay:
+    """What replaying the Dockerfile left behind: the stand-in image and how to start it."""
+
+    venv_dir: Path
+    rootfs: Path
+    workdir: Path  # the runtime stage's WORKDIR under rootfs
+    env: dict[str, str]  # the runtime stage's ENV
+    cmd: list[str]
+    healthcheck: list[str]
+
+
+def host_path(rootfs: Path, workdir: str, path: str) -> Path:
+    """Where the container path `path` (relative to `workdir`) lies under `rootfs`."""
+    return rootfs / str(PurePosixPath(workdir) / path).lstrip("/")
+
+
+def replay_copy(args: str, rootfs: Path, workdir: str, stage_roots: dict[str, Path]) -> None:
+    words = shlex.split(args)
+    from_stage = next((w.split("=", 1)[1] for w in words if w.startswith("--from=")), None)
+    *sources, dest = [w for w in words if not w.startswith("--")]
+    target = host_path(rootfs, workdir, dest)
+    for source in sources:
+        # --from=<stage> reads that stage's filesystem; otherwise the build context (the repo).
+        src = (
+            REPO / source if from_stage is None else host_path(stage_roots[from_stage], "/", source)
+        )
+        if src.is_dir():
+            shutil.copytree(src, target, dirs_exist_ok=True, ignore=CONTEXT_IGNORE)
+        else:
+            if dest.endswith("/"):
+                target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target / src.name if target.is_dir() else target)
+
+
+def replay_run(args: str, rootfs: Path, workdir: str, env: dict[str, str]) -> None:
+    commands = [part.split()[0] for part in re.split(r"&&|;", args) if part.strip()]
+    if set(commands) <= CONTAINER_ONLY_COMMANDS:
+        return  # user creation: meaningful only inside the image; USER is checked statically
+    unknown = set(commands) - REPLAYED_COMMANDS
+    assert not unknown, f"teach this replay about {unknown} (RUN {args})"
+    # Absolute container paths (/dist, ...) become paths under rootfs.
+    command = re.sub(r"(?<=\s)/(?=[\w.*])", f"{rootfs}/", args)
+    run_checked(["bash", "-c", command], cwd=host_path(rootfs, workdir, "."), env=env)
+
+
+def replay_dockerfile(stages: list[Stage], root: Path) -> Replay:
+    venv_dir = make_venv(root / "venv")  # stands in for python:3.11-slim's interpreter
+    stage_roots: dict[str, Path] = {}  # each stage has its own filesystem, as in Docker
+    for index, stage in enumerate(stages):
+        rootfs = root / f"stage{index}"
+        rootfs.mkdir()
+        stage_roots[str(index)] = rootfs
+        if stage.name:
+            stage_roots[stage.name] = rootfs
+        stage_env: dict[str, str] = {}
+        workdir = "/"
+        for instruction in stage.instructions:
+            keyword, args = instruction.keyword, instruction.args
+            if keyword == "ENV":
+                stage_env.update(parse_env(args))
+            elif keyword == "WORKDIR":
+                workdir = str(PurePosixPath(workdir) / args)
+                host_path(rootfs, workdir, ".").mkdir(parents=True, exist_ok=True)
+            elif keyword == "COPY":
+                replay_copy(args, rootfs, workdir, stage_roots)
+            elif keyword == "RUN":
+                replay_run(args, rootfs, workdir, clean_env(venv_dir, stage_env))
+    cmd = stages[-1].last("CMD")
+    assert cmd is not None
+    return Replay(
+        venv_dir=venv_dir,
+        rootfs=rootfs,
+        workdir=host_path(rootfs, workdir, "."),
+        env=stage_env,
+        cmd=exec_form(cmd.args),
+        healthcheck=healthcheck_argv(stages[-1]),
+    )
+
+
+@dataclass
+class Container:
+    replay: Replay
+    server: Server
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def container(
+    dockerfile: list[Stage], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Container]:
+    """The Dockerfile replayed, and its CMD running as `docker run -e ...` would start it."""
+    root = tmp_path_factory.mktemp("docker-replay")
+    replay = replay_dockerfile(dockerfile, root)
+    port = free_port()
+    # Like `docker run -e`: loopback only (this is not a container) and a free port.
+    run_env = {**replay.env, "BOUNDARYLAB_HOST": "127.0.0.1", "BOUNDARYLAB_PORT": str(port)}
+    env = clean_env(replay.venv_dir, run_env)
+    executable = shutil.which(replay.cmd[0], path=env["PATH"])
+    assert executable and Path(executable).is_relative_to(replay.venv_dir), executable
+    server = start_server(
+        [executable, *replay.cmd[1:]],
+        cwd=replay.workdir,
+        env=env,
+        port=port,
+        log_path=root / "server.log",
+    )
+    container = Container(replay, server, env)
+    yield container
+    stop_server(server)
+
+
+@pytest.mark.slow
+def test_replayed_image_installs_only_the_wheel(container: Container) -> None:
+    assert not (container.replay.rootfs / "dist").exists(), "the wheel is removed after install"
+    site = next((container.replay.venv_dir / "lib").glob("python3*/site-packages"))
+    assert (site / "boundarylab" / "frontend" / "index.html").is_file()
+
+
+@pytest.mark.slow
+def test_healthcheck_command_passes_against_the_running_server(container: Container) -> None:
+    result = subprocess.run(
+        container.replay.healthcheck,
+        cwd=container.replay.workdir,
+        env=container.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_healthcheck_command_fails_when_nothing_listens(container: Container) -> None:
+    env = {**container.env, "BOUNDARYLAB_PORT": str(free_port())}
+    result = subprocess.run(
+        container.replay.healthcheck,
+        cwd=container.replay.workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+
+
+@pytest.mark.slow
+def test_started_image_serves_page_and_api(container: Container) -> None:
+    base = container.server.base_url
+    page = httpx.get(f"{base}/", timeout=10)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    health = httpx.get(f"{base}/api/health", timeout=10).json()
+    assert health["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_server_cleanly(container: Container) -> None:
+    # What `docker stop` does: SIGTERM to PID 1, which exec-form CMD makes the server itself.
+    code = stop_server(container.server)
+    assert code == 0, f"exit code {code} after SIGTERM:\n{container.server.log()}"
