@@ -125,9 +125,9 @@ def _check(cfg: DatasetConfig) -> int:
         raise ValueError(f"dataset.test_fraction must be 0 to 0.9, got {cfg.test_fraction}")
     if not 0 <= cfg.seed < 2**32:
         raise ValueError(f"dataset.seed must be 0 to 2**32-1, got {cfg.seed}")
+    if not 2 <= cfg.n_classes <= 5:
+        raise ValueError(f"dataset.n_classes must be 2 to 5, got {cfg.n_classes}")
     k = cfg.n_classes if cfg.kind == "blobs" else 2
-    if not 2 <= k <= 5:
-        raise ValueError(f"dataset.n_classes must be 2 to 5, got {k}")
     if cfg.n_samples < k:
         raise ValueError(f"dataset.n_samples ({cfg.n_samples}) must be ≥ the {k} classes")
     return k

@@ -1,0 +1,96 @@
+"""Datasets: shapes, labels, determinism under a seed, the split, and clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+from sklearn.datasets import make_moons
+
+from boundarylab.config import DatasetConfig
+from boundarylab.datasets import make_dataset
+
+KINDS = ["moons", "circles", "xor", "gaussian", "spiral", "blobs"]
+
+
+def test_default_moons_are_exactly_the_articles_points() -> None:
+    np.random.seed(0)
+    X, y = make_moons(300, noise=0.20)
+    data = make_dataset(DatasetConfig())
+    assert np.array_equal(data.x_train, X) and np.array_equal(data.y_train, y)
+    assert data.x_test.shape == (0, 2) and data.y_test.shape == (0,)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shapes_dtypes_and_label_set(kind) -> None:
+    data = make_dataset(DatasetConfig(kind=kind, n_samples=250, n_classes=4))
+    k = 4 if kind == "blobs" else 2
+    assert data.n_classes == k
+    assert data.x_train.shape == (250, 2) and data.x_train.dtype == np.float64
+    assert data.y_train.shape == (250,) and data.y_train.dtype == np.int64
+    assert set(data.y_train.tolist()) == set(range(k))
+    assert np.isfinite(data.x_train).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_seed_same_points_other_seed_other_points(kind) -> None:
+    a = make_dataset(DatasetConfig(kind=kind, seed=7, test_fraction=0.2))
+    b = make_dataset(DatasetConfig(kind=kind, seed=7, test_fraction=0.2))
+    c = make_dataset(DatasetConfig(kind=kind, seed=8, test_fraction=0.2))
+    assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.y_test, b.y_test)
+    assert np.array_equal(a.x_test, b.x_test)
+    assert not np.allclose(a.x_train, c.x_train)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_generation_leaves_global_random_state_alone(kind) -> None:
+    np.random.seed(5)
+    expected = np.random.rand()
+    np.random.seed(5)
+    make_dataset(DatasetConfig(kind=kind, test_fraction=0.3))
+    assert np.random.rand() == expected
+
+
+@pytest.mark.parametrize(("fraction", "n_test"), [(0.0, 0), (0.25, 50), (0.5, 100), (0.9, 180)])
+def test_split_sizes_and_partition(fraction, n_test) -> None:
+    whole = make_dataset(DatasetConfig(n_samples=200))
+    data = make_dataset(DatasetConfig(n_samples=200, test_fraction=fraction))
+    assert len(data.y_test) == n_test and len(data.y_train) == 200 - n_test
+    # The split only partitions the same points: together they are the unsplit set.
+    joined = np.concatenate([data.x_train, data.x_test])
+    order = np.lexsort(joined.T)
+    assert np.array_equal(joined[order], whole.x_train[np.lexsort(whole.x_train.T)])
+
+
+def test_noise_changes_spread_not_labels() -> None:
+    calm = make_dataset(DatasetConfig(kind="xor", noise=0.0))
+    noisy = make_dataset(DatasetConfig(kind="xor", noise=0.5))
+    assert np.array_equal(calm.y_train, noisy.y_train)
+    assert np.abs(calm.x_train).max() <= 1.0 < np.abs(noisy.x_train).max()
+
+
+@pytest.mark.parametrize(
+    ("fields", "name"),
+    [
+        ({"n_samples": 1}, "n_samples"),
+        ({"n_samples": 5001}, "n_samples"),
+        ({"noise": -0.1}, "noise"),
+        ({"kind": "swirl"}, "kind"),
+        ({"test_fraction": 0.95}, "test_fraction"),
+        ({"n_classes": 9}, "n_classes"),
+    ],
+)
+def test_out_of_range_input_names_the_parameter(fields, name) -> None:
+    # Through the schema (what the API and CLI do): pydantic's error is a ValueError too.
+    with pytest.raises(ValidationError, match=name):
+        DatasetConfig(**fields)
+    # Around the schema (a config built without validation): make_dataset checks by itself.
+    with pytest.raises(ValueError, match=name):
+        make_dataset(DatasetConfig.model_construct(**{**DatasetConfig().model_dump(), **fields}))
+
+
+def test_split_that_empties_a_class_is_refused() -> None:
+    with pytest.raises(ValueError, match="test_fraction"):
+        make_dataset(DatasetConfig(n_samples=2, test_fraction=0.5))
+    with pytest.raises(ValueError, match="n_samples"):
+        make_dataset(DatasetConfig(kind="blobs", n_samples=3, n_classes=4))
