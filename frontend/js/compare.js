@@ -79,6 +79,8 @@ class CompareCell {
       this.last = msg;
     } else if (msg.type === "boundary") {
       this.plot.setFrame(msg, this.nClasses);
+      // Counted so one can tell a live plot from one drawn once at the end.
+      this.el.dataset.frames = String(Number(this.el.dataset.frames || 0) + 1);
     } else if (msg.type === "status") {
       this.status = msg.status;
     }

@@ -130,9 +130,14 @@ export class ConfigForm {
   /** Set inputs from flat values; keys not given fall back to the defaults. */
   setValues(values) {
     for (const field of this.fields) {
-      const value = field.key in values ? values[field.key] : field.default;
+      let value = field.key in values ? values[field.key] : field.default;
+      if (typeof value === "string" && field.kind !== "enum") {
+        // Text from a link: tidy it when valid, keep it verbatim (to show its error) when not.
+        const parsed = parseValue(field, value);
+        if (!parsed.error) value = parsed.value;
+      }
       this.inputs.get(field.key).value =
-        typeof value === "string" && field.kind !== "enum" ? value : formatValue(field, value);
+        typeof value === "string" ? value : formatValue(field, value);
     }
     this.showErrors(this.read().errors);
     this.#syncVisibility();

@@ -1,0 +1,171 @@
+"""Fixtures for the browser tests: a real uvicorn server and Debian's Chromium via Playwright.
+
+Run these as their own pytest invocation (`pytest tests/browser`): Playwright's sync API
+runs its own event loop, which clashes with async tests in the same process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("BOUNDARYLAB_CHROMIUM", "/usr/bin/chromium")
+# The app under test; overridable so the page can be checked against another build.
+APP = os.environ.get("BOUNDARYLAB_BROWSER_APP", "boundarylab.api:app")
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def _require_chromium() -> None:
+    """Skip locally without Chromium, but never in CI: there the tests must run."""
+    missing = None
+    if not Path(CHROMIUM).exists():
+        missing = f"Chromium not found at {CHROMIUM}"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            missing = "the playwright package is not installed (pip install -e '.[test]')"
+    if missing is None:
+        return
+    hint = f"{missing}: install it with `apt-get install chromium` to run the browser tests"
+    if os.environ.get("CI") == "true":
+        pytest.fail(hint)
+    pytest.skip(hint)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            pytest.fail(f"the server exited with {proc.returncode}:\n{err[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/health", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    pytest.fail(f"the server at {url} did not become healthy within {timeout_s} s")
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[str]:
+    """Base URL of a real uvicorn serving the app on a free loopback port."""
+    _require_chromium()
+    port = _free_port()
+    cmd = [sys.executable, "-m", "uvicorn", APP, "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*cmd, "--log-level", "warning"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def browser(server: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Watched:
+    """A page plus what it did: console errors, uncaught exceptions and API requests."""
+
+    page: Any
+    base: str
+    errors: list[str] = field(default_factory=list)
+    expected_errors: list[str] = field(default_factory=list)  # substrings a test provokes
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+    def open(self, query: str = "") -> None:
+        """Load the page (optionally with a query string) and wait for the form."""
+        self.page.goto(f"{self.base}/{query}")
+        self.page.wait_for_selector("body[data-ready='true']", timeout=15_000)
+
+    def api(self, path: str) -> Any:
+        """GET a JSON route of the server directly (the ground truth the page must show)."""
+        with urllib.request.urlopen(f"{self.base}{path}", timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def posts_to(self, path: str) -> list[str]:
+        return [url for method, url in self.requests if method == "POST" and url.endswith(path)]
+
+
+def _watch(context: Any, base: str) -> Iterator[Watched]:
+    page = context.new_page()
+    watched = Watched(page=page, base=base)
+    # A console error covers CSP violations ("Refused to execute inline script …") too.
+    page.on(
+        "console",
+        lambda msg: watched.errors.append(msg.text) if msg.type == "error" else None,
+    )
+    page.on("pageerror", lambda exc: watched.errors.append(f"uncaught: {exc}"))
+    page.on("request", lambda req: watched.requests.append((req.method, req.url)))
+    yield watched
+    context.close()
+    unexpected = [
+        e for e in watched.errors if not any(part in e for part in watched.expected_errors)
+    ]
+    assert not unexpected, f"the page logged errors: {unexpected}"
+
+
+@pytest.fixture
+def desk(browser: Any, server: str) -> Iterator[Watched]:
+    """The page at 1280×800, the size the issue asks to be usable at."""
+    yield from _watch(browser.new_context(viewport={"width": 1280, "height": 800}), server)
+
+
+@pytest.fixture
+def phone(browser: Any, server: str) -> Iterator[Watched]:
+    """The page at 390 px wide (a phone)."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    yield from _watch(context, server)
+
+
+@pytest.fixture(scope="session")
+def docs_dir() -> Path:
+    out = REPO / "docs"
+    out.mkdir(exist_ok=True)
+    return out

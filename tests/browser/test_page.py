@@ -1,0 +1,254 @@
+"""The page as a person uses it, in a real Chromium against a real server."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+FAST = "?training.steps_per_second="  # the default config, as fast as the machine goes
+RUN_DONE = "#status[data-status='completed']"
+
+
+def until(page: Any, expression: str, timeout: float = 30_000) -> None:
+    """Wait until a JS expression is truthy. Passed as a function: the page's CSP forbids
+    eval, which Playwright would use for a bare expression string."""
+    page.wait_for_function(f"() => ({expression})", timeout=timeout)
+
+
+def field(page: Any, key: str) -> Any:
+    return page.locator(f"[name='{key}']")
+
+
+def iteration(page: Any) -> int:
+    return int(page.locator("#iteration").inner_text())
+
+
+def points_drawn(page: Any, plot: str = "#boundary-plot") -> int:
+    """Markers actually drawn as SVG points (not just data handed to Plotly)."""
+    return page.locator(f"{plot} .scatterlayer path.point").count()
+
+
+def plot_data(page: Any, plot_id: str) -> list[dict[str, Any]]:
+    return page.evaluate(
+        "(id) => document.getElementById(id).data.map(t => ({type: t.type, x: t.x, y: t.y}))",
+        plot_id,
+    )
+
+
+def run_id(page: Any) -> str:
+    href = page.locator("#export-model").get_attribute("href")
+    match = re.search(r"api/runs/([^/]+)/model", href or "")
+    assert match, f"no run id in the export link {href!r}"
+    return match.group(1)
+
+
+def test_form_shows_the_schema_defaults(desk: Any) -> None:
+    desk.open()
+    schema = desk.api("/api/schema")
+    checked = 0
+    for section in ("dataset", "model", "training", "view"):
+        name = schema["properties"][section]["$ref"].split("/")[-1]
+        for key, prop in schema["$defs"][name]["properties"].items():
+            shown = field(desk.page, f"{section}.{key}").input_value()
+            default = prop.get("default")
+            if f"{section}.{key}" == "training.steps_per_second":
+                # The page's one deliberate override: 20000 steps in about 10 s, to watch.
+                assert float(shown) == 2000
+            elif default is None:
+                assert shown == ""
+            elif isinstance(default, list):
+                assert [int(s) for s in re.split(r"[,\s]+", shown) if s] == default
+            elif isinstance(default, str):
+                assert shown == default
+            else:
+                assert float(shown) == pytest.approx(default), key
+            checked += 1
+    assert checked >= 15
+    assert desk.page.locator("label[for='f-training-learning_rate']").inner_text()
+
+
+def test_preview_draws_the_points_and_redraws_on_change(desk: Any) -> None:
+    desk.open()
+    until(desk.page, "document.querySelectorAll('#boundary-plot path.point').length")
+    assert points_drawn(desk.page) == 300
+    field(desk.page, "dataset.n_samples").fill("120")
+    until(
+        desk.page,
+        "document.querySelectorAll('#boundary-plot .scatterlayer path.point').length === 120",
+    )
+    assert not desk.posts_to("/api/runs")
+
+
+def test_default_run_completes_and_shows_the_servers_final_loss(desk: Any, docs_dir: Path) -> None:
+    desk.open(FAST)
+    desk.page.click("#train")
+    desk.page.wait_for_selector(RUN_DONE, timeout=90_000)
+    accuracy = float(desk.page.locator("#train-accuracy").inner_text().rstrip("%"))
+    assert accuracy >= 98.0
+    run = desk.api(f"/api/runs/{run_id(desk.page)}")
+    assert run["status"] == "completed"
+    assert iteration(desk.page) == run["iteration"] == 20000
+    # The curve's last point is the server's final loss, exactly (JSON round-trips floats).
+    until(
+        desk.page, "document.getElementById('loss-plot').data[0].x.at(-1) === 20000", timeout=5000
+    )
+    curve = plot_data(desk.page, "loss-plot")[0]
+    assert curve["x"][-1] == 20000
+    assert curve["y"][-1] == run["history"][-1]["loss"]
+    types = [t["type"] for t in plot_data(desk.page, "boundary-plot")]
+    assert types[:2] == ["heatmap", "contour"]
+    assert points_drawn(desk.page) == 300
+    desk.page.wait_for_timeout(300)  # let the last animation frame paint
+    desk.page.screenshot(path=str(docs_dir / "screenshot-run.png"))
+
+
+def test_pause_really_stops_the_iteration_counter(desk: Any) -> None:
+    desk.open()  # the page's default pace: 2000 steps a second
+    desk.page.click("#train")
+    until(desk.page, "Number(document.getElementById('iteration').textContent) > 0")
+    desk.page.click("#pause")
+    desk.page.wait_for_selector("#status[data-status='paused']")
+    paused_at = iteration(desk.page)
+    server_at = desk.api(f"/api/runs/{run_id(desk.page)}")["iteration"]
+    desk.page.wait_for_timeout(1000)
+    assert iteration(desk.page) == paused_at
+    assert desk.api(f"/api/runs/{run_id(desk.page)}")["iteration"] == server_at
+    assert 0 < paused_at < 20000
+    # Step advances one report's worth (100 steps) and stays paused.
+    desk.page.click("#step")
+    until(desk.page, f"Number(document.getElementById('iteration').textContent) > {paused_at}")
+    assert desk.page.locator("#status").get_attribute("data-status") == "paused"
+    stepped = iteration(desk.page)
+    assert stepped - server_at == 100
+    desk.page.click("#pause")  # now labelled Resume
+    until(desk.page, f"Number(document.getElementById('iteration').textContent) > {stepped}")
+    desk.page.click("#stop")
+    desk.page.wait_for_selector("#status[data-status='cancelled']")
+
+
+def test_invalid_learning_rate_shows_the_error_and_sends_nothing(desk: Any) -> None:
+    desk.open()
+    field(desk.page, "training.learning_rate").fill("-0.5")
+    error = desk.page.locator("#f-training-learning_rate-error")
+    assert "greater than 0" in error.inner_text()
+    desk.page.click("#train")
+    desk.page.wait_for_timeout(300)
+    assert not desk.posts_to("/api/runs")
+    assert field(desk.page, "training.learning_rate").get_attribute("aria-invalid") == "true"
+    # Fixing it clears the message.
+    field(desk.page, "training.learning_rate").fill("0.02")
+    assert error.inner_text() == ""
+
+
+def test_server_422_is_shown_next_to_its_field(desk: Any) -> None:
+    """Limits only the server knows (deployment settings) come back as 422 per field."""
+    detail = [
+        {
+            "loc": ["body", "training", "iterations"],
+            "msg": "Input should be less than or equal to 5000",
+            "type": "less_than_equal",
+        }
+    ]
+
+    def reject(route: Any) -> None:
+        if route.request.method == "POST":
+            route.fulfill(
+                status=422, content_type="application/json", body=json.dumps({"detail": detail})
+            )
+        else:
+            route.continue_()
+
+    desk.expected_errors.append("status of 422")  # Chromium logs every failed request
+    desk.page.route("**/api/runs", reject)
+    desk.open()
+    desk.page.click("#train")
+    error = desk.page.locator("#f-training-iterations-error")
+    error.wait_for(state="visible")
+    assert "less than or equal to 5000" in error.inner_text()
+    assert desk.page.locator("#status").get_attribute("data-status") is None
+
+
+def test_comparison_draws_seven_live_plots(desk: Any, docs_dir: Path) -> None:
+    desk.open(FAST)
+    assert desk.page.locator("#compare-sizes").input_value().replace(" ", "") == "1,2,3,4,5,20,50"
+    desk.page.click("#compare")
+    cells = desk.page.locator(".compare-cell")
+    cells.first.wait_for()
+    assert cells.count() == 7
+    until(
+        desk.page,
+        "[...document.querySelectorAll('.compare-cell')]"
+        ".every(c => c.dataset.status === 'completed')",
+        timeout=120_000,
+    )
+    assert len(desk.posts_to("/api/runs")) == 7
+    desk.page.wait_for_timeout(300)
+    for i, size in enumerate([1, 2, 3, 4, 5, 20, 50]):
+        cell = cells.nth(i)
+        title = cell.locator(".gtitle").text_content() or ""
+        assert re.match(rf"Hidden size {size} · loss \d\.\d+ · train \d+\.\d%", title), title
+        # Live: the k=0 frame and at least the final one arrived while it trained.
+        assert int(cell.get_attribute("data-frames") or 0) >= 2
+        assert cell.locator(".heatmaplayer image, .hm image").count() >= 1
+        assert cell.locator(".scatterlayer path.point").count() == 300
+    desk.page.locator("section.compare").screenshot(path=str(docs_dir / "screenshot-compare.png"))
+
+
+def test_url_restores_the_form(desk: Any) -> None:
+    query = (
+        "?dataset.kind=circles&dataset.noise=0.1&model.hidden_sizes=8,4"
+        "&training.learning_rate=0.003&training.optimizer=adam&training.batch_size=32"
+        "&compare.hidden_sizes=2,4"
+    )
+    desk.open(query)
+    page = desk.page
+    assert field(page, "dataset.kind").input_value() == "circles"
+    assert field(page, "dataset.noise").input_value() == "0.1"
+    assert field(page, "model.hidden_sizes").input_value() == "8, 4"
+    assert field(page, "training.learning_rate").input_value() == "0.003"
+    assert field(page, "training.optimizer").input_value() == "adam"
+    assert field(page, "training.batch_size").input_value() == "32"
+    assert page.locator("#compare-sizes").input_value() == "2,4"
+    # An edit goes into the address bar, so a reload (or a copied link) keeps it.
+    field(page, "training.reg_lambda").fill("0.05")
+    until(page, "location.search.includes('training.reg_lambda=0.05')")
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']")
+    assert field(page, "training.reg_lambda").input_value() == "0.05"
+    assert field(page, "dataset.kind").input_value() == "circles"
+
+
+def test_reconnects_after_the_socket_drops(desk: Any) -> None:
+    desk.open("?training.steps_per_second=20000")
+    desk.page.click("#train")
+    until(desk.page, "Number(document.getElementById('iteration').textContent) > 0")
+    desk.page.evaluate("window.boundaryLab.view.stream.socket.close()")
+    desk.page.wait_for_selector(RUN_DONE, timeout=60_000)
+    curve = plot_data(desk.page, "loss-plot")[0]
+    assert curve["x"] == sorted(set(curve["x"]))  # the snapshot replay adds no duplicates
+    assert curve["x"][-1] == 20000
+
+
+def test_usable_on_a_phone(phone: Any, docs_dir: Path) -> None:
+    phone.open(FAST)
+    page = phone.page
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    train = page.locator("#train")
+    assert train.is_visible()
+    box = train.bounding_box()
+    assert box is not None and box["y"] < 844  # Train is on the first screen
+    page.click("#train")
+    page.wait_for_selector(RUN_DONE, timeout=90_000)
+    # The two plots stack: the loss plot sits below the boundary plot.
+    boundary = page.locator("#boundary-plot").bounding_box()
+    loss = page.locator("#loss-plot").bounding_box()
+    assert boundary and loss and loss["y"] >= boundary["y"] + boundary["height"]
+    time.sleep(0.3)
+    page.screenshot(path=str(docs_dir / "screenshot-mobile.png"), full_page=True)
