@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request, Response, WebSocket
 from fastapi.encoders import jsonable_encoder
@@ -387,19 +388,24 @@ def _add_stream(app: FastAPI, registry: RunRegistry, settings: Settings) -> None
         except RegistryError as exc:
             await websocket.close(1013, exc.message)
             return
-        tasks = [
-            asyncio.create_task(_send_loop(websocket, viewer)),
-            asyncio.create_task(_receive_loop(websocket, run, registry, viewer, settings)),
-        ]
+        # A task group (not bare asyncio tasks) so that cancellation from the server is
+        # structured: when either side ends, the other is cancelled and nothing outlives
+        # the connection.
+        ended: list[tuple[int, str] | None] = []
+
+        async def side(loop: Callable[[], Awaitable[tuple[int, str] | None]]) -> None:
+            ended.append(await loop())
+            group.cancel_scope.cancel()
+
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            closing = next(iter(done)).result()
+            async with anyio.create_task_group() as group:
+                group.start_soon(side, lambda: _send_loop(websocket, viewer))
+                group.start_soon(
+                    side, lambda: _receive_loop(websocket, run, registry, viewer, settings)
+                )
         finally:
-            # Nothing outlives the connection: both tasks end, the viewer is dropped.
             registry.unsubscribe(run, viewer)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        closing = ended[0] if ended else None
         if closing is not None:
             with contextlib.suppress(Exception):
                 await websocket.close(*closing)

@@ -1,0 +1,237 @@
+"""The stream and the registry with fake runs: fan-out, late join, control, limits, faults."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from conftest import (
+    FakeRun,
+    is_terminal,
+    make_client,
+    read_until,
+    strict_loads,
+    worker_threads,
+)
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+# A run that only moves when told: 1 report per second, far more steps than a test waits for.
+SLOW = {"training": {"iterations": 100_000, "report_every": 1, "steps_per_second": 1.0}}
+
+
+def _start(client: TestClient, body: dict[str, Any] = SLOW) -> str:
+    response = client.post("/api/runs", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def _server_tasks(client: TestClient) -> int:
+    async def count() -> int:
+        return len(asyncio.all_tasks())
+
+    return client.portal.call(count)  # type: ignore[union-attr]
+
+
+def test_snapshot_then_progress_frames_and_final_status(fake_client: TestClient) -> None:
+    run_id = _start(fake_client, {"training": {"iterations": 1000, "steps_per_second": 200.0}})
+    with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+        messages = read_until(ws, is_terminal)
+    snapshot = messages[0]
+    assert snapshot["type"] == "snapshot" and snapshot["id"] == run_id
+    assert {"config", "status", "dataset", "history", "boundary", "iteration"} <= set(snapshot)
+    assert len(snapshot["dataset"]["train"]["x"]) == 300
+    seen = [h["iteration"] for h in snapshot["history"]]
+    seen += [m["iteration"] for m in messages if m["type"] == "progress"]
+    assert seen == list(range(0, 1001, 100))  # nothing lost, nothing twice
+    frames = [m for m in messages if m["type"] == "boundary"]
+    assert frames and frames[-1]["iteration"] == 1000
+    assert messages[-1] == {"type": "status", "status": "completed"}
+
+
+def test_late_joiner_and_two_viewers_see_the_same_end(fake_client: TestClient) -> None:
+    run_id = _start(fake_client, {"training": {"iterations": 600, "steps_per_second": 100.0}})
+    with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as first:
+        read_until(first, lambda m: m.get("type") == "progress" and m["iteration"] >= 200)
+        with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as second:
+            snapshot = strict_loads(second.receive_text())
+            assert [h["iteration"] for h in snapshot["history"]][:3] == [0, 100, 200]
+            assert snapshot["boundary"]["iteration"] >= 200
+            end_first = read_until(first, is_terminal)
+            end_second = read_until(second, is_terminal)
+    last_frame = [m for m in end_first if m["type"] == "boundary"][-1]
+    assert last_frame == [m for m in end_second if m["type"] == "boundary"][-1]
+    # Reconnecting after the end: the snapshot alone carries everything.
+    with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as again:
+        final = strict_loads(again.receive_text())
+    assert final["status"] == "completed" and final["boundary"] == last_frame
+    assert [h["iteration"] for h in final["history"]] == list(range(0, 601, 100))
+
+
+def test_control_over_rest(fake_client: TestClient) -> None:
+    run_id = _start(fake_client)
+    base = f"/api/runs/{run_id}"
+    assert fake_client.post(f"{base}/step").status_code == 409  # only while paused
+    assert fake_client.post(f"{base}/pause").json()["status"] == "paused"
+    assert fake_client.post(f"{base}/pause").json()["status"] == "paused"  # idempotent
+    before = fake_client.get(base).json()["iteration"]
+    stepped = fake_client.post(f"{base}/step").json()
+    assert stepped["status"] == "paused" and stepped["iteration"] == before + 1
+    assert fake_client.post(f"{base}/resume").json()["status"] == "running"
+    cancelled = fake_client.post(f"{base}/cancel").json()
+    assert cancelled["status"] == "cancelled"
+    assert fake_client.post(f"{base}/cancel").json()["status"] == "cancelled"
+    assert fake_client.post(f"{base}/step").status_code == 409
+
+
+def test_control_over_the_socket(fake_client: TestClient) -> None:
+    run_id = _start(fake_client)
+    with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+        assert strict_loads(ws.receive_text())["type"] == "snapshot"
+        ws.send_json({"action": "step"})
+        assert "paused" in read_until(ws, lambda m: m["type"] == "error")[-1]["message"]
+        ws.send_json({"action": "pause"})
+        read_until(ws, lambda m: m.get("status") == "paused")
+        ws.send_json({"action": "step"})
+        stepped = read_until(ws, lambda m: m["type"] == "progress")[-1]
+        ws.send_json({"action": "resume"})
+        read_until(ws, lambda m: m.get("status") == "running")
+        ws.send_json({"action": "cancel"})
+        end = read_until(ws, is_terminal)[-1]
+    assert stepped["iteration"] >= 1 and end["status"] == "cancelled" and end["message"]
+    assert fake_client.get(f"/api/runs/{run_id}").json()["status"] == "cancelled"
+
+
+def test_bad_socket_messages_get_errors_and_the_run_goes_on(fake_client: TestClient) -> None:
+    run_id = _start(fake_client)
+    with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+        ws.receive_text()
+        for text in ["not json", '{"action": "explode"}', "[1, 2]", '{"action": NaN}']:
+            ws.send_text(text)
+            error = read_until(ws, lambda m: m["type"] == "error")[-1]
+            assert error["message"]
+        ws.send_text('{"action": "' + "x" * 5000 + '"}')
+        with pytest.raises(WebSocketDisconnect) as too_big:
+            read_until(ws, lambda m: False)
+        assert too_big.value.code == 1009
+    with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+        ws.receive_text()
+        ws.send_bytes(b"\x00\x01")
+        with pytest.raises(WebSocketDisconnect) as binary:
+            read_until(ws, lambda m: False)
+        assert binary.value.code == 1003 and binary.value.reason
+    assert fake_client.get(f"/api/runs/{run_id}").json()["status"] == "running"
+
+
+def test_origin_check_and_unknown_run_on_the_socket(fake_client: TestClient) -> None:
+    run_id = _start(fake_client)
+    url = f"/api/runs/{run_id}/stream"
+    with fake_client.websocket_connect(url, headers={"origin": "http://testserver"}) as ws:
+        assert strict_loads(ws.receive_text())["type"] == "snapshot"
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        fake_client.websocket_connect(url, headers={"origin": "http://evil.example"}) as ws,
+    ):
+        ws.receive_text()
+    assert refused.value.code == 1008 and "evil.example" in refused.value.reason
+    with fake_client.websocket_connect("/api/runs/nope/stream") as ws:
+        assert strict_loads(ws.receive_text())["type"] == "error"
+        with pytest.raises(WebSocketDisconnect) as unknown:
+            ws.receive_text()
+    assert unknown.value.code == 4404
+
+
+def test_allowed_origins_setting() -> None:
+    with make_client(FakeRun, allowed_origins=["http://ui.example:3000"]) as client:
+        url = f"/api/runs/{_start(client)}/stream"
+        with client.websocket_connect(url, headers={"origin": "http://ui.example:3000"}) as ws:
+            assert strict_loads(ws.receive_text())["type"] == "snapshot"
+
+
+def test_too_many_viewers_is_1013() -> None:
+    with make_client(FakeRun, max_viewers_per_run=2) as client:
+        url = f"/api/runs/{_start(client)}/stream"
+        with client.websocket_connect(url) as a, client.websocket_connect(url) as b:
+            a.receive_text(), b.receive_text()
+            with pytest.raises(WebSocketDisconnect) as full, client.websocket_connect(url) as c:
+                c.receive_text()
+            assert full.value.code == 1013 and "too many viewers" in full.value.reason
+
+
+def test_a_viewer_that_leaves_leaves_nothing_behind(fake_client: TestClient) -> None:
+    run_id = _start(fake_client, {"training": {"iterations": 100_000, "steps_per_second": 50.0}})
+    tasks_before = _server_tasks(fake_client)
+    threads_before = worker_threads()
+    for _ in range(3):
+        with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+            read_until(ws, lambda m: m.get("type") == "progress")
+    registry = fake_client.app.state.registry  # type: ignore[attr-defined]
+    for _ in range(200):  # the server notices the close asynchronously
+        if not registry.get(run_id).viewers and _server_tasks(fake_client) <= tasks_before:
+            break
+        fake_client.portal.call(asyncio.sleep, 0.01)  # type: ignore[union-attr]
+    assert not registry.get(run_id).viewers
+    assert _server_tasks(fake_client) <= tasks_before
+    assert worker_threads() == threads_before
+    assert fake_client.get(f"/api/runs/{run_id}").json()["status"] == "running"
+
+
+def test_queue_positions_then_429_when_full() -> None:
+    with make_client(FakeRun, max_running=1, max_queued=2) as client:
+        running = _start(client)
+        first, second = _start(client), _start(client)
+        assert client.get(f"/api/runs/{second}").json()["position"] == 2
+        full = client.post("/api/runs", json=SLOW)
+        assert full.status_code == 429 and int(full.headers["retry-after"]) > 0
+        assert "full" in full.json()["detail"]
+        with client.websocket_connect(f"/api/runs/{second}/stream") as ws:
+            snapshot = strict_loads(ws.receive_text())
+            assert snapshot["status"] == "queued" and snapshot["queue_position"] == 2
+            client.post(f"/api/runs/{first}/cancel")  # leaves the queue: second moves up
+            moved = read_until(ws, lambda m: m.get("type") == "status")[-1]
+            assert moved == {"type": "status", "status": "queued", "position": 1}
+            client.post(f"/api/runs/{running}/cancel")
+            read_until(ws, lambda m: m.get("status") == "running")
+        assert client.get("/api/health").json()["runs"] == {"running": 1, "queued": 0}
+
+
+def test_runs_per_client_limit_is_429() -> None:
+    with make_client(FakeRun, max_runs_per_client=2, max_running=4) as client:
+        _start(client), _start(client)
+        refused = client.post("/api/runs", json=SLOW)
+        assert refused.status_code == 429 and refused.headers["retry-after"]
+        assert "this client" in refused.json()["detail"]
+
+
+def test_a_failing_worker_run_is_failed_and_others_continue(fake_client: TestClient) -> None:
+    healthy = _start(fake_client)
+    broken = _start(fake_client, {"training": {"iterations": 100, "seed": 13}})
+    with fake_client.websocket_connect(f"/api/runs/{broken}/stream") as ws:
+        end = read_until(ws, is_terminal)[-1]
+    assert end["status"] == "failed" and "injected fault" in end["message"]
+    after = _start(fake_client, {"training": {"iterations": 200}})
+    with fake_client.websocket_connect(f"/api/runs/{after}/stream") as ws:
+        assert read_until(ws, is_terminal)[-1]["status"] == "completed"
+    assert fake_client.get(f"/api/runs/{healthy}").json()["status"] == "running"
+
+
+def test_finished_runs_are_forgotten_after_the_retention_count() -> None:
+    with make_client(FakeRun, retention_count=2) as client:
+        ids = []
+        for _ in range(3):
+            ids.append(_start(client, {"training": {"iterations": 100}}))
+            with client.websocket_connect(f"/api/runs/{ids[-1]}/stream") as ws:
+                read_until(ws, is_terminal)
+        client.get("/api/runs")
+        assert client.get(f"/api/runs/{ids[0]}").status_code == 404
+        assert client.get(f"/api/runs/{ids[2]}").status_code == 200
+
+
+def test_shutdown_cancels_runs_and_stops_every_worker_thread() -> None:
+    with make_client(FakeRun) as client:
+        run_id = _start(client)
+        registry = client.app.state.registry  # type: ignore[attr-defined]
+        assert worker_threads()
+    assert registry.get(run_id).status == "cancelled"
+    assert not worker_threads()
