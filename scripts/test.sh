@@ -14,7 +14,7 @@ else
     py=python3
 fi
 
-reports=test-results
+reports=${TEST_RESULTS_DIR:-test-results}  # JUnit XML of both pytest runs
 mkdir -p "$reports"
 rm -f "$reports"/unit.xml "$reports"/browser.xml
 failed=()
