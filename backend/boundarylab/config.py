@@ -94,11 +94,12 @@ class TrainingConfig(_Strict):
         description="Step size ε, applied to the summed (not averaged) gradient, as the article.",
     )
     reg_lambda: float = Field(
-        0.01, ge=0.0, le=10.0, description="L2 regularisation strength λ on the weights (not biases)."
+        0.01,
+        ge=0.0,
+        le=10.0,
+        description="L2 regularisation strength λ on the weights (not biases).",
     )
-    iterations: int = Field(
-        20000, ge=1, le=MAX_ITERATIONS, description="Number of gradient steps."
-    )
+    iterations: int = Field(20000, ge=1, le=MAX_ITERATIONS, description="Number of gradient steps.")
     optimizer: OptimizerName = Field(
         "gd", description="gd: plain gradient descent (the article); momentum (0.9); adam."
     )
