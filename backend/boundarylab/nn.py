@@ -72,8 +72,9 @@ def _d_linear(a: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 Fn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-_FORWARD: dict[str, Fn] = {"tanh": _tanh, "sigmoid": _sigmoid, "relu": _relu, "linear": _linear}
-_DERIV: dict[str, Fn] = {
+# name -> f(z, out) writing the activation of z into out; DERIVATIVE: f(a, out) from the output.
+ACTIVATE: dict[str, Fn] = {"tanh": _tanh, "sigmoid": _sigmoid, "relu": _relu, "linear": _linear}
+DERIVATIVE: dict[str, Fn] = {
     "tanh": _d_tanh,
     "sigmoid": _d_sigmoid,
     "relu": _d_relu,
@@ -114,7 +115,7 @@ def forward(params: Params, X: np.ndarray, activation: str, loss: str) -> list[n
     last = len(params) - 1
     for k, (W, b) in enumerate(params):
         z = a @ W + b
-        a = output_activation(z, loss, z) if k == last else _FORWARD[activation](z, z)
+        a = output_activation(z, loss, z) if k == last else ACTIVATE[activation](z, z)
         outs.append(a)
     return outs
 
@@ -196,7 +197,7 @@ def gradients(
         W = params[k][0]
         grads.append((a_prev.T @ delta + reg_lambda * W, delta.sum(axis=0)))
         if k > 0:
-            delta = (delta @ W.T) * _DERIV[activation](a_prev, np.empty_like(a_prev))
+            delta = (delta @ W.T) * DERIVATIVE[activation](a_prev, np.empty_like(a_prev))
     grads.reverse()
     return grads
 
@@ -309,7 +310,7 @@ class Network:
         learning_rate: float = 0.01,
         optimizer: str = "gd",
     ) -> None:
-        if activation not in _FORWARD:
+        if activation not in ACTIVATE:
             raise ValueError(f"model.activation: unknown activation {activation!r}")
         if loss not in LOSSES:
             raise ValueError(f"model.loss: unknown loss {loss!r}")
@@ -376,7 +377,7 @@ class Network:
         return self.grad
 
     def _forward_ws(self, ws: _Workspace) -> None:
-        act = _FORWARD[self.activation]
+        act = ACTIVATE[self.activation]
         a = ws.inp
         for k, B in enumerate(self.blocks):
             np.dot(a, B, out=ws.z[k])
@@ -404,7 +405,7 @@ class Network:
             delta *= out
 
     def _backward_ws(self, ws: _Workspace) -> None:
-        deriv = _DERIV[self.activation]
+        deriv = DERIVATIVE[self.activation]
         delta = ws.deltas[-1]
         for k in range(len(self.blocks) - 1, -1, -1):
             a_prev = ws.inp if k == 0 else ws.hidden[k - 1]
