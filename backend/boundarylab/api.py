@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 import boundarylab
 from boundarylab.config import DatasetConfig, RunConfig
+from boundarylab.datasets import make_dataset
 from boundarylab.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps, error_message
 from boundarylab.runs import RegistryError, Run, RunRegistry
 from boundarylab.settings import Settings, get_settings
@@ -169,8 +170,6 @@ def dataset_json(data: Any) -> dict[str, Any]:
 
 async def build_dataset(cfg: DatasetConfig, loc: tuple[str, ...] = ("body",)) -> dict[str, Any]:
     """make_dataset off the event loop; its ValueError becomes a 422 naming the field."""
-    from boundarylab.datasets import make_dataset
-
     try:
         data = await run_in_threadpool(make_dataset, cfg)
     except ValueError as exc:

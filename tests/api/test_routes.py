@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from conftest import FakeRun, is_terminal, make_client, read_until, strict_loads
+from api_support import FakeRun, is_terminal, make_client, read_until, strict_loads
 from fastapi.testclient import TestClient
 
 from boundarylab.config import RunConfig

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from conftest import (
+from api_support import (
     FakeRun,
     is_terminal,
     make_client,

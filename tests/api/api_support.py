@@ -1,0 +1,123 @@
+"""Helpers for the API tests: an app with thread workers and an optional fake run.
+
+`FakeRun` follows the RunLoop contract (status, k=0 progress + frame, pacing through
+next_command, pause/resume/step/cancel) without any maths, so the registry, fan-out and
+control paths can be tested deterministically; the real engine is tested separately.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from boundarylab.api import create_app
+from boundarylab.config import RunConfig
+from boundarylab.runs import RunRegistry
+from boundarylab.settings import Settings
+from boundarylab.worker import RunFactory
+
+TERMINAL = {"completed", "cancelled", "diverged", "failed"}
+
+
+class FakeRun:
+    """A RunLoop look-alike: `iterations` steps of `report_every`, loss = 1/(1+k).
+
+    With training.steps_per_second set it waits 1/steps_per_second per report through
+    next_command, like the real loop does; training.seed == 13 makes it raise (a fault).
+    """
+
+    def __init__(self, config: RunConfig, emit: Callable[[dict], None], next_command: Any):
+        self.config, self.emit, self.next_command = config, emit, next_command
+        self.k = 0
+        if config.training.seed == 13:
+            raise RuntimeError("injected fault")
+
+    def _report(self) -> None:
+        self.emit(
+            {
+                "type": "progress",
+                "iteration": self.k,
+                "loss": 1 / (1 + self.k),
+                "train_accuracy": 0.5,
+            }
+        )
+        self.emit(
+            {
+                "type": "boundary",
+                "iteration": self.k,
+                "grid": {},
+                "encoding": "fake",
+                "data": str(self.k),
+            }
+        )
+
+    def _advance(self) -> None:
+        self.k = min(self.config.training.iterations, self.k + self.config.training.report_every)
+        self._report()
+
+    def run(self) -> str:
+        t = self.config.training
+        wait = 0.0 if t.steps_per_second is None else 1.0 / t.steps_per_second
+        self.emit({"type": "status", "status": "running"})
+        self._report()
+        paused = False
+        while self.k < t.iterations:
+            cmd = self.next_command(3600.0 if paused else wait)
+            if cmd == "cancel":
+                self.emit({"type": "status", "status": "cancelled", "message": "cancelled"})
+                return "cancelled"
+            if cmd in ("pause", "resume"):
+                paused = cmd == "pause"
+                self.emit({"type": "status", "status": "paused" if paused else "running"})
+            elif (cmd == "step" and paused) or (cmd is None and not paused):
+                self._advance()
+        self.emit({"type": "status", "status": "completed"})
+        return "completed"
+
+    def export_model(self) -> dict:
+        return {"iteration": self.k, "layers": [{"W": [[float("nan")]], "b": [0.0]}]}
+
+
+@contextmanager
+def make_client(
+    factory: RunFactory | None = None, mode: str = "thread", **overrides: Any
+) -> Iterator[TestClient]:
+    """A TestClient (lifespan started) for an app with the given settings overrides."""
+    settings = Settings(**{"max_running": 2, **overrides})
+    registry = RunRegistry(settings, mode=mode, **({"run_factory": factory} if factory else {}))
+    with TestClient(create_app(settings, registry)) as client:
+        yield client
+
+
+def strict_loads(text: str) -> Any:
+    """json.loads that refuses NaN/Infinity, as a browser's JSON.parse does."""
+
+    def refuse(token: str) -> Any:
+        raise ValueError(f"non-standard JSON constant {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def read_until(ws: Any, predicate: Callable[[dict], bool], limit: int = 100_000) -> list[dict]:
+    """Messages up to and including the first that satisfies `predicate`."""
+    seen = []
+    for _ in range(limit):
+        message = strict_loads(ws.receive_text())
+        seen.append(message)
+        if predicate(message):
+            return seen
+    raise AssertionError("predicate never satisfied")
+
+
+def is_terminal(message: dict) -> bool:
+    """A final status, or a snapshot of a run that had already ended."""
+    return message.get("type") in ("status", "snapshot") and message.get("status") in TERMINAL
+
+
+def worker_threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith("boundarylab-")}

@@ -1,0 +1,117 @@
+"""The stream with the real engine (training.RunLoop in worker processes and threads)."""
+
+from __future__ import annotations
+
+import math
+
+import psutil
+from api_support import is_terminal, make_client, read_until, strict_loads, worker_threads
+from fastapi.testclient import TestClient
+
+from boundarylab.config import RunConfig
+from boundarylab.training import Trainer
+
+ARTICLE_SHORT = {"training": {"iterations": 1500, "report_every": 100}}
+
+
+def _expected_history(body: dict) -> list[dict]:
+    """What a bare Trainer reports at each report_every step (no server involved)."""
+    config = RunConfig.model_validate(body)
+    trainer = Trainer(config)
+    history = [trainer.report()]
+    while not trainer.done:
+        trainer.advance(config.training.report_every)
+        history.append(trainer.report())
+    return [{k: v for k, v in entry.items() if k != "type"} for entry in history]
+
+
+def _children() -> set[int]:
+    """Child processes, minus multiprocessing's resource tracker (one per interpreter,
+    started with the first spawned process and ended with the interpreter)."""
+    return {
+        p.pid
+        for p in psutil.Process().children(recursive=True)
+        if "resource_tracker" not in " ".join(p.cmdline())
+    }
+
+
+def _stream_to_end(client: TestClient, body: dict) -> tuple[str, list[dict]]:
+    run_id = client.post("/api/runs", json=body).json()["id"]
+    with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+        return run_id, read_until(ws, is_terminal)
+
+
+def test_process_workers_stream_the_engine_exactly_and_shut_down_clean() -> None:
+    children_before = _children()
+    with make_client(mode="process", max_running=1) as client:
+        run_id, messages = _stream_to_end(client, ARTICLE_SHORT)
+        assert psutil.Process().children(recursive=True)  # the worker is a process
+        model = strict_loads(client.get(f"/api/runs/{run_id}/model").text)
+    history = messages[0]["history"] + [
+        {k: v for k, v in m.items() if k != "type"} for m in messages if m["type"] == "progress"
+    ]
+    assert history == _expected_history(ARTICLE_SHORT)  # same floats, bit for bit
+    final_frame = [m for m in messages if m["type"] == "boundary"][-1]
+    assert final_frame["iteration"] == 1500 and final_frame["encoding"] == "p1-uint8-base64"
+    assert messages[-1] == {"type": "status", "status": "completed"}
+    assert model["iteration"] == 1500 and len(model["layers"]) == 2
+    # Lifespan exit stopped the pool: no child process or worker thread is left.
+    children_after = _children()
+    assert children_after <= children_before
+    assert not worker_threads()
+
+
+def test_test_split_metrics_and_a_frame_of_100x100_under_16_kib() -> None:
+    body = {"dataset": {"test_fraction": 0.3}, "training": {"iterations": 200}}
+    with make_client() as client:
+        _, messages = _stream_to_end(client, body)
+    progress = [m for m in messages if m["type"] == "progress"]
+    assert progress and {"test_loss", "test_accuracy"} <= set(progress[-1])
+    frame = [m for m in messages if m["type"] == "boundary"][-1]
+    assert frame["grid"]["nx"] == 100 and len(frame["data"]) <= 16 * 1024
+
+
+def test_divergence_ends_as_diverged_with_a_message_and_strict_json() -> None:
+    body = {
+        "model": {"hidden_sizes": [50], "activation": "relu"},
+        "training": {"learning_rate": 10.0, "reg_lambda": 0.0, "iterations": 2000},
+    }
+    with make_client() as client:
+        run_id = client.post("/api/runs", json=body).json()["id"]
+        with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+            texts = []
+            while True:
+                texts.append(ws.receive_text())
+                if is_terminal(strict_loads(texts[-1])):
+                    break
+        detail = strict_loads(client.get(f"/api/runs/{run_id}").text)
+        csv_text = client.get(f"/api/runs/{run_id}/history.csv").text
+    for text in texts:  # a browser's JSON.parse accepts every message
+        strict_loads(text)
+    end = strict_loads(texts[-1])
+    assert end["status"] == "diverged" and len(end["message"]) > 10
+    assert detail["status"] == "diverged" and detail["message"] == end["message"]
+    assert "nan" not in csv_text.lower()
+    for entry in detail["history"]:
+        assert entry["loss"] is None or math.isfinite(entry["loss"])
+
+
+def test_real_run_pause_step_export_resume_cancel() -> None:
+    body = {"training": {"iterations": 200_000, "report_every": 50, "steps_per_second": 500.0}}
+    with make_client() as client:
+        run_id = client.post("/api/runs", json=body).json()["id"]
+        base = f"/api/runs/{run_id}"
+        with client.websocket_connect(f"{base}/stream") as ws:
+            read_until(ws, lambda m: m.get("type") == "progress" and m["iteration"] > 0)
+            assert client.post(f"{base}/pause").json()["status"] == "paused"
+            k = client.get(base).json()["iteration"]
+            stepped = client.post(f"{base}/step").json()
+            assert stepped["status"] == "paused" and stepped["iteration"] >= k + 1
+            model = client.get(f"{base}/model").json()
+            assert model["iteration"] == stepped["iteration"]  # exported from the worker
+            ws.send_json({"action": "resume"})
+            read_until(ws, lambda m: m.get("status") == "running")
+            ws.send_json({"action": "cancel"})
+            end = read_until(ws, is_terminal)[-1]
+        assert end["status"] == "cancelled" and "Cancelled" in end["message"]
+        assert client.get(base).json()["status"] == "cancelled"
