@@ -11,7 +11,10 @@ function titleFor(size, cell) {
   const head = `Hidden size ${size}`;
   if (cell.error) return `${head} · ${cell.error}`;
   const r = cell.last;
-  if (!r) return `${head} · ${cell.status || "starting"}`;
+  if (!r) {
+    const place = cell.status === "queued" && cell.position ? ` (place ${cell.position})` : "";
+    return `${head} · ${cell.status || "starting"}${place}`;
+  }
   let text = `${head} · loss ${Number(r.loss).toFixed(4)} · train ${pct(r.train_accuracy)}`;
   if (r.test_accuracy !== undefined && r.test_accuracy !== null) {
     text += ` (test ${pct(r.test_accuracy)})`;
@@ -50,6 +53,7 @@ class CompareCell {
   follow(run) {
     this.id = run.id;
     this.status = run.status || "queued";
+    this.position = run.queue_position ?? run.position;
     this.#retitle();
     this.stream = new api.RunStream(run.id, {
       onMessage: (msg) => this.#onMessage(msg),
@@ -75,6 +79,7 @@ class CompareCell {
       this.last = msg.history?.at(-1) ?? this.last;
       if (msg.boundary) this.plot.setFrame(msg.boundary, this.nClasses);
       this.status = msg.status;
+      this.position = msg.queue_position;
     } else if (msg.type === "progress") {
       this.last = msg;
     } else if (msg.type === "boundary") {
@@ -83,8 +88,10 @@ class CompareCell {
       this.el.dataset.frames = String(Number(this.el.dataset.frames || 0) + 1);
     } else if (msg.type === "status") {
       this.status = msg.status;
+      if (msg.position !== undefined) this.position = msg.position;
     }
     this.#retitle();
+    if (api.TERMINAL.has(this.status)) this.onFinished?.();
   }
 
   close() {
@@ -118,6 +125,7 @@ export class Comparison {
   async start(config, sizes) {
     this.clear();
     this.cells = sizes.map((size) => new CompareCell(this.grid, size));
+    for (const cell of this.cells) cell.onFinished = () => this.#summarise();
     this.statusEl.textContent = `Training ${sizes.length} networks on the same data…`;
     for (const cell of this.cells) {
       const runConfig = { ...config, model: { ...config.model, hidden_sizes: [cell.size] } };
@@ -127,8 +135,16 @@ export class Comparison {
         cell.fail(err.message);
       }
     }
+    this.#summarise();
+  }
+
+  #summarise() {
+    const done = this.cells.filter((c) => api.TERMINAL.has(c.status)).length;
+    const total = this.cells.length;
     this.statusEl.textContent =
-      `${sizes.length} runs started: each plot updates as its network learns. ` +
-      "Small networks underfit; large ones bend around single points.";
+      done === total
+        ? `All ${total} runs finished. Compare the titles: training accuracy rises with the ` +
+          "size, but the largest networks bend around single noisy points (overfitting)."
+        : `${done} of ${total} runs finished; each plot updates as its network learns.`;
   }
 }

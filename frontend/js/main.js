@@ -54,6 +54,7 @@ async function checkHealth() {
 function makeRunView() {
   const els = {
     status: $("status"),
+    caption: $("boundary-caption"),
     banner: $("banner"),
     progress: $("progress"),
     progressText: $("progress-text"),

@@ -153,9 +153,10 @@ export class BoundaryPlot {
     const layout = {
       datarevision: this.revision,
       uirevision: "keep-zoom",
-      margin: this.small ? { l: 28, r: 8, t: 46, b: 24 } : { l: 44, r: 12, t: 12, b: 40 },
+      margin: this.small ? { l: 28, r: 8, t: 46, b: 24 } : { l: 44, r: 12, t: 30, b: 40 },
       showlegend: !this.small,
-      legend: { orientation: "h", y: -0.14, x: 0 },
+      // Above the plot: below it, the legend collides with the x₁ title on a phone.
+      legend: { orientation: "h", x: 0, y: 1.01, yanchor: "bottom" },
       xaxis: { title: this.small ? undefined : { text: "x₁" }, zeroline: false },
       yaxis: { title: this.small ? undefined : { text: "x₂" }, zeroline: false },
       plot_bgcolor: "#fafafa",
@@ -215,8 +216,9 @@ export class LossPlot {
     const traces = [
       {
         type: "scatter",
-        mode: "lines",
         name: "train loss",
+        // A lone point draws no line: show markers until there is a curve.
+        mode: this.iterations.length < 3 ? "lines+markers" : "lines",
         x: this.iterations,
         y: this.loss,
         line: { color: CLASS_COLORS[1], width: 2 },

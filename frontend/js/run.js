@@ -72,11 +72,19 @@ export class RunView {
   /** Show freshly previewed data with no run attached. */
   showPreview(dataset) {
     this.detach();
-    this.nClasses = classCount(dataset);
-    this.plots.boundary.setDataset(dataset);
+    this.#setDataset(dataset);
     this.plots.boundary.setFrame(null);
     this.plots.loss.reset();
     this.#renderMetrics();
+  }
+
+  #setDataset(dataset) {
+    this.nClasses = classCount(dataset);
+    this.plots.boundary.setDataset(dataset);
+    this.els.caption.textContent =
+      this.nClasses > 2
+        ? "Decision regions: colour = predicted class, paler = less sure"
+        : "Decision boundary: background = P(blue), line = 50 %";
   }
 
   /** Stop following the current run (and cancel it if it still trains). */
@@ -130,10 +138,7 @@ export class RunView {
   #onSnapshot(msg) {
     this.total = msg.config?.training?.iterations ?? this.total;
     this.reportEvery = msg.config?.training?.report_every ?? this.reportEvery;
-    if (msg.dataset) {
-      this.nClasses = classCount(msg.dataset);
-      this.plots.boundary.setDataset(msg.dataset);
-    }
+    if (msg.dataset) this.#setDataset(msg.dataset);
     this.plots.loss.reset();
     this.samples = [];
     for (const report of msg.history || []) this.#onProgress(report);
@@ -146,9 +151,13 @@ export class RunView {
     this.iteration = report.iteration;
     this.last = report;
     const now = performance.now();
-    this.samples.push([now, report.iteration]);
-    // Rate over the last two seconds: steady, yet quick to follow a pause or a new pace.
-    while (this.samples.length > 2 && now - this.samples[0][0] > 2000) this.samples.shift();
+    // Messages handled in one burst (the page was busy drawing) share one sample: the last
+    // of the burst. Otherwise the window would start mid-burst and overstate the rate.
+    const previous = this.samples.at(-1);
+    if (previous && now - previous[0] < 30) previous[1] = report.iteration;
+    else this.samples.push([now, report.iteration]);
+    // Rate over the last three seconds: steady, yet quick to follow a pause or a new pace.
+    while (this.samples.length > 2 && now - this.samples[0][0] > 3000) this.samples.shift();
     this.#renderMetrics();
   }
 
@@ -181,13 +190,16 @@ export class RunView {
   #setRunStatus(status, msg = {}) {
     this.status = status;
     const it = fmtInt(this.iteration);
+    const place = msg.position ?? msg.queue_position;
     const texts = {
-      queued: `Queued${msg.position ?? msg.queue_position ? ` — place ${msg.position ?? msg.queue_position} in line` : ""}: waiting for a free worker…`,
+      queued: `Queued${place ? ` (place ${place} in line)` : ""}: waiting for a free worker…`,
       running: "Training… watch the boundary bend.",
       paused: `Paused at iteration ${it}. Step advances ${fmtInt(this.reportEvery)} iterations.`,
       completed: `Completed: ${it} iterations, final loss ${fmtLoss(this.last?.loss)}.`,
       cancelled: `Stopped at iteration ${it}.`,
-      diverged: `Diverged at iteration ${it}: ${msg.message || "lower the learning rate."}`,
+      diverged: msg.message
+        ? `Diverged: ${msg.message.replace(/^Training diverged:\s*/i, "")}`
+        : `Diverged at iteration ${it}: lower the learning rate.`,
       failed: `Failed: ${msg.message || "the server could not train this run."}`,
     };
     const tone = { diverged: "error", failed: "error", completed: "ok" }[status] || "info";
@@ -232,6 +244,8 @@ export class RunView {
     this.els.iteration.textContent = String(this.iteration);
     trainAcc.textContent = fmtPct(this.last?.train_accuracy);
     testAcc.textContent = fmtPct(this.last?.test_accuracy);
+    // No test split, no test figure: a dash there reads like a broken value.
+    testAcc.parentElement.hidden = this.last?.test_accuracy === undefined;
     loss.textContent = fmtLoss(this.last?.loss);
   }
 }
