@@ -142,7 +142,10 @@ def make_dataset(cfg: DatasetConfig) -> Dataset:
     leave a class without training points.
     """
     k = _check(cfg)
-    X, y = GENERATORS[cfg.kind](cfg.n_samples, float(cfg.noise), int(cfg.seed), k)
+    # "+ 0.0" turns -0.0 (a valid noise, ≥ 0) into 0.0: NumPy's normal() checks the sign bit
+    # and would refuse scale=-0.0 with "scale < 0".
+    noise = float(cfg.noise) + 0.0
+    X, y = GENERATORS[cfg.kind](cfg.n_samples, noise, int(cfg.seed), k)
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.int64)
     n_test = round(cfg.n_samples * cfg.test_fraction)
