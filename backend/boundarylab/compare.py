@@ -19,7 +19,7 @@ import numpy as np
 
 from boundarylab.config import RunConfig
 from boundarylab.datasets import Dataset, make_dataset
-from boundarylab.nn import ACTIVATE, DERIVATIVE, OPTIMIZERS, init_params, one_hot
+from boundarylab.nn import ACTIVATE, Network, init_params, one_hot
 from boundarylab.training import (
     CHECK_EVERY,
     Trainer,
@@ -32,7 +32,8 @@ from boundarylab.training import (
 
 class FusedComparison:
     """M single-hidden-layer runs of ``base`` (its ``model.hidden_sizes`` replaced by each
-    size) trained together on the same data, batches and seed."""
+    size) trained together on the same data, batches and seed, as one ``Network`` with
+    ``groups=M`` and a block-diagonal gradient mask on the output layer."""
 
     def __init__(self, base: RunConfig, hidden_sizes: list[int], data: Dataset | None = None):
         self.base = base
@@ -44,92 +45,47 @@ class FusedComparison:
         self.diverged = False
         K, M, H = self.data.n_classes, len(self.hidden_sizes), sum(self.hidden_sizes)
         self._K, self._M, self._H = K, M, H
-        size1, size2 = 3 * H, (H + 1) * M * K
-        self.theta, self.grad = np.zeros(size1 + size2), np.zeros(size1 + size2)
-        self.B1, self.B2 = self.theta[:size1].reshape(3, H), self.theta[size1:].reshape(H + 1, -1)
-        self.G1, self.G2 = self.grad[:size1].reshape(3, H), self.grad[size1:].reshape(H + 1, -1)
-        self._mask = np.zeros((H + 1, M * K))
-        self._mask[-1] = 1.0  # output biases are per model already
-        self._reg = np.zeros_like(self.theta)
-        self._reg[: 2 * H] = t.reg_lambda  # rows W1 of B1; its bias row stays 0
+        mask = np.zeros((H + 1, M * K))
+        mask[-1] = 1.0  # output biases are per model already
         for j, (lo, hi) in enumerate(self._spans()):
-            (W1, _), (W2, _) = init_params([2, hi - lo, K], t.seed)
-            self.B1[:2, lo:hi] = W1
-            self.B2[lo:hi, j * K : (j + 1) * K] = W2
-            self._mask[lo:hi, j * K : (j + 1) * K] = 1.0
-        self._reg[size1:] = t.reg_lambda * self._mask.ravel()
-        self._reg[size1 + H * M * K :] = 0.0  # the output bias row
-        self.optimizer = OPTIMIZERS[t.optimizer](self.theta.size, t.learning_rate)
-        # One-hot targets repeated for each model's group of K outputs (n, M·K).
-        self._Y = np.tile(one_hot(self.data.y_train, K), M)
+            mask[lo:hi, j * K : (j + 1) * K] = 1.0
+        self.net = Network([2, H, M * K], self.activation, self.loss, seed=t.seed,
+                           reg_lambda=t.reg_lambda, learning_rate=t.learning_rate,
+                           optimizer=t.optimizer, groups=M, grad_mask=mask)  # fmt: skip
+        (W1, _), (W2, _) = self.net.params
+        for j, (lo, hi) in enumerate(self._spans()):
+            # Each model starts where a separate run with the same seed would.
+            (V1, _), (V2, _) = init_params([2, hi - lo, K], t.seed)
+            W1[:, lo:hi] = V1
+            W2[lo:hi, j * K : (j + 1) * K] = V2
+        self._Y = np.tile(one_hot(self.data.y_train, K), M)  # (n, M·K): targets per group
         n = len(self.data.y_train)
         self._batch = t.batch_size if t.batch_size and t.batch_size < n else None
         self._rng = np.random.default_rng([t.seed, 2])  # the same batches as Trainer draws
         self._order, self._pos = np.arange(n), n
-        self._tmp = np.empty_like(self.theta)
-        self._ws: dict[int, list[np.ndarray]] = {}
+        self._full = (
+            self.net.load_batch(self.data.x_train, self._Y) if self._batch is None else None
+        )
         self._grid: np.ndarray | None = None
-        if self._batch is None:
-            self._workspace(n)[0][:, :2] = self.data.x_train
 
     def _spans(self) -> list[tuple[int, int]]:
         """Column range [lo, hi) of each model's hidden units in the fused hidden layer."""
-        ends = np.cumsum([0, *self.hidden_sizes]).tolist()
-        return list(pairwise(ends))
+        return list(pairwise(np.cumsum([0, *self.hidden_sizes]).tolist()))
 
     @property
     def done(self) -> bool:
         return self.iteration >= self.total or self.diverged
 
-    def _workspace(self, m: int) -> list[np.ndarray]:
-        if m not in self._ws:
-            H, MK = self._H, self._M * self._K
-            self._ws[m] = [np.ones((m, 3)), np.empty((m, H)), np.ones((m, H + 1)),
-                           np.empty((m, MK)), np.empty((m, MK)), np.empty((m, H)),
-                           np.empty((m, self._M, 1))]  # fmt: skip
-        return self._ws[m]
-
-    def _batch_data(self) -> tuple[list[np.ndarray], np.ndarray]:
-        if self._batch is None:
-            return self._workspace(len(self._Y)), self._Y  # loaded once, in __init__
+    def _step(self) -> None:
+        if self._full is not None:
+            self.net.step_loaded(self._full)
+            return
         n, b = len(self._order), self._batch
         if self._pos + b > n:
             self._order, self._pos = self._rng.permutation(n), 0
         idx = self._order[self._pos : self._pos + b]
         self._pos += b
-        ws = self._workspace(b)
-        ws[0][:, :2] = self.data.x_train[idx]
-        return ws, self._Y[idx]
-
-    def _step(self) -> None:
-        (Xa, z1, A1, z2, delta, delta2, sums), Y = self._batch_data()  # Y (m, M·K)
-        H, M, K = self._H, self._M, self._K
-        np.dot(Xa, self.B1, out=z1)
-        ACTIVATE[self.activation](z1, A1[:, :H])
-        np.dot(A1, self.B2, out=z2)
-        groups = z2.reshape(len(z2), M, K)
-        if self.loss == "cross_entropy":
-            np.exp(z2, out=z2)
-            # Group sums column by column: the additions of sum(axis=-1), far fewer calls.
-            np.add(groups[:, :, 0:1], groups[:, :, 1:2], out=sums)
-            for k in range(2, K):
-                sums += groups[:, :, k : k + 1]
-            groups /= sums
-            np.subtract(z2, Y, out=delta)
-        else:
-            ACTIVATE["sigmoid"](z2, z2)
-            np.subtract(z2, Y, out=delta)
-            delta *= z2
-            np.subtract(1.0, z2, out=z2)
-            delta *= z2
-        np.dot(A1.T, delta, out=self.G2)
-        self.G2 *= self._mask
-        np.dot(delta, self.B2[:H].T, out=delta2)
-        delta2 *= DERIVATIVE[self.activation](A1[:, :H], z1)
-        np.dot(Xa.T, delta2, out=self.G1)
-        np.multiply(self.theta, self._reg, out=self._tmp)
-        self.grad += self._tmp
-        self.optimizer.update(self.theta, self.grad)
+        self.net.step(self.data.x_train[idx], self._Y[idx])
 
     def advance(self, n_steps: int) -> int:
         """Up to ``n_steps`` updates of every model; stops (``diverged``) as soon as any
@@ -143,16 +99,17 @@ class FusedComparison:
                     self._step()
                 self.iteration += chunk
                 taken += chunk
-                self.diverged = not np.isfinite(self.theta.sum())
+                self.diverged = not self.net.is_finite()
         return taken
 
     def _outputs(self, X: np.ndarray) -> np.ndarray:
         """Each model's output for X (m, 2): (m, M, K) softmax or sigmoid values."""
         H, M, K = self._H, self._M, self._K
+        (W1, b1), (W2, b2) = self.net.params
         with np.errstate(all="ignore"):
             a1 = np.empty((len(X), H))
-            ACTIVATE[self.activation](X @ self.B1[:2] + self.B1[2], a1)
-            z2 = (a1 @ self.B2[:H] + self.B2[H]).reshape(len(X), M, K)
+            ACTIVATE[self.activation](X @ W1 + b1, a1)
+            z2 = (a1 @ W2 + b2).reshape(len(X), M, K)
             if self.loss == "cross_entropy":
                 e = np.exp(z2)
                 return e / e.sum(axis=2, keepdims=True)
@@ -161,10 +118,11 @@ class FusedComparison:
     def _penalties(self) -> np.ndarray:
         """λ/2 Σ‖W‖² of each model (M,)."""
         lam, K = self.base.training.reg_lambda, self._K
+        (W1, _), (W2, _) = self.net.params
         out = []
         for j, (lo, hi) in enumerate(self._spans()):
-            W1, W2 = self.B1[:2, lo:hi], self.B2[lo:hi, j * K : (j + 1) * K]
-            out.append(lam / 2 * (np.sum(W1 * W1) + np.sum(W2 * W2)))
+            V1, V2 = W1[:, lo:hi], W2[lo:hi, j * K : (j + 1) * K]
+            out.append(lam / 2 * (np.sum(V1 * V1) + np.sum(V2 * V2)))
         return np.array(out)
 
     def _metrics(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@ global random state.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from itertools import pairwise
 
 import numpy as np
@@ -278,25 +279,35 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {"gd": Optimizer, "momentum": Momentum,
 
 
 class _Workspace:
-    """Preallocated buffers for batches of m points. ``inp`` (m, d+1) is the batch with a
-    column of ones appended; ``hidden[k]`` (m, h_k+1) likewise, so each layer's ``[W; b]``
-    is one matrix product and ``[dW; db]`` another (the bias sums come out of BLAS)."""
+    """Buffers for batches of m points, stored transposed (features × points) so every
+    element-wise operation runs over contiguous rows. ``inp`` (d+1, m) is the batch with a row
+    of ones below it; ``hidden[k]`` (h_k+1, m) likewise, so each layer's ``[W; b]`` is one
+    matrix product and ``[dW; db]`` another (the bias sums come out of the same product).
+    ``target`` (K·G, m) holds the one-hot targets; ``tape`` is the step as a list of bound
+    NumPy calls, built once, replayed without Python-level dispatch."""
 
     def __init__(self, m: int, sizes: list[int]) -> None:
-        self.inp = np.ones((m, sizes[0] + 1))
-        self.hidden = [np.ones((m, s + 1)) for s in sizes[1:-1]]
-        self.z = [np.empty((m, s)) for s in sizes[1:]]
-        self.deltas = [np.empty((m, s)) for s in sizes[1:]]
-        self.sums = np.empty((m, 1))
+        self.inp = np.ones((sizes[0] + 1, m))
+        self.hidden = [np.ones((s + 1, m)) for s in sizes[1:-1]]
+        self.out = np.empty((sizes[-1], m))
+        self.target = np.empty((sizes[-1], m))
+        self.deltas = [np.empty((s, m)) for s in sizes[1:]]
+        self.tmp = [np.empty((s, m)) for s in sizes[1:]]
+        self.tape: list[Callable[[], object]] = []
 
 
 class Network:
     """A fully connected network whose parameters live in one flat float64 vector ``theta``.
 
-    Layer k's parameters are stored as the block ``[W_k; b_k]`` (fan_in+1, fan_out), row-major,
-    so ``params`` ``[(W_k (fan_in, fan_out), b_k (fan_out,)), …]`` and ``blocks`` are views of
-    ``theta``: an optimiser updates every layer with a handful of NumPy calls, and ``step``
-    reuses buffers. At 300×3 NumPy's per-call overhead, not arithmetic, is the cost.
+    Layer k's parameters are the block ``[W_k; b_k]`` (fan_in+1, fan_out), row-major, so
+    ``params`` ``[(W_k (fan_in, fan_out), b_k (fan_out,)), …]`` and ``blocks`` are views of
+    ``theta``: an optimiser updates every layer in a handful of NumPy calls. At 300×3 NumPy's
+    per-call overhead, not arithmetic, is the cost, so a step is a prebuilt tape of calls.
+
+    ``groups`` > 1 splits the K·groups outputs into groups of K, each with its own softmax
+    (or sigmoids), and ``grad_mask`` (same shape as the last block) zeroes gradient entries
+    that must stay fixed: with a block-diagonal last layer this trains several networks at
+    once (see compare.py).
     """
 
     def __init__(
@@ -309,6 +320,8 @@ class Network:
         reg_lambda: float = 0.0,
         learning_rate: float = 0.01,
         optimizer: str = "gd",
+        groups: int = 1,
+        grad_mask: np.ndarray | None = None,
     ) -> None:
         if activation not in ACTIVATE:
             raise ValueError(f"model.activation: unknown activation {activation!r}")
@@ -317,21 +330,24 @@ class Network:
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"training.optimizer: unknown optimizer {optimizer!r}")
         self.sizes = [int(s) for s in sizes]
-        self.activation, self.loss = activation, loss
+        self.activation, self.loss, self.groups = activation, loss, int(groups)
         self.reg_lambda = float(reg_lambda)
         shapes = list(pairwise(self.sizes))
         total = sum((i + 1) * o for i, o in shapes)
-        self.theta = np.zeros(total)
-        self.grad = np.zeros(total)
+        self.theta, self.grad = np.zeros(total), np.zeros(total)
         self.blocks = self._blocks(self.theta, shapes)
         self.grad_blocks = self._blocks(self.grad, shapes)
         self.params: Params = [(B[:-1], B[-1]) for B in self.blocks]
         self.grads: Params = [(G[:-1], G[-1]) for G in self.grad_blocks]
-        self.set_params(init_params(self.sizes, seed))
+        if groups == 1:
+            self.set_params(init_params(self.sizes, seed))
+        self.grad_mask = grad_mask
         # λ on weight entries and 0 on biases, so one multiply regularises every layer.
         self._reg = np.zeros(total)
         for R in self._blocks(self._reg, shapes):
             R[:-1] = self.reg_lambda
+        if grad_mask is not None:
+            self._blocks(self._reg, shapes)[-1][...] *= grad_mask
         self._tmp = np.empty(total)
         self.optimizer = OPTIMIZERS[optimizer](total, learning_rate)
         self._ws: dict[int, _Workspace] = {}
@@ -350,81 +366,90 @@ class Network:
             W[...] = W0
             b[...] = np.reshape(b0, b.shape)
 
-    def workspace(self, m: int) -> _Workspace:
-        ws = self._ws.get(m)
+    def load_batch(self, X: np.ndarray, Y: np.ndarray) -> _Workspace:
+        """Copy a batch X (m, d) and its one-hot targets Y (m, K·groups) into the workspace
+        for m points; returns it, ready for ``step_loaded``."""
+        ws = self._ws.get(len(X))
         if ws is None:
-            ws = self._ws[m] = _Workspace(m, self.sizes)
+            ws = self._ws[len(X)] = _Workspace(len(X), self.sizes)
+            ws.tape = self._gradient_tape(ws) + self._update_tape()
+        ws.inp[:-1] = X.T
+        ws.target[...] = Y.T
         return ws
+
+    def _gradient_tape(self, ws: _Workspace) -> list[Callable[[], object]]:
+        """The calls of one forward + backward pass leaving ``grad`` (λW included), in the
+        article's order of operations."""
+        act, deriv = ACTIVATE[self.activation], DERIVATIVE[self.activation]
+        tape: list[Callable[[], object]] = []
+        a = ws.inp
+        for k, B in enumerate(self.blocks):
+            z = ws.hidden[k][:-1] if k < len(ws.hidden) else ws.out
+            tape.append(partial(np.dot, B.T, a, out=z))
+            if k < len(ws.hidden):
+                tape.append(partial(act, z, z))
+                a = ws.hidden[k]
+        tape += self._output_delta_tape(ws)
+        delta = ws.deltas[-1]
+        for k in range(len(self.blocks) - 1, -1, -1):
+            a_prev = ws.inp if k == 0 else ws.hidden[k - 1]
+            tape.append(partial(np.dot, a_prev, delta.T, out=self.grad_blocks[k]))
+            if k == len(self.blocks) - 1 and self.grad_mask is not None:
+                tape.append(partial(np.multiply, self.grad_blocks[k], self.grad_mask,
+                                    out=self.grad_blocks[k]))  # fmt: skip
+            if k > 0:
+                prev, tmp = ws.deltas[k - 1], ws.tmp[k - 1]
+                tape.append(partial(np.dot, self.params[k][0], delta, out=prev))
+                tape.append(partial(deriv, a_prev[:-1], tmp))
+                tape.append(partial(np.multiply, prev, tmp, out=prev))
+                delta = prev
+        tape.append(partial(np.multiply, self.theta, self._reg, out=self._tmp))
+        tape.append(partial(np.add, self.grad, self._tmp, out=self.grad))
+        return tape
+
+    def _output_delta_tape(self, ws: _Workspace) -> list[Callable[[], object]]:
+        out, delta, target = ws.out, ws.deltas[-1], ws.target
+        G = self.groups
+        if self.loss == "squared_error":
+            # (o − t)·o·(1 − o); the last factor is written over o, not needed after this.
+            return [partial(_sigmoid, out, out), partial(np.subtract, out, target, out=delta),
+                    partial(np.multiply, delta, out, out=delta),
+                    partial(np.subtract, 1.0, out, out=out),
+                    partial(np.multiply, delta, out, out=delta)]  # fmt: skip
+        grouped = out.reshape(G, -1, out.shape[1])  # (groups, K, m)
+        sums = ws.tmp[-1][:G].reshape(G, 1, out.shape[1])
+        # Row by row: the additions of sum(axis=…) in the same order, in far fewer calls.
+        tape = [partial(np.exp, out, out=out),
+                partial(np.add, grouped[:, 0:1], grouped[:, 1:2], out=sums)]  # fmt: skip
+        for j in range(2, grouped.shape[1]):
+            tape.append(partial(np.add, sums, grouped[:, j : j + 1], out=sums))
+        tape.append(partial(np.divide, grouped, sums, out=grouped))
+        tape.append(partial(np.subtract, out, target, out=delta))
+        return tape
+
+    def _update_tape(self) -> list[Callable[[], object]]:
+        return [partial(self.optimizer.update, self.theta, self.grad)]
+
+    def compute_gradient(self, ws: _Workspace) -> np.ndarray:
+        """Fill ``self.grad`` (P,) with the summed gradient of ``m·L`` (λW included) on the
+        batch loaded in ``ws``; returns it."""
+        for call in ws.tape[:-1]:
+            call()
+        return self.grad
+
+    def step(self, X: np.ndarray, Y: np.ndarray) -> None:
+        """One update on the batch (X (m, d), one-hot Y (m, K·groups))."""
+        self.step_loaded(self.load_batch(X, Y))
+
+    @staticmethod
+    def step_loaded(ws: _Workspace) -> None:
+        """One update on the batch already in ``ws`` (the fast path for full batches)."""
+        for call in ws.tape:
+            call()
 
     def forward(self, X: np.ndarray) -> list[np.ndarray]:
         """Layer outputs ``[a_1, …, out]`` for X (m, d); allocates (use for evaluation)."""
         return forward(self.params, X, self.activation, self.loss)
-
-    def load_batch(self, X: np.ndarray) -> _Workspace:
-        """Copy X (m, d) into the workspace for m points (its ones column stays)."""
-        ws = self.workspace(len(X))
-        ws.inp[:, :-1] = X
-        return ws
-
-    def compute_gradient(self, ws: _Workspace, Y: np.ndarray) -> np.ndarray:
-        """Fill ``self.grad`` (P,) with the summed gradient of ``m·L`` on the batch loaded in
-        ``ws`` and its one-hot targets Y (m, K), λW included; returns it."""
-        self._forward_ws(ws)
-        self._output_delta(ws, Y)
-        self._backward_ws(ws)
-        np.multiply(self.theta, self._reg, out=self._tmp)
-        self.grad += self._tmp
-        return self.grad
-
-    def _forward_ws(self, ws: _Workspace) -> None:
-        act = ACTIVATE[self.activation]
-        a = ws.inp
-        for k, B in enumerate(self.blocks):
-            np.dot(a, B, out=ws.z[k])
-            if k < len(ws.hidden):
-                a = ws.hidden[k]
-                act(ws.z[k], a[:, :-1])
-
-    def _output_delta(self, ws: _Workspace, Y: np.ndarray) -> None:
-        out, delta = ws.z[-1], ws.deltas[-1]
-        if self.loss == "cross_entropy":
-            np.exp(out, out=out)
-            # Column by column: the same additions, in the same order, as sum(axis=1) for
-            # K ≤ 8, at a fraction of the cost of a reduction call.
-            np.add(out[:, 0:1], out[:, 1:2], out=ws.sums)
-            for j in range(2, out.shape[1]):
-                ws.sums += out[:, j : j + 1]
-            out /= ws.sums
-            np.subtract(out, Y, out=delta)
-        else:
-            _sigmoid(out, out)
-            np.subtract(out, Y, out=delta)
-            delta *= out
-            # (o − t)·o·(1 − o): the last factor is written over `out`, no longer needed.
-            np.subtract(1.0, out, out=out)
-            delta *= out
-
-    def _backward_ws(self, ws: _Workspace) -> None:
-        deriv = DERIVATIVE[self.activation]
-        delta = ws.deltas[-1]
-        for k in range(len(self.blocks) - 1, -1, -1):
-            a_prev = ws.inp if k == 0 else ws.hidden[k - 1]
-            np.dot(a_prev.T, delta, out=self.grad_blocks[k])
-            if k > 0:
-                prev = ws.deltas[k - 1]
-                np.dot(delta, self.params[k][0].T, out=prev)
-                tmp = ws.z[k - 1]  # the pre-activation is not needed any more
-                prev *= deriv(a_prev[:, :-1], tmp)
-                delta = prev
-
-    def step(self, X: np.ndarray, Y: np.ndarray) -> None:
-        """One update on the batch (X (m, d), one-hot Y (m, K))."""
-        self.step_loaded(self.load_batch(X), Y)
-
-    def step_loaded(self, ws: _Workspace, Y: np.ndarray) -> None:
-        """One update on the batch already in ``ws`` (the fast path for full batches)."""
-        self.compute_gradient(ws, Y)
-        self.optimizer.update(self.theta, self.grad)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (m, K), rows summing to 1 (see ``class_probabilities``)."""

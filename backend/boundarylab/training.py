@@ -94,7 +94,9 @@ class Trainer:
         self._Y_test = one_hot(self.data.y_test, K)
         n_train = len(self.data.y_train)
         self._batch = t.batch_size if t.batch_size and t.batch_size < n_train else None
-        self._full_ws = self.net.load_batch(self.data.x_train) if self._batch is None else None
+        self._full_ws = None
+        if self._batch is None:
+            self._full_ws = self.net.load_batch(self.data.x_train, self._Y_train)
         self._rng = np.random.default_rng([t.seed, 2])
         self._order = np.arange(n_train)
         self._pos = n_train  # forces a shuffle before the first mini-batch
@@ -107,7 +109,7 @@ class Trainer:
 
     def _step(self) -> None:
         if self._full_ws is not None:
-            self.net.step_loaded(self._full_ws, self._Y_train)
+            self.net.step_loaded(self._full_ws)
             return
         n, b = len(self._order), self._batch
         if self._pos + b > n:

@@ -57,7 +57,7 @@ def test_gradients_match_central_differences(activation, loss, hidden, n_classes
     reference = [g for pair in nn.gradients(params, X, y, activation, loss, lam) for g in pair]
     net = nn.Network(sizes, activation, loss, seed=1, reg_lambda=lam)
     net.set_params(params)
-    net.compute_gradient(net.load_batch(X), nn.one_hot(y, n_classes))
+    net.compute_gradient(net.load_batch(X, nn.one_hot(y, n_classes)))
     fast = [g for pair in net.grads for g in pair]
     for num, ref, fst in zip(numeric, reference, fast, strict=True):
         assert _rel_err(ref, num) <= 1e-6
