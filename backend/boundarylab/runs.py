@@ -165,7 +165,7 @@ class RunRegistry:
         mode: str | None = None,
     ) -> None:
         self.settings = settings
-        self.mode = mode or getattr(settings, "workers", "process")
+        self.mode = mode or settings.workers
         self._factory = run_factory
         self._runs: dict[str, Run] = {}
         self._queue: deque[Run] = deque()
@@ -244,6 +244,9 @@ class RunRegistry:
     def counts(self) -> dict[str, int]:
         running = sum(1 for r in self._runs.values() if r.worker is not None)
         return {"running": running, "queued": len(self._queue)}
+
+    def worker_pids(self) -> list[int]:
+        return [w.pid for w in self._workers if w.pid is not None]
 
     def workers_ready(self) -> int:
         return sum(1 for w in self._workers if w.ready)

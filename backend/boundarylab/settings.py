@@ -29,6 +29,11 @@ class Settings(BaseSettings):
         le=256,
         description="Runs training at once (default: the CPU count).",
     )
+    workers: Literal["process", "thread"] = Field(
+        "process",
+        description="Where runs train: a pool of max_running worker processes (keeps the "
+        "event loop responsive), or threads (no multiprocessing; for tests).",
+    )
     max_queued: int = Field(64, ge=0, le=10_000, description="Runs waiting; beyond this, 429.")
     retention_seconds: float = Field(
         3600.0, gt=0, description="How long a finished run is kept before it is forgotten."

@@ -5,7 +5,7 @@ and 50 viewers): the network is tiny (300×3), so each NumPy call is mostly Pyth
 that holds the GIL. With runs in *threads*, the event loop waits for the GIL behind them and
 its lag p99 grows to well over the 50 ms target; with a fixed pool of long-lived worker
 *processes* the loop only unpickles the messages. The processes are spawned once (in the
-app's lifespan) and pre-import the engine, so a new run starts in a few milliseconds.
+app's lifespan) and have the engine imported already, so a new run starts in a few milliseconds.
 Thread mode (`BOUNDARYLAB_WORKERS=thread`) remains for tests and platforms without
 multiprocessing: same protocol, same code path, just no process boundary.
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -131,6 +132,29 @@ def worker_main(conn: Connection, factory: RunFactory, niceness: int = 0) -> Non
         conn.close()
 
 
+def process_main(conn: Connection, factory: RunFactory, niceness: int) -> None:
+    """Entry point of a worker process."""
+    worker_main(conn, factory, niceness)
+    # Skip interpreter teardown (NumPy, scikit-learn, ...): it takes about a second per
+    # process on a busy 2-core box, and shutdown must finish within 5 s. Nothing is
+    # buffered: messages went out through the pipe, which worker_main has closed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _process_context() -> Any:
+    """forkserver where the platform has it: one helper process imports the engine once and
+    forks each worker from it, so a worker is ready in milliseconds instead of re-importing
+    NumPy and scikit-learn (seconds per worker); and fork happens from that single-threaded
+    helper, never from the threaded server. Elsewhere: spawn."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["boundarylab.worker", "boundarylab.training"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
 class Worker:
     """The main process's handle on one worker and its reader thread."""
 
@@ -144,9 +168,8 @@ class Worker:
         self._child = child
         self._proc: Any
         if mode == "process":
-            ctx = multiprocessing.get_context("spawn")
-            self._proc = ctx.Process(
-                target=worker_main,
+            self._proc = _process_context().Process(
+                target=process_main,
                 args=(*target_args, WORKER_NICENESS),
                 name=f"boundarylab-worker-{index}",
                 daemon=True,
@@ -199,6 +222,11 @@ class Worker:
             return True
         except (OSError, ValueError, BrokenPipeError):
             return False
+
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id (None for a thread worker)."""
+        return self._proc.pid if self.mode == "process" else None
 
     def alive(self) -> bool:
         return bool(self._proc.is_alive())

@@ -25,14 +25,11 @@ def _expected_history(body: dict) -> list[dict]:
     return [{k: v for k, v in entry.items() if k != "type"} for entry in history]
 
 
-def _children() -> set[int]:
-    """Child processes, minus multiprocessing's resource tracker (one per interpreter,
-    started with the first spawned process and ended with the interpreter)."""
-    return {
-        p.pid
-        for p in psutil.Process().children(recursive=True)
-        if "resource_tracker" not in " ".join(p.cmdline())
-    }
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _stream_to_end(client: TestClient, body: dict) -> tuple[str, list[dict]]:
@@ -42,10 +39,10 @@ def _stream_to_end(client: TestClient, body: dict) -> tuple[str, list[dict]]:
 
 
 def test_process_workers_stream_the_engine_exactly_and_shut_down_clean() -> None:
-    children_before = _children()
     with make_client(mode="process", max_running=1) as client:
         run_id, messages = _stream_to_end(client, ARTICLE_SHORT)
-        assert psutil.Process().children(recursive=True)  # the worker is a process
+        pids = client.app.state.registry.worker_pids()  # type: ignore[attr-defined]
+        assert pids and all(psutil.pid_exists(pid) for pid in pids)
         model = strict_loads(client.get(f"/api/runs/{run_id}/model").text)
     history = messages[0]["history"] + [
         {k: v for k, v in m.items() if k != "type"} for m in messages if m["type"] == "progress"
@@ -55,9 +52,8 @@ def test_process_workers_stream_the_engine_exactly_and_shut_down_clean() -> None
     assert final_frame["iteration"] == 1500 and final_frame["encoding"] == "p1-uint8-base64"
     assert messages[-1] == {"type": "status", "status": "completed"}
     assert model["iteration"] == 1500 and len(model["layers"]) == 2
-    # Lifespan exit stopped the pool: no child process or worker thread is left.
-    children_after = _children()
-    assert children_after <= children_before
+    # Lifespan exit stopped the pool: no worker process or thread is left.
+    assert not any(_running(pid) for pid in pids)
     assert not worker_threads()
 
 

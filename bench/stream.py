@@ -1,0 +1,248 @@
+"""Streaming benchmarks against a real uvicorn server on loopback (DESIGN.md "Targets").
+
+Measures, per worker mode (process pool vs threads), in one run side by side:
+  * POST /api/runs -> first boundary frame at a WebSocket client (median, target <= 150 ms)
+  * bytes of one 100x100 boundary frame message (target <= 16 KiB)
+  * streaming overhead: article run (20000 steps) POST -> final status at the client, over
+    bare in-process Trainer.advance for the same config (target <= 15 %)
+  * 8 fast runs at once + 50 viewers: server event-loop lag p99 from the server's own
+    10 ms ticker (target <= 50 ms), /api/health round trip p99, and whether every viewer
+    got the final status and the final frame
+  * seconds from SIGTERM to the server process exiting (target: workers stop within 5 s)
+
+Usage: .venv/bin/python bench/stream.py [--modes process,thread] [--latency-runs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import connect
+
+from boundarylab.config import RunConfig
+from boundarylab.training import Trainer
+
+ARTICLE: dict[str, Any] = {}  # every default: the article's network, 20000 steps
+TERMINAL = {"completed", "cancelled", "diverged", "failed"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(mode: str, max_running: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "BOUNDARYLAB_PORT": str(port),
+        "BOUNDARYLAB_WORKERS": mode,
+        "BOUNDARYLAB_MAX_RUNNING": str(max_running),
+        "BOUNDARYLAB_LOG_LEVEL": os.environ.get("BOUNDARYLAB_LOG_LEVEL", "warning"),
+    }
+    code = "from boundarylab.api import serve; serve()"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            health = httpx.get(f"{base}/api/health", timeout=1).json()
+            if health["workers"]["ready"] >= max_running:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("server did not become ready within 60 s")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> float:
+    started = time.perf_counter()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return float("inf")
+    return time.perf_counter() - started
+
+
+async def watch(base: str, run_id: str, until_frame: bool = False) -> dict[str, Any]:
+    """Follow one run's stream; returns what the viewer saw."""
+    url = base.replace("http", "ws") + f"/api/runs/{run_id}/stream"
+    seen: dict[str, Any] = {"final": None, "last_frame": None, "frame_bytes": 0, "first": None}
+    async with connect(url, max_size=2**22) as ws:
+        async for text in ws:
+            message = json.loads(text)
+            kind = message["type"]
+            frame = message.get("boundary") if kind == "snapshot" else message
+            if frame and (kind == "boundary" or kind == "snapshot"):
+                seen["first"] = seen["first"] or time.perf_counter()
+                seen["last_frame"] = frame["iteration"]
+                if kind == "boundary":
+                    seen["frame_bytes"] = max(seen["frame_bytes"], len(text.encode()))
+                if until_frame:
+                    return seen
+            if kind in ("status", "snapshot") and message["status"] in TERMINAL:
+                seen["final"] = message["status"]
+                return seen
+    return seen
+
+
+async def first_frame_latency(base: str, runs: int) -> list[float]:
+    body = {"training": {"iterations": 200}}
+    out = []
+    async with httpx.AsyncClient() as client:
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            run_id = (await client.post(f"{base}/api/runs", json=body)).json()["id"]
+            seen = await watch(base, run_id, until_frame=True)
+            out.append((seen["first"] - t0) * 1000)
+            await asyncio.sleep(0.05)  # let the run end before the next one
+    return out
+
+
+async def streamed_article(base: str) -> tuple[float, int]:
+    async with httpx.AsyncClient() as client:
+        t0 = time.perf_counter()
+        run_id = (await client.post(f"{base}/api/runs", json=ARTICLE)).json()["id"]
+        seen = await watch(base, run_id)
+        assert seen["final"] == "completed", seen
+        return time.perf_counter() - t0, seen["frame_bytes"]
+
+
+def bare_article() -> float:
+    trainer = Trainer(RunConfig.model_validate(ARTICLE))
+    t0 = time.perf_counter()
+    trainer.advance(trainer.total)
+    return time.perf_counter() - t0
+
+
+async def load(base: str, n_runs: int, n_viewers: int) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        await client.post(f"{base}/api/debug/loop-lag/reset")
+        ids = []
+        for _ in range(n_runs):
+            ids.append((await client.post(f"{base}/api/runs", json=ARTICLE)).json()["id"])
+        viewers = [asyncio.create_task(watch(base, ids[i % n_runs])) for i in range(n_viewers)]
+        probes: list[float] = []
+
+        async def probe() -> None:
+            while True:
+                t0 = time.perf_counter()
+                await client.get(f"{base}/api/health")
+                probes.append((time.perf_counter() - t0) * 1000)
+                await asyncio.sleep(0.05)
+
+        prober = asyncio.create_task(probe())
+        t0 = time.perf_counter()
+        seen = await asyncio.wait_for(asyncio.gather(*viewers), 300)
+        elapsed = time.perf_counter() - t0
+        prober.cancel()
+        lag = (await client.get(f"{base}/api/debug/loop-lag")).json()
+    ok = sum(1 for s in seen if s["final"] == "completed" and s["last_frame"] == 20000)
+    probes.sort()
+    return {
+        "lag": lag,
+        "probe_p99": probes[int(0.99 * (len(probes) - 1))] if probes else float("nan"),
+        "complete_viewers": ok,
+        "elapsed": elapsed,
+    }
+
+
+def bench_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    proc, base = start_server(mode, args.max_running)
+    try:
+        latency = asyncio.run(first_frame_latency(base, args.latency_runs))
+        streamed, bare, frame_bytes = [], [], 0
+        for _ in range(args.repeats):  # interleaved, so drift hits both sides alike
+            seconds, frame_bytes = asyncio.run(streamed_article(base))
+            streamed.append(seconds)
+            bare.append(bare_article())
+        loaded = asyncio.run(load(base, args.runs, args.viewers))
+    finally:
+        shutdown = stop_server(proc)
+    return {
+        "latency_median": statistics.median(latency),
+        "latency_p90": sorted(latency)[int(0.9 * (len(latency) - 1))],
+        "frame_bytes": frame_bytes,
+        "streamed": statistics.median(streamed),
+        "bare": statistics.median(bare),
+        "shutdown": shutdown,
+        **loaded,
+    }
+
+
+def report(mode: str, r: dict[str, Any], viewers: int) -> None:
+    overhead = r["streamed"] / r["bare"] - 1
+    lag = r["lag"]
+    rows = [
+        (
+            "POST -> first frame, median",
+            f"{r['latency_median']:.1f} ms",
+            "<= 150 ms",
+            r["latency_median"] <= 150,
+        ),
+        ("POST -> first frame, p90", f"{r['latency_p90']:.1f} ms", "", True),
+        (
+            "100x100 frame message",
+            f"{r['frame_bytes'] / 1024:.1f} KiB",
+            "<= 16 KiB",
+            r["frame_bytes"] <= 16 * 1024,
+        ),
+        (
+            "article run streamed / bare",
+            f"{r['streamed']:.2f} s / {r['bare']:.2f} s (+{overhead:.1%})",
+            "<= +15%",
+            overhead <= 0.15,
+        ),
+        (
+            "8 runs + 50 viewers: loop lag p99",
+            f"{lag['p99_ms']:.1f} ms (max {lag['max_ms']:.1f}, {lag['samples']} ticks)",
+            "<= 50 ms",
+            lag["p99_ms"] <= 50,
+        ),
+        ("  /api/health round trip p99", f"{r['probe_p99']:.1f} ms", "", True),
+        (
+            "  viewers with final status + frame",
+            f"{r['complete_viewers']}/{viewers} in {r['elapsed']:.1f} s",
+            f"{viewers}/{viewers}",
+            r["complete_viewers"] == viewers,
+        ),
+        ("SIGTERM -> server exited", f"{r['shutdown']:.2f} s", "<= 5 s", r["shutdown"] <= 5),
+    ]
+    print(f"\nworkers = {mode}")
+    print(f"{'measure':38} {'value':40} {'target':10} ok")
+    for name, value, target, ok in rows:
+        print(f"{name:38} {value:40} {target:10} {'yes' if ok else 'NO'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modes", default="process,thread")
+    parser.add_argument("--latency-runs", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--viewers", type=int, default=50)
+    parser.add_argument("--max-running", type=int, default=8)
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs; {args.runs} runs x 20000 steps, {args.viewers} viewers")
+    for mode in args.modes.split(","):
+        report(mode, bench_mode(mode, args), args.viewers)
+
+
+if __name__ == "__main__":
+    main()
