@@ -139,7 +139,7 @@ export class RunStream {
       state = err.status === 0 ? "unreachable" : "retrying";
     }
     if (this.closed) return;
-    const delay = Math.min(10000, 500 * 2 ** this.attempt);
+    const delay = Math.min(5000, 500 * 2 ** this.attempt); // a person waits seconds, not minutes
     this.attempt += 1;
     this.handlers.onConnection(state, delay);
     this.timer = setTimeout(() => {

@@ -77,21 +77,28 @@ class CompareCell {
         this.plot.setDataset(msg.dataset);
       }
       this.last = msg.history?.at(-1) ?? this.last;
-      if (msg.boundary) this.plot.setFrame(msg.boundary, this.nClasses);
+      if (msg.boundary) {
+        this.plot.setFrame(msg.boundary, this.nClasses);
+        this.#countFrame();
+      }
       this.status = msg.status;
       this.position = msg.queue_position;
     } else if (msg.type === "progress") {
       this.last = msg;
     } else if (msg.type === "boundary") {
       this.plot.setFrame(msg, this.nClasses);
-      // Counted so one can tell a live plot from one drawn once at the end.
-      this.el.dataset.frames = String(Number(this.el.dataset.frames || 0) + 1);
+      this.#countFrame();
     } else if (msg.type === "status") {
       this.status = msg.status;
       if (msg.position !== undefined) this.position = msg.position;
     }
     this.#retitle();
     if (api.TERMINAL.has(this.status)) this.onFinished?.();
+  }
+
+  // Counted so one can tell a live plot from one drawn once at the end.
+  #countFrame() {
+    this.el.dataset.frames = String(Number(this.el.dataset.frames || 0) + 1);
   }
 
   close() {

@@ -24,9 +24,9 @@ export function classCount(dataset) {
 
 export class RunView {
   /**
-   * @param {Record<string, HTMLElement>} els  status, progress, progressText, trainAcc, testAcc,
-   *   loss, pause, step, stop, exportModel, exportHistory
-   * @param {{boundary: import("./plots.js").BoundaryPlot, loss: import("./plots.js").LossPlot}} plots
+   * @param {Record<string, HTMLElement>} els  status, caption, banner, progress, progressText,
+   *   iteration, trainAcc, testAcc, loss, pause, step, stop, exportModel, exportHistory
+   * @param {{boundary: BoundaryPlot, loss: LossPlot}} plots  from plots.js
    */
   constructor(els, plots) {
     this.els = els;

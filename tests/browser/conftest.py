@@ -74,29 +74,58 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30
     pytest.fail(f"the server at {url} did not become healthy within {timeout_s} s")
 
 
+class ServerProcess:
+    """A uvicorn subprocess serving the app on one loopback port; can stop and start again."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        cmd = [sys.executable, "-m", "uvicorn", APP, "--host", "127.0.0.1"]
+        self.proc = subprocess.Popen(
+            [*cmd, "--port", str(self.port), "--log-level", "warning"],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        _wait_healthy(self.url, self.proc)
+        return self.url
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
 @pytest.fixture(scope="session")
 def server() -> Iterator[str]:
     """Base URL of a real uvicorn serving the app on a free loopback port."""
     _require_chromium()
-    port = _free_port()
-    cmd = [sys.executable, "-m", "uvicorn", APP, "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(
-        [*cmd, "--log-level", "warning"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
+    proc = ServerProcess()
     try:
-        _wait_healthy(url, proc)
-        yield url
+        yield proc.start()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.stop()
+
+
+@pytest.fixture
+def own_server() -> Iterator[ServerProcess]:
+    """A server of the test's own, which the test may stop and restart."""
+    _require_chromium()
+    proc = ServerProcess()
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
 
 
 @pytest.fixture(scope="session")
@@ -155,6 +184,13 @@ def _watch(context: Any, base: str) -> Iterator[Watched]:
 def desk(browser: Any, server: str) -> Iterator[Watched]:
     """The page at 1280×800, the size the issue asks to be usable at."""
     yield from _watch(browser.new_context(viewport={"width": 1280, "height": 800}), server)
+
+
+@pytest.fixture
+def desk_own(browser: Any, own_server: ServerProcess) -> Iterator[Watched]:
+    """The page at 1280×800, talking to a server the test can stop."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    yield from _watch(context, own_server.url)
 
 
 @pytest.fixture

@@ -102,6 +102,11 @@ def test_default_run_completes_and_shows_the_servers_final_loss(desk: Any, docs_
     curve = plot_data(desk.page, "loss-plot")[0]
     assert curve["x"][-1] == 20000
     assert curve["y"][-1] == run["history"][-1]["loss"]
+    # The export links hand over the server's model and history.
+    model = desk.page.request.get(f"{desk.base}/{desk.page.get_attribute('#export-model', 'href')}")
+    assert model.ok and len(model.json()["layers"]) == 2
+    csv = desk.page.request.get(f"{desk.base}/{desk.page.get_attribute('#export-history', 'href')}")
+    assert csv.ok and csv.text().splitlines()[0].startswith("iteration")
     types = [t["type"] for t in plot_data(desk.page, "boundary-plot")]
     assert types[:2] == ["heatmap", "contour"]
     assert points_drawn(desk.page) == 300
@@ -176,7 +181,8 @@ def test_server_422_is_shown_next_to_its_field(desk: Any) -> None:
 
 
 def test_comparison_draws_seven_live_plots(desk: Any, docs_dir: Path) -> None:
-    desk.open(FAST)
+    # Paced to about a second a run, so every plot is open while its network trains.
+    desk.open("?training.steps_per_second=20000")
     assert desk.page.locator("#compare-sizes").input_value().replace(" ", "") == "1,2,3,4,5,20,50"
     desk.page.click("#compare")
     cells = desk.page.locator(".compare-cell")
@@ -252,3 +258,29 @@ def test_usable_on_a_phone(phone: Any, docs_dir: Path) -> None:
     assert boundary and loss and loss["y"] >= boundary["y"] + boundary["height"]
     time.sleep(0.3)
     page.screenshot(path=str(docs_dir / "screenshot-mobile.png"), full_page=True)
+
+
+def test_says_when_the_server_is_gone_and_when_it_forgot_the_run(
+    desk_own: Any, own_server: Any
+) -> None:
+    page = desk_own.page
+    # Chromium logs each failed request and socket while the server is down.
+    desk_own.expected_errors += ["ERR_CONNECTION_REFUSED", "WebSocket connection", "404"]
+    desk_own.open()  # paced: 20000 steps take 10 s, so it is still training below
+    page.click("#train")
+    until(page, "Number(document.getElementById('iteration').textContent) > 0")
+    own_server.stop()
+    banner = page.locator("#banner")
+    banner.wait_for(state="visible", timeout=15_000)
+    assert "unreachable" in banner.inner_text().lower()
+    # A fresh server does not know the run: the page says so instead of retrying forever.
+    own_server.start()
+    until(
+        page,
+        "document.getElementById('banner').textContent.includes('no longer exists')",
+        timeout=60_000,
+    )
+    # And training again works against the new server.
+    page.click("#train")
+    page.wait_for_selector("#status[data-status='running']")
+    banner.wait_for(state="hidden")
