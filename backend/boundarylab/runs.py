@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import secrets
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -185,12 +185,8 @@ class RunRegistry:
 
     def _spawn(self, index: int) -> Worker:
         worker = Worker(index, self.mode, self._factory)
-        loop = self._loop
-        assert loop is not None
-        worker.start(
-            lambda w, msg: loop.call_soon_threadsafe(self._on_message, w, msg),
-            lambda w: loop.call_soon_threadsafe(self._on_worker_exit, w),
-        )
+        assert self._loop is not None
+        worker.start(self._loop, self._on_message, self._on_worker_exit)
         if index < len(self._workers):
             self._workers[index] = worker
         else:
@@ -225,14 +221,16 @@ class RunRegistry:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pruner
-        await asyncio.to_thread(self._stop_workers, max(0.5, deadline - time.monotonic()))
-
-    def _stop_workers(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
         for worker in self._workers:
             worker.send(("stop",))
+        await asyncio.to_thread(self._join_workers, max(0.5, deadline - time.monotonic()))
         for worker in self._workers:
-            worker.stop(max(0.1, deadline - time.monotonic()))
+            worker.close()
+
+    def _join_workers(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for worker in self._workers:
+            worker.join(max(0.1, deadline - time.monotonic()))
 
     # -- queries ---------------------------------------------------------------------------
     def get(self, run_id: str) -> Run | None:
@@ -273,7 +271,9 @@ class RunRegistry:
                 f"{len(self._queue)} waiting (limit {self.settings.max_queued}); try again soon",
                 RETRY_AFTER_S,
             )
-        run = Run(secrets.token_hex(8), config, client, dataset_text)
+        # A random UUID (122 bits): anyone who holds an id may watch and control that run, so
+        # ids must be impossible to guess; GET /api/runs is the only deliberate listing.
+        run = Run(str(uuid.uuid4()), config, client, dataset_text)
         self._runs[run.id] = run
         self._queue.append(run)
         self._dispatch()
