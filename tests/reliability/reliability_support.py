@@ -1,0 +1,180 @@
+"""Helpers of the reliability tests: in-process apps, a real server subprocess, faults.
+
+Run factories here follow the worker protocol of boundarylab.worker (a callable
+`(config, emit, next_command) -> handle` with `run()` and `export_model()`); passing one to
+`RunRegistry(run_factory=...)` is the test-only hook for injecting faults into workers.
+They live in an importable module (not conftest) so spawned worker processes can unpickle them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+
+from boundarylab.api import create_app
+from boundarylab.config import RunConfig
+from boundarylab.runs import RunRegistry
+from boundarylab.settings import Settings
+from boundarylab.worker import EngineRun, RunFactory
+
+TERMINAL = {"completed", "cancelled", "diverged", "failed"}
+FAULT_SEED = 13  # training.seed that makes FaultyEngineRun raise mid-run
+CRASH_SEED = 14  # training.seed that makes FaultyEngineRun kill its worker process
+
+
+class InstantRun:
+    """A run that completes at once: for fuzzing the HTTP layer without training load."""
+
+    def __init__(self, config: RunConfig, emit: Callable[[dict], None], next_command: Any):
+        self.config, self.emit = config, emit
+
+    def run(self) -> str:
+        total = self.config.training.iterations
+        self.emit({"type": "status", "status": "running"})
+        self.emit({"type": "progress", "iteration": total, "loss": 0.5, "train_accuracy": 1.0})
+        self.emit({"type": "status", "status": "completed"})
+        return "completed"
+
+    def export_model(self) -> dict:
+        return {"iteration": self.config.training.iterations, "layers": []}
+
+
+class FaultyEngineRun(EngineRun):
+    """The real engine, with faults injected by training.seed.
+
+    FAULT_SEED: the 5th call of next_command raises (an exception inside the run loop).
+    CRASH_SEED: the 5th call kills the worker process outright (as a segfault or OOM would).
+    Any other seed: the plain engine.
+    """
+
+    def __init__(self, config: RunConfig, emit: Callable[[dict], None], next_command: Any):
+        calls = 0
+        seed = config.training.seed
+
+        def faulty_next_command(timeout: float) -> str | None:
+            nonlocal calls
+            calls += 1
+            if calls == 5 and seed == FAULT_SEED:
+                raise RuntimeError("injected fault in the training loop")
+            if calls == 5 and seed == CRASH_SEED:
+                os._exit(3)
+            return next_command(timeout)
+
+        super().__init__(config, emit, faulty_next_command)
+
+
+@contextmanager
+def make_client(
+    factory: RunFactory | None = None, mode: str = "thread", **overrides: Any
+) -> Iterator[TestClient]:
+    """A TestClient, lifespan started, for an app with these settings overrides."""
+    settings = Settings(**{"max_running": 2, **overrides})
+    registry = RunRegistry(settings, mode=mode, **({"run_factory": factory} if factory else {}))
+    with TestClient(create_app(settings, registry)) as client:
+        yield client
+
+
+def strict_loads(text: str) -> Any:
+    """json.loads that refuses NaN/Infinity, as a browser's JSON.parse does."""
+
+    def refuse(token: str) -> Any:
+        raise ValueError(f"non-standard JSON constant {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def is_terminal(message: dict) -> bool:
+    """A final status, or a snapshot of a run that had already ended."""
+    return message.get("type") in ("status", "snapshot") and message.get("status") in TERMINAL
+
+
+def read_until(ws: Any, predicate: Callable[[dict], bool], limit: int = 100_000) -> list[dict]:
+    """Messages from a TestClient socket up to and including the first matching one."""
+    seen = []
+    for _ in range(limit):
+        message = strict_loads(ws.receive_text())
+        seen.append(message)
+        if predicate(message):
+            return seen
+    raise AssertionError("predicate never satisfied")
+
+
+def wait_status(client: TestClient, run_id: str, statuses: set[str], timeout: float = 30.0) -> dict:
+    """Poll GET /api/runs/{id} until its status is one of `statuses`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        detail = client.get(f"/api/runs/{run_id}").json()
+        if detail["status"] in statuses:
+            return detail
+        assert time.monotonic() < deadline, f"run stuck in {detail['status']}"
+        time.sleep(0.01)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A real server subprocess (uvicorn via boundarylab.api.serve) on loopback."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_base(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
+def server_env(**settings: Any) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNDARYLAB_")}
+    env.update({f"BOUNDARYLAB_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
+@contextmanager
+def run_server(argv: list[str] | None = None, **settings: Any) -> Iterator[Server]:
+    """Start `python -c serve(...)` (or `argv`, formatted with {port}) and wait for health."""
+    port = free_port()
+    code = f"from boundarylab.api import serve; serve(port={port}, log_level='warning')"
+    cmd = [part.format(port=port) for part in argv] if argv else [sys.executable, "-c", code]
+    proc = subprocess.Popen(cmd, env=server_env(**settings), stdin=subprocess.DEVNULL)
+    server = Server(proc, port)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, f"server exited with {proc.returncode}"
+            try:
+                if httpx.get(f"{server.base}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not come up in 30 s"
+            time.sleep(0.1)
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
