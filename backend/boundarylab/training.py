@@ -21,6 +21,7 @@ from boundarylab.nn import Network, data_loss_sum, layer_sizes, one_hot
 # a snapshot to name the exact step, so a check per step is never paid on healthy runs.
 CHECK_EVERY = 64
 GRID_PAD = 0.5  # as the article's plot_decision_boundary
+GRID_SLICE = 8192  # grid points evaluated at once
 
 
 def finite_or_none(value: float) -> float | None:
@@ -212,7 +213,10 @@ class Trainer:
         if self._grid is None:
             n = self.config.view.resolution
             self._grid = grid_points(self._bounds, n, n)
-        return self.net.predict_proba(self._grid)
+        # In slices, so a 300×300 grid through 256-unit layers never holds 90000×256 arrays.
+        parts = [self.net.predict_proba(self._grid[i : i + GRID_SLICE])
+                 for i in range(0, len(self._grid), GRID_SLICE)]  # fmt: skip
+        return np.concatenate(parts)
 
     def boundary(self) -> dict:
         """A decision-boundary frame at the current iteration."""
@@ -248,6 +252,9 @@ NextCommand = Callable[[float], "str | None"]
 PAUSE_WAIT = 0.5  # seconds one wait for a command blocks while paused
 PACE_TICK = 0.05  # a paced run takes steps in slices of about this many seconds
 CHUNK_SECONDS = 0.02  # an unpaced run checks for commands about this often
+# Frames may take at most about this share of a run's time: a big network on a fine grid
+# costs seconds per frame, and max_fps alone would then leave no time for training.
+FRAME_SHARE = 0.25
 
 
 class RunLoop:
@@ -279,6 +286,8 @@ class RunLoop:
         self._last_progress = -1
         self._last_frame = -1
         self._last_frame_time = -math.inf
+        self._frame_cost = 0.0
+        self.timer = time.perf_counter  # real time: frame cost and chunk sizing
         self._chunk = 16
         self._pace_t0 = 0.0
         self._pace_k0 = 0
@@ -309,7 +318,9 @@ class RunLoop:
 
     def _frame(self) -> None:
         assert self.trainer is not None
+        started = self.timer()
         self.emit(self.trainer.boundary())
+        self._frame_cost = self.timer() - started
         self._last_frame = self.trainer.iteration
         self._last_frame_time = self.clock()
 
@@ -360,9 +371,9 @@ class RunLoop:
     def _advance_chunk(self) -> None:
         assert self.trainer is not None
         trainer = self.trainer
-        started = time.perf_counter()
+        started = self.timer()
         taken = trainer.advance(self._chunk_size())
-        elapsed = time.perf_counter() - started
+        elapsed = self.timer() - started
         if taken > 0:
             # Size the next chunk to take about CHUNK_SECONDS, so commands stay responsive.
             rate = taken / max(elapsed, 1e-6)
@@ -371,7 +382,8 @@ class RunLoop:
             return
         if trainer.iteration % self.config.training.report_every == 0:
             self._progress()
-        if self.clock() - self._last_frame_time >= 1.0 / self.config.view.max_fps:
+        gap = max(1.0 / self.config.view.max_fps, self._frame_cost / FRAME_SHARE)
+        if self.clock() - self._last_frame_time >= gap:
             self._frame()
 
     def _handle(self, command: str) -> str | None:

@@ -170,3 +170,18 @@ def test_steps_per_second_paces_the_run(make_config) -> None:
     # 60 steps at 40 a second: the loop slept about 1.5 s of (fake) time through next_command.
     assert clock.now - 100.0 == pytest.approx(1.5, abs=0.06)
     assert max(script.calls) <= 0.06
+
+
+def test_costly_frames_take_at_most_a_share_of_the_time(make_config) -> None:
+    clock = FakeClock()
+    frames: list[int] = []
+    script = Script(clock, lambda i, _: None, tick=0.01)
+    config = make_config(training={"iterations": 400, "report_every": 10}, view={"max_fps": 20})
+    loop = RunLoop(config, lambda m: m["type"] == "boundary" and frames.append(m), script,
+                   clock=clock)  # fmt: skip
+    ticks = iter(range(10**6))
+    loop.timer = lambda: 0.5 * next(ticks)  # every timed section "takes" 0.5 s
+    assert loop.run() == "completed"
+    # 0.5 s frames at a 25% share: one every 2 s of clock, not one every 0.05 s.
+    elapsed = clock.now - 100.0
+    assert 2 <= len(frames) <= elapsed / 2.0 + 2
