@@ -1,25 +1,27 @@
 """Train several single-hidden-layer networks side by side (the article's hidden-size figure).
 
-``FusedComparison`` trains M networks of hidden sizes h_1..h_M as ONE network: the hidden
-layer is the concatenation of all models' units, W1 (d+1, H = Σh) (bias row last), and the
-output layer W2 (H+1, M·K) is block-diagonal, with a softmax (or sigmoid) over each group of K
-outputs. The gradient of a block only involves its own model, and off-block gradients are
-masked to zero, so every model follows exactly the updates of a separate run with the same seed
-(up to the order of float summation). One step costs a few NumPy calls for all M models instead
-of M times the per-call overhead, which is what dominates at 300 points.
+``FusedComparison`` trains M networks of hidden sizes h_1..h_M as one: their hidden layers are
+computed by ONE matrix product with W1 (d+1, H') whose columns are every model's units in turn,
+each model's block followed by a unit fixed at 1 (its output bias input). Each model's output
+layer is its own small product over its own rows, and the update is one call over a flat
+vector. Every model follows the updates of a separate run with the same seed (up to the order
+of float summation), while a step costs a few NumPy calls for all M models instead of M times
+the per-call overhead that dominates at 300 points.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from itertools import pairwise
+from functools import partial
 
 import numpy as np
 
 from boundarylab.config import RunConfig
 from boundarylab.datasets import Dataset, make_dataset
-from boundarylab.nn import ACTIVATE, Network, init_params, one_hot
+from boundarylab.nn import ACTIVATE, DERIVATIVE, init_params, one_hot, output_delta_tape
+from boundarylab.optim import OPTIMIZERS
 from boundarylab.training import (
     CHECK_EVERY,
     Trainer,
@@ -30,10 +32,76 @@ from boundarylab.training import (
 )
 
 
+class _FusedNet:
+    """Parameters in one flat vector ``theta``: B1 (3, H') = [W1; b1] over all models (H' = Σh
+    + M; the column after each model's units stays 0 and its activation is reset to 1), then
+    each model's [W2_j; b2_j] (h_j+1, K). Activations are stored (units × points)."""
+
+    def __init__(self, sizes: list[int], K: int, activation: str, loss: str, t) -> None:
+        self.sizes, self.K, self.activation, self.loss = sizes, K, activation, loss
+        starts = np.cumsum([0] + [h + 1 for h in sizes])[:-1].tolist()
+        self.rows = [(s, s + h) for s, h in zip(starts, sizes, strict=True)]  # ones row at hi
+        width = sum(sizes) + len(sizes)
+        total = 3 * width + sum((h + 1) * K for h in sizes)
+        self.theta, self.grad = np.zeros(total), np.zeros(total)
+        self._reg, self._tmp = np.zeros(total), np.empty(total)
+        self.B1, self.G1 = (v[: 3 * width].reshape(3, width) for v in (self.theta, self.grad))
+        self._reg[: 2 * width] = t.reg_lambda
+        self.B2, self.G2, pos = [], [], 3 * width
+        for h in sizes:
+            for store, flat in ((self.B2, self.theta), (self.G2, self.grad)):
+                store.append(flat[pos : pos + (h + 1) * K].reshape(h + 1, K))
+            self._reg[pos : pos + h * K] = t.reg_lambda
+            pos += (h + 1) * K
+        for j, ((lo, hi), h) in enumerate(zip(self.rows, sizes, strict=True)):
+            # Each model starts where a separate run with the same seed would.
+            (W1, _), (W2, _) = init_params([2, h, K], t.seed)
+            self.B1[:2, lo:hi] = W1
+            self.B2[j][:h] = W2
+        self.optimizer = OPTIMIZERS[t.optimizer](total, t.learning_rate)
+        self._ws: dict[int, tuple[list[np.ndarray], list[Callable[[], object]]]] = {}
+
+    def model_params(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Model j's W1 (2, h), b1 (h,), W2 (h, K), b2 (K,) (views)."""
+        lo, hi = self.rows[j]
+        return self.B1[:2, lo:hi], self.B1[2, lo:hi], self.B2[j][:-1], self.B2[j][-1]
+
+    def load_batch(self, X: np.ndarray, Y: np.ndarray) -> list[Callable[[], object]]:
+        """Copy X (m, 2) and targets Y (m, M·K) in; returns the tape of one step on them."""
+        if len(X) not in self._ws:
+            self._ws[len(X)] = self._build(len(X))
+        bufs, tape = self._ws[len(X)]
+        bufs[0][:2] = X.T
+        bufs[1][...] = Y.T
+        return tape
+
+    def _build(self, m: int) -> tuple[list[np.ndarray], list[Callable[[], object]]]:
+        K, M, width = self.K, len(self.sizes), self.B1.shape[1]
+        Xa, target, A = np.ones((3, m)), np.empty((M * K, m)), np.empty((width, m))
+        out, delta = np.empty((M * K, m)), np.empty((M * K, m))
+        D2, tmp = np.zeros((width, m)), np.empty((width, m))  # D2's ones rows stay 0
+        tape: list[Callable[[], object]] = [partial(np.dot, self.B1.T, Xa, out=A),
+                                            partial(ACTIVATE[self.activation], A, A)]  # fmt: skip
+        tape += [partial(A[hi].fill, 1.0) for _, hi in self.rows]  # the ones rows
+        outs = [slice(j * K, (j + 1) * K) for j in range(M)]
+        for j, (lo, hi) in enumerate(self.rows):
+            tape.append(partial(np.dot, self.B2[j].T, A[lo : hi + 1], out=out[outs[j]]))
+        tape += output_delta_tape(out, target, delta, np.empty((M, m)), self.loss, M)
+        for j, (lo, hi) in enumerate(self.rows):
+            tape.append(partial(np.dot, A[lo : hi + 1], delta[outs[j]].T, out=self.G2[j]))
+            tape.append(partial(np.dot, self.B2[j][:-1], delta[outs[j]], out=D2[lo:hi]))
+        tape += [partial(DERIVATIVE[self.activation], A, tmp),
+                 partial(np.multiply, D2, tmp, out=D2),
+                 partial(np.dot, Xa, D2.T, out=self.G1),
+                 partial(np.multiply, self.theta, self._reg, out=self._tmp),
+                 partial(np.add, self.grad, self._tmp, out=self.grad),
+                 partial(self.optimizer.update, self.theta, self.grad)]  # fmt: skip
+        return [Xa, target], tape
+
+
 class FusedComparison:
     """M single-hidden-layer runs of ``base`` (its ``model.hidden_sizes`` replaced by each
-    size) trained together on the same data, batches and seed, as one ``Network`` with
-    ``groups=M`` and a block-diagonal gradient mask on the output layer."""
+    size) trained together on the same data, batches and seed."""
 
     def __init__(self, base: RunConfig, hidden_sizes: list[int], data: Dataset | None = None):
         self.base = base
@@ -43,49 +111,33 @@ class FusedComparison:
         self.activation, self.loss = base.model.activation, base.model.loss
         self.iteration, self.total = 0, t.iterations
         self.diverged = False
-        K, M, H = self.data.n_classes, len(self.hidden_sizes), sum(self.hidden_sizes)
-        self._K, self._M, self._H = K, M, H
-        mask = np.zeros((H + 1, M * K))
-        mask[-1] = 1.0  # output biases are per model already
-        for j, (lo, hi) in enumerate(self._spans()):
-            mask[lo:hi, j * K : (j + 1) * K] = 1.0
-        self.net = Network([2, H, M * K], self.activation, self.loss, seed=t.seed,
-                           reg_lambda=t.reg_lambda, learning_rate=t.learning_rate,
-                           optimizer=t.optimizer, groups=M, grad_mask=mask)  # fmt: skip
-        (W1, _), (W2, _) = self.net.params
-        for j, (lo, hi) in enumerate(self._spans()):
-            # Each model starts where a separate run with the same seed would.
-            (V1, _), (V2, _) = init_params([2, hi - lo, K], t.seed)
-            W1[:, lo:hi] = V1
-            W2[lo:hi, j * K : (j + 1) * K] = V2
-        self._Y = np.tile(one_hot(self.data.y_train, K), M)  # (n, M·K): targets per group
+        K, M = self.data.n_classes, len(self.hidden_sizes)
+        self._K, self._M = K, M
+        self.net = _FusedNet(self.hidden_sizes, K, self.activation, self.loss, t)
+        self._Y = np.tile(one_hot(self.data.y_train, K), M)  # (n, M·K): targets per model
         n = len(self.data.y_train)
         self._batch = t.batch_size if t.batch_size and t.batch_size < n else None
         self._rng = np.random.default_rng([t.seed, 2])  # the same batches as Trainer draws
         self._order, self._pos = np.arange(n), n
-        self._full = (
-            self.net.load_batch(self.data.x_train, self._Y) if self._batch is None else None
-        )
+        full = self._batch is None
+        self._full = self.net.load_batch(self.data.x_train, self._Y) if full else None
         self._grid: np.ndarray | None = None
-
-    def _spans(self) -> list[tuple[int, int]]:
-        """Column range [lo, hi) of each model's hidden units in the fused hidden layer."""
-        return list(pairwise(np.cumsum([0, *self.hidden_sizes]).tolist()))
 
     @property
     def done(self) -> bool:
         return self.iteration >= self.total or self.diverged
 
     def _step(self) -> None:
-        if self._full is not None:
-            self.net.step_loaded(self._full)
-            return
-        n, b = len(self._order), self._batch
-        if self._pos + b > n:
-            self._order, self._pos = self._rng.permutation(n), 0
-        idx = self._order[self._pos : self._pos + b]
-        self._pos += b
-        self.net.step(self.data.x_train[idx], self._Y[idx])
+        tape = self._full
+        if tape is None:
+            n, b = len(self._order), self._batch
+            if self._pos + b > n:
+                self._order, self._pos = self._rng.permutation(n), 0
+            idx = self._order[self._pos : self._pos + b]
+            self._pos += b
+            tape = self.net.load_batch(self.data.x_train[idx], self._Y[idx])
+        for call in tape:
+            call()
 
     def advance(self, n_steps: int) -> int:
         """Up to ``n_steps`` updates of every model; stops (``diverged``) as soon as any
@@ -99,30 +151,31 @@ class FusedComparison:
                     self._step()
                 self.iteration += chunk
                 taken += chunk
-                self.diverged = not self.net.is_finite()
+                self.diverged = not np.isfinite(self.net.theta.sum())
         return taken
 
     def _outputs(self, X: np.ndarray) -> np.ndarray:
         """Each model's output for X (m, 2): (m, M, K) softmax or sigmoid values."""
-        H, M, K = self._H, self._M, self._K
-        (W1, b1), (W2, b2) = self.net.params
+        out = np.empty((len(X), self._M, self._K))
         with np.errstate(all="ignore"):
-            a1 = np.empty((len(X), H))
-            ACTIVATE[self.activation](X @ W1 + b1, a1)
-            z2 = (a1 @ W2 + b2).reshape(len(X), M, K)
-            if self.loss == "cross_entropy":
-                e = np.exp(z2)
-                return e / e.sum(axis=2, keepdims=True)
-            return ACTIVATE["sigmoid"](z2, z2)
+            for j in range(self._M):
+                W1, b1, W2, b2 = self.net.model_params(j)
+                a1 = ACTIVATE[self.activation](X @ W1 + b1, np.empty((len(X), len(b1))))
+                z2 = a1 @ W2 + b2
+                if self.loss == "cross_entropy":
+                    e = np.exp(z2)
+                    out[:, j] = e / e.sum(axis=1, keepdims=True)
+                else:
+                    out[:, j] = ACTIVATE["sigmoid"](z2, z2)
+        return out
 
     def _penalties(self) -> np.ndarray:
         """λ/2 Σ‖W‖² of each model (M,)."""
-        lam, K = self.base.training.reg_lambda, self._K
-        (W1, _), (W2, _) = self.net.params
+        lam = self.base.training.reg_lambda
         out = []
-        for j, (lo, hi) in enumerate(self._spans()):
-            V1, V2 = W1[:, lo:hi], W2[lo:hi, j * K : (j + 1) * K]
-            out.append(lam / 2 * (np.sum(V1 * V1) + np.sum(V2 * V2)))
+        for j in range(self._M):
+            W1, _, W2, _ = self.net.model_params(j)
+            out.append(lam / 2 * (np.sum(W1 * W1) + np.sum(W2 * W2)))
         return np.array(out)
 
     def _metrics(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -205,12 +205,43 @@ def gradients(
     return grads
 
 
+def output_delta_tape(
+    out: np.ndarray,
+    target: np.ndarray,
+    delta: np.ndarray,
+    sums: np.ndarray,
+    loss: str,
+    groups: int = 1,
+) -> list[Callable[[], object]]:
+    """Calls turning the output layer's pre-activation ``out`` (K·groups, m) into its output
+    (in place) and ``delta`` (K·groups, m) = ∂(Σ loss)/∂z, given one-hot ``target`` (K·groups,
+    m); ``sums`` (groups, m) is scratch. Softmax per group of K rows, as the article computes
+    it (``exp(z) / Σ exp(z)``), then ``p − t``; or sigmoid then ``(o − t)·o·(1 − o)``."""
+    if loss == "squared_error":
+        # The last factor is written over o, which is not needed after this.
+        return [partial(_sigmoid, out, out), partial(np.subtract, out, target, out=delta),
+                partial(np.multiply, delta, out, out=delta),
+                partial(np.subtract, 1.0, out, out=out),
+                partial(np.multiply, delta, out, out=delta)]  # fmt: skip
+    m = out.shape[1]
+    grouped = out.reshape(groups, -1, m)  # (groups, K, m)
+    sums = sums.reshape(groups, 1, m)
+    # Row by row: the additions of sum(axis=…) in the same order, in far fewer calls.
+    tape = [partial(np.exp, out, out=out),
+            partial(np.add, grouped[:, 0:1], grouped[:, 1:2], out=sums)]  # fmt: skip
+    for j in range(2, grouped.shape[1]):
+        tape.append(partial(np.add, sums, grouped[:, j : j + 1], out=sums))
+    tape.append(partial(np.divide, grouped, sums, out=grouped))
+    tape.append(partial(np.subtract, out, target, out=delta))
+    return tape
+
+
 class _Workspace:
     """Buffers for batches of m points, stored transposed (features × points) so every
     element-wise operation runs over contiguous rows. ``inp`` (d+1, m) is the batch with a row
     of ones below it; ``hidden[k]`` (h_k+1, m) likewise, so each layer's ``[W; b]`` is one
     matrix product and ``[dW; db]`` another (the bias sums come out of the same product).
-    ``target`` (K·G, m) holds the one-hot targets; ``tape`` is the step as a list of bound
+    ``target`` (K, m) holds the one-hot targets; ``tape`` is the step as a list of bound
     NumPy calls, built once, replayed without Python-level dispatch."""
 
     def __init__(self, m: int, sizes: list[int]) -> None:
@@ -230,11 +261,6 @@ class Network:
     ``params`` ``[(W_k (fan_in, fan_out), b_k (fan_out,)), …]`` and ``blocks`` are views of
     ``theta``: an optimiser updates every layer in a handful of NumPy calls. At 300×3 NumPy's
     per-call overhead, not arithmetic, is the cost, so a step is a prebuilt tape of calls.
-
-    ``groups`` > 1 splits the K·groups outputs into groups of K, each with its own softmax
-    (or sigmoids), and ``grad_mask`` (same shape as the last block) zeroes gradient entries
-    that must stay fixed: with a block-diagonal last layer this trains several networks at
-    once (see compare.py).
     """
 
     def __init__(
@@ -247,8 +273,6 @@ class Network:
         reg_lambda: float = 0.0,
         learning_rate: float = 0.01,
         optimizer: str = "gd",
-        groups: int = 1,
-        grad_mask: np.ndarray | None = None,
     ) -> None:
         if activation not in ACTIVATE:
             raise ValueError(f"model.activation: unknown activation {activation!r}")
@@ -257,7 +281,7 @@ class Network:
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"training.optimizer: unknown optimizer {optimizer!r}")
         self.sizes = [int(s) for s in sizes]
-        self.activation, self.loss, self.groups = activation, loss, int(groups)
+        self.activation, self.loss = activation, loss
         self.reg_lambda = float(reg_lambda)
         shapes = list(pairwise(self.sizes))
         total = sum((i + 1) * o for i, o in shapes)
@@ -266,15 +290,11 @@ class Network:
         self.grad_blocks = self._blocks(self.grad, shapes)
         self.params: Params = [(B[:-1], B[-1]) for B in self.blocks]
         self.grads: Params = [(G[:-1], G[-1]) for G in self.grad_blocks]
-        if groups == 1:
-            self.set_params(init_params(self.sizes, seed))
-        self.grad_mask = grad_mask
+        self.set_params(init_params(self.sizes, seed))
         # λ on weight entries and 0 on biases, so one multiply regularises every layer.
         self._reg = np.zeros(total)
         for R in self._blocks(self._reg, shapes):
             R[:-1] = self.reg_lambda
-        if grad_mask is not None:
-            self._blocks(self._reg, shapes)[-1][...] *= grad_mask
         self._tmp = np.empty(total)
         self.optimizer = OPTIMIZERS[optimizer](total, learning_rate)
         self._ws: dict[int, _Workspace] = {}
@@ -294,7 +314,7 @@ class Network:
             b[...] = np.reshape(b0, b.shape)
 
     def load_batch(self, X: np.ndarray, Y: np.ndarray) -> _Workspace:
-        """Copy a batch X (m, d) and its one-hot targets Y (m, K·groups) into the workspace
+        """Copy a batch X (m, d) and its one-hot targets Y (m, K) into the workspace
         for m points; returns it, ready for ``step_loaded``."""
         ws = self._ws.get(len(X))
         if ws is None:
@@ -321,9 +341,6 @@ class Network:
         for k in range(len(self.blocks) - 1, -1, -1):
             a_prev = ws.inp if k == 0 else ws.hidden[k - 1]
             tape.append(partial(np.dot, a_prev, delta.T, out=self.grad_blocks[k]))
-            if k == len(self.blocks) - 1 and self.grad_mask is not None:
-                tape.append(partial(np.multiply, self.grad_blocks[k], self.grad_mask,
-                                    out=self.grad_blocks[k]))  # fmt: skip
             if k > 0:
                 prev, tmp = ws.deltas[k - 1], ws.tmp[k - 1]
                 tape.append(partial(np.dot, self.params[k][0], delta, out=prev))
@@ -335,24 +352,8 @@ class Network:
         return tape
 
     def _output_delta_tape(self, ws: _Workspace) -> list[Callable[[], object]]:
-        out, delta, target = ws.out, ws.deltas[-1], ws.target
-        G = self.groups
-        if self.loss == "squared_error":
-            # (o − t)·o·(1 − o); the last factor is written over o, not needed after this.
-            return [partial(_sigmoid, out, out), partial(np.subtract, out, target, out=delta),
-                    partial(np.multiply, delta, out, out=delta),
-                    partial(np.subtract, 1.0, out, out=out),
-                    partial(np.multiply, delta, out, out=delta)]  # fmt: skip
-        grouped = out.reshape(G, -1, out.shape[1])  # (groups, K, m)
-        sums = ws.tmp[-1][:G].reshape(G, 1, out.shape[1])
-        # Row by row: the additions of sum(axis=…) in the same order, in far fewer calls.
-        tape = [partial(np.exp, out, out=out),
-                partial(np.add, grouped[:, 0:1], grouped[:, 1:2], out=sums)]  # fmt: skip
-        for j in range(2, grouped.shape[1]):
-            tape.append(partial(np.add, sums, grouped[:, j : j + 1], out=sums))
-        tape.append(partial(np.divide, grouped, sums, out=grouped))
-        tape.append(partial(np.subtract, out, target, out=delta))
-        return tape
+        sums = ws.tmp[-1][:1]
+        return output_delta_tape(ws.out, ws.target, ws.deltas[-1], sums, self.loss)
 
     def _update_tape(self) -> list[Callable[[], object]]:
         return [partial(self.optimizer.update, self.theta, self.grad)]
@@ -365,7 +366,7 @@ class Network:
         return self.grad
 
     def step(self, X: np.ndarray, Y: np.ndarray) -> None:
-        """One update on the batch (X (m, d), one-hot Y (m, K·groups))."""
+        """One update on the batch (X (m, d), one-hot Y (m, K))."""
         self.step_loaded(self.load_batch(X, Y))
 
     @staticmethod
