@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.register_assert_rewrite("packaging_support")
+pytest.register_assert_rewrite("packaging_support", "docker_replay")
 
+from docker_replay import Replay, replay_dockerfile  # noqa: E402
 from packaging_support import REPO, Stage, parse_dockerfile  # noqa: E402
 
 
@@ -29,3 +30,11 @@ def venv_bin_tool() -> Callable[[str], Path]:
         return path
 
     return find
+
+
+@pytest.fixture(scope="session")
+def image(dockerfile: list[Stage], tmp_path_factory: pytest.TempPathFactory) -> Replay:
+    """The Dockerfile replayed into a fresh virtualenv: its build stage turns the checkout into
+    a wheel, its runtime stage pip-installs that wheel. Shared by the Docker tests and the
+    wheel tests, so the slow install (about a minute) happens once per session."""
+    return replay_dockerfile(dockerfile, tmp_path_factory.mktemp("docker-replay"))

