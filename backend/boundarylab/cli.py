@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -91,7 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIZES",
         help="train one single-hidden-layer network per size, e.g. 1,2,3,4,5,20,50",
     )
-    out.add_argument("--processes", type=int, default=1, help="worker processes for --compare")
+    out.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes for --compare (default: the CPU count)",
+    )
     serve = sub.add_parser("serve", help="run the web app")
     serve.set_defaults(subparser=serve)
     serve.add_argument("--host", help="address to bind (default from BOUNDARYLAB_HOST)")

@@ -94,3 +94,11 @@ def test_split_that_empties_a_class_is_refused() -> None:
         make_dataset(DatasetConfig(n_samples=2, test_fraction=0.5))
     with pytest.raises(ValueError, match="n_samples"):
         make_dataset(DatasetConfig(kind="blobs", n_samples=3, n_classes=4))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_negative_zero_noise_is_zero_noise(kind) -> None:
+    # -0.0 passes the schema's "≥ 0"; NumPy's normal() would refuse it as a negative scale.
+    a = make_dataset(DatasetConfig(kind=kind, noise=-0.0))
+    b = make_dataset(DatasetConfig(kind=kind, noise=0.0))
+    assert np.array_equal(a.x_train, b.x_train)
