@@ -3,24 +3,30 @@
 Why processes by default (measured with bench/stream.py on the 2-core dev box, 8 fast runs
 and 50 viewers): the network is tiny (300×3), so each NumPy call is mostly Python overhead
 that holds the GIL. With runs in *threads*, the event loop waits for the GIL behind them and
-its lag p99 grows to well over the 50 ms target; with a fixed pool of long-lived worker
-*processes* the loop only unpickles the messages. The processes are spawned once (in the
-app's lifespan) and have the engine imported already, so a new run starts in a few milliseconds.
-Thread mode (`BOUNDARYLAB_WORKERS=thread`) remains for tests and platforms without
-multiprocessing: same protocol, same code path, just no process boundary.
+its lag grows far past the 50 ms target; a fixed pool of long-lived worker *processes*
+leaves the server process only the messages to handle. The pool is started in the app's
+lifespan from a forkserver that has the engine imported already, so a worker is ready in
+milliseconds and a new run starts at once. Thread mode (`BOUNDARYLAB_WORKERS=thread`) keeps
+the same protocol and code path without the process boundary (tests, odd platforms).
 
-Protocol over one duplex `multiprocessing.Pipe` per worker (tuples, pickled):
-  main → worker: ("start", run_id, RunConfig) · ("cmd", run_id, action) ·
-                 ("export", request_id) · ("stop",)
-  worker → main: ("ready",) · ("msg", run_id, message) · ("model", request_id, dict|None) ·
-                 ("done", run_id, final_status, model_dict|None)
+Two one-way pipes per worker:
+  commands, main → worker (multiprocessing.Connection, pickled tuples):
+      ("start", run_id, RunConfig) · ("cmd", run_id, action) · ("export", request_id) · ("stop",)
+  events, worker → main (length-prefixed pickles, read on the event loop without blocking):
+      ("ready",) · ("msg", run_id, message) · ("model", request_id, dict | None) ·
+      ("done", run_id, final_status, model | None)
+The server reads events with `loop.add_reader` rather than one thread per worker: reader
+threads in a busy process queue for the GIL and drag the loop's lag up with them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing
 import os
+import pickle
+import struct
 import sys
 import threading
 import time
@@ -34,10 +40,12 @@ from boundarylab.messages import status_message
 Emit = Callable[[dict[str, Any]], None]
 NextCommand = Callable[[float], "str | None"]
 WorkerMessage = tuple[Any, ...]
+HEADER = struct.Struct("!I")
 
-# Worker processes run a little below the server's priority so that, when every core is
-# busy training, the event loop still gets the CPU the moment it has something to send.
-WORKER_NICENESS = 5
+# Training is batch work; the event loop is interactive. At the default niceness, 8 busy
+# workers on 2 cores left the loop waiting for a CPU (lag p99 ~400 ms, bench/stream.py);
+# at 19 the scheduler runs the server as soon as it wakes (p99 ~30 ms on the same box).
+WORKER_NICENESS = 19
 
 
 class RunHandle(Protocol):
@@ -67,6 +75,23 @@ class EngineRun:
         return self.trainer.export_model()
 
 
+class EventWriter:
+    """Worker side of the events pipe: one length-prefixed pickle per message."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn  # kept so the descriptor stays open
+        self._fd = conn.fileno()
+
+    def send(self, message: WorkerMessage) -> None:
+        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(HEADER.pack(len(payload)) + payload)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 def _export(handle: RunHandle | None) -> dict[str, Any] | None:
     if handle is None:
         return None
@@ -76,24 +101,26 @@ def _export(handle: RunHandle | None) -> dict[str, Any] | None:
         return None
 
 
-def _run_one(conn: Connection, run_id: str, config: RunConfig, factory: RunFactory) -> bool:
+def _run_one(
+    commands: Connection, events: EventWriter, run_id: str, config: RunConfig, factory: RunFactory
+) -> bool:
     """Run one job to its end; returns True when a stop request arrived meanwhile."""
     stop_requested = False
     handle: RunHandle | None = None
 
     def emit(message: dict[str, Any]) -> None:
-        conn.send(("msg", run_id, message))
+        events.send(("msg", run_id, message))
 
     def next_command(timeout: float) -> str | None:
         # The run's only way to wait, so exports and stops are answered between steps.
         nonlocal stop_requested
         deadline = time.monotonic() + max(0.0, timeout)
-        while conn.poll(max(0.0, deadline - time.monotonic())):
-            msg = conn.recv()
+        while commands.poll(max(0.0, deadline - time.monotonic())):
+            msg = commands.recv()
             if msg[0] == "cmd" and msg[1] == run_id:
                 return str(msg[2])
             if msg[0] == "export":
-                conn.send(("model", msg[1], _export(handle)))
+                events.send(("model", msg[1], _export(handle)))
             elif msg[0] == "stop":
                 stop_requested = True
                 return "cancel"
@@ -105,39 +132,45 @@ def _run_one(conn: Connection, run_id: str, config: RunConfig, factory: RunFacto
         status = handle.run()
     except Exception as exc:  # the run fails, the worker lives on for the next one
         emit(status_message("failed", f"the run failed: {type(exc).__name__}: {exc}"))
-    conn.send(("done", run_id, status, _export(handle)))
+    events.send(("done", run_id, status, _export(handle)))
     return stop_requested
 
 
-def worker_main(conn: Connection, factory: RunFactory, niceness: int = 0) -> None:
+def worker_main(
+    commands: Connection, events_conn: Connection, factory: RunFactory, niceness: int = 0
+) -> None:
     """Body of a worker (process or thread): serve runs one after another until stopped."""
     if niceness:
         with contextlib.suppress(OSError):
             os.nice(niceness)
     with contextlib.suppress(ImportError):
-        import boundarylab.training  # noqa: F401  (pre-import: the first run starts fast)
+        import boundarylab.training  # noqa: F401  (a no-op when the forkserver preloaded it)
+    events = EventWriter(events_conn)
     try:
-        conn.send(("ready",))
+        events.send(("ready",))
         while True:
-            msg = conn.recv()
+            msg = commands.recv()
             if msg[0] == "stop":
                 return
-            if msg[0] == "start" and _run_one(conn, msg[1], msg[2], factory):
+            if msg[0] == "start" and _run_one(commands, events, msg[1], msg[2], factory):
                 return
             if msg[0] == "export":  # the run it asked about already finished
-                conn.send(("model", msg[1], None))
+                events.send(("model", msg[1], None))
     except (EOFError, OSError, KeyboardInterrupt):
         return
     finally:
-        conn.close()
+        events.close()  # the server sees EOF: this worker is gone
+        commands.close()
 
 
-def process_main(conn: Connection, factory: RunFactory, niceness: int) -> None:
+def process_main(
+    commands: Connection, events: Connection, factory: RunFactory, niceness: int
+) -> None:
     """Entry point of a worker process."""
-    worker_main(conn, factory, niceness)
+    worker_main(commands, events, factory, niceness)
     # Skip interpreter teardown (NumPy, scikit-learn, ...): it takes about a second per
     # process on a busy 2-core box, and shutdown must finish within 5 s. Nothing is
-    # buffered: messages went out through the pipe, which worker_main has closed.
+    # buffered: every message went out through os.write and the pipes are closed.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
@@ -156,71 +189,96 @@ def _process_context() -> Any:
 
 
 class Worker:
-    """The main process's handle on one worker and its reader thread."""
+    """The server's handle on one worker: its command pipe and its event stream."""
 
     def __init__(self, index: int, mode: str, factory: RunFactory) -> None:
         self.index = index
         self.mode = mode
         self.ready = False
         self.run_id: str | None = None
-        self.conn, child = multiprocessing.Pipe(duplex=True)
-        target_args = (child, factory)
-        self._child = child
+        child_commands, self._commands = multiprocessing.Pipe(duplex=False)
+        self._events, child_events = multiprocessing.Pipe(duplex=False)
+        self._child_ends = (child_commands, child_events)
+        self._buffer = bytearray()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._proc: Any
         if mode == "process":
             self._proc = _process_context().Process(
                 target=process_main,
-                args=(*target_args, WORKER_NICENESS),
+                args=(child_commands, child_events, factory, WORKER_NICENESS),
                 name=f"boundarylab-worker-{index}",
                 daemon=True,
             )
         else:
             self._proc = threading.Thread(
-                target=worker_main, args=target_args, name=f"boundarylab-worker-{index}"
+                target=worker_main,
+                args=(child_commands, child_events, factory),
+                name=f"boundarylab-worker-{index}",
             )
-        self._reader: threading.Thread | None = None
-        self._send_lock = threading.Lock()
 
     def start(
         self,
+        loop: asyncio.AbstractEventLoop,
         on_message: Callable[[Worker, WorkerMessage], None],
         on_exit: Callable[[Worker], None],
     ) -> None:
-        """Start the worker and a reader thread that hands its messages to the callbacks.
-
-        The callbacks run on the reader thread: the caller wraps them with
-        `loop.call_soon_threadsafe`. A blocking reader thread (rather than `add_reader`) is
-        used because one boundary frame can exceed the pipe buffer, and a partial read on
-        the event loop would block it.
-        """
+        """Start the worker; its events are handed to the callbacks on the event loop."""
         self._proc.start()
         if self.mode == "process":
-            self._child.close()  # only the child holds it now: EOF reaches us when it dies
+            for end in self._child_ends:  # the child holds them now: its exit means EOF
+                end.close()
+        fd = self._events.fileno()
+        os.set_blocking(fd, False)
+        self._loop = loop
 
-        def read() -> None:
-            while True:
-                try:
-                    msg = self.conn.recv()
-                except (EOFError, OSError):
-                    break
-                try:
-                    on_message(self, msg)
-                except RuntimeError:  # the event loop is closed: nobody left to tell
-                    return
-            with contextlib.suppress(RuntimeError):
+        def readable() -> None:
+            eof = self._read_available(fd)
+            for message in self._parse():
+                on_message(self, message)
+            if eof:
+                self._detach()
                 on_exit(self)
 
-        self._reader = threading.Thread(target=read, name=f"boundarylab-reader-{self.index}")
-        self._reader.daemon = True
-        self._reader.start()
+        loop.add_reader(fd, readable)
+
+    def _read_available(self, fd: int) -> bool:
+        """Append what the pipe holds to the buffer; True at end of file."""
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 18)
+            except BlockingIOError:
+                return False
+            except OSError:
+                return True
+            if not chunk:
+                return True
+            self._buffer += chunk
+
+    def _parse(self) -> list[WorkerMessage]:
+        messages = []
+        offset = 0
+        while len(self._buffer) - offset >= HEADER.size:
+            (size,) = HEADER.unpack_from(self._buffer, offset)
+            end = offset + HEADER.size + size
+            if len(self._buffer) < end:
+                break
+            messages.append(pickle.loads(self._buffer[offset + HEADER.size : end]))
+            offset = end
+        del self._buffer[:offset]
+        return messages
+
+    def _detach(self) -> None:
+        if self._loop is not None and not self._events.closed:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._events.fileno())
+            self._events.close()
 
     def send(self, msg: WorkerMessage) -> bool:
-        """Send to the worker; False when it is gone."""
+        """Send a command (small; the worker reads them between steps); False if it is gone."""
         try:
-            with self._send_lock:
-                self.conn.send(msg)
+            self._commands.send(msg)
             return True
-        except (OSError, ValueError, BrokenPipeError):
+        except (OSError, ValueError):
             return False
 
     @property
@@ -231,10 +289,9 @@ class Worker:
     def alive(self) -> bool:
         return bool(self._proc.is_alive())
 
-    def stop(self, timeout: float) -> None:
-        """Ask the worker to exit, then make sure it did within `timeout` seconds."""
+    def join(self, timeout: float) -> None:
+        """Wait for the worker to exit (after "stop"); kill a process that does not."""
         deadline = time.monotonic() + timeout
-        self.send(("stop",))
         self._proc.join(max(0.0, deadline - time.monotonic()))
         if self.mode == "process" and self._proc.is_alive():
             self._proc.terminate()
@@ -242,8 +299,11 @@ class Worker:
             if self._proc.is_alive():
                 self._proc.kill()
                 self._proc.join(1.0)
-        # The worker closed its end on exit, so the reader sees EOF and ends by itself.
-        if self._reader is not None and self._reader is not threading.current_thread():
-            self._reader.join(max(0.1, deadline - time.monotonic()))
-        with contextlib.suppress(OSError):
-            self.conn.close()
+
+    def close(self) -> None:
+        """Release the pipes (on the event loop thread, after join)."""
+        self._detach()
+        self._commands.close()
+        if self.mode != "process":
+            for end in self._child_ends:
+                end.close()
