@@ -71,7 +71,14 @@ def test_form_shows_the_schema_defaults(desk: Any) -> None:
                 assert float(shown) == pytest.approx(default), key
             checked += 1
     assert checked >= 15
-    assert desk.page.locator("label[for='f-training-learning_rate']").inner_text()
+    # Every control has a name a screen reader reads: a <label>, aria-label, or its text.
+    unnamed = desk.page.evaluate(
+        """() => [...document.querySelectorAll('input, select, button')]
+            .filter(el => !(el.labels?.length || el.getAttribute('aria-label')
+                            || el.textContent.trim()))
+            .map(el => el.id || el.name || el.outerHTML)"""
+    )
+    assert unnamed == []
 
 
 def test_preview_draws_the_points_and_redraws_on_change(desk: Any) -> None:
