@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import re
 import socket
-import sys
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
-from reliability_support import InstantRun, Server, make_client, run_server, strict_loads
+from reliability_support import InstantRun, Server, make_client, strict_loads
 from starlette.websockets import WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -24,7 +21,6 @@ from websockets.sync.client import connect
 from boundarylab.api import frontend_dir
 from boundarylab.settings import Settings
 
-CLI = str(Path(sys.executable).parent / "boundarylab")
 OUTSIDE_MARKERS = (b"root:", b"[project]", b"[tool.", b"def create_app", b"[core]")
 TRAVERSALS = [
     "/../pyproject.toml",
@@ -47,13 +43,6 @@ TRAVERSALS = [
     "/../.git/config",
     "http://127.0.0.1/../pyproject.toml",
 ]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    """`boundarylab serve` as a user starts it: no --host, process workers."""
-    with run_server([CLI, "serve", "--port", "{port}", "--log-level", "warning"]) as srv:
-        yield srv
 
 
 def raw_get(server: Server, target: str) -> tuple[int, bytes]:

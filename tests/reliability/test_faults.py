@@ -1,0 +1,184 @@
+"""Faults in-process (real engine, thread workers): viewers that leave, control at every
+stage of a run's life, and workers that raise or die.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from typing import Any
+
+from fastapi.testclient import TestClient
+from reliability_support import (
+    CRASH_SEED,
+    FAULT_SEED,
+    FaultyEngineRun,
+    is_terminal,
+    make_client,
+    read_until,
+    strict_loads,
+    wait_status,
+)
+
+PACED = {"training": {"iterations": 4000, "report_every": 50, "steps_per_second": 2000}}
+SLOW = {"training": {"iterations": 100_000, "report_every": 50, "steps_per_second": 500}}
+
+
+def _tasks(client: TestClient) -> int:
+    """Tasks on the app's event loop (BlockingPortal.call runs a sync callable there)."""
+    return client.portal.call(lambda: len(asyncio.all_tasks()))  # type: ignore[union-attr]
+
+
+def _settle(probe: Any, target: int, timeout: float = 5.0) -> int:
+    """Poll `probe()` until it is back to `target` (cleanup is asynchronous); its last value."""
+    deadline = time.monotonic() + timeout
+    while (value := probe()) != target and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return value
+
+
+def _assert_history_consistent(detail: dict[str, Any]) -> None:
+    """Iterations strictly increase, stop where the run did, and losses are finite numbers."""
+    steps = [entry["iteration"] for entry in detail["history"]]
+    assert steps == sorted(set(steps)), steps
+    if steps:
+        assert steps[-1] == detail["iteration"] and steps[0] == 0
+    assert all(isinstance(entry["loss"], float) for entry in detail["history"])
+
+
+def test_100_viewers_leave_mid_run_and_leave_nothing_behind(engine_client: TestClient) -> None:
+    client = engine_client
+    # Paced so it cannot finish during the loop (40 s); afterwards "step" (5000 steps each,
+    # at full speed) takes it to its end, so the test does not depend on the machine's speed.
+    slow = {
+        "training": {"iterations": 20_000, "report_every": 5000, "steps_per_second": 500},
+        "view": {"max_fps": 60},
+    }
+    run_id = client.post("/api/runs", json=slow).json()["id"]
+    wait_status(client, run_id, {"running"})
+    run = client.app.state.registry.get(run_id)  # type: ignore[attr-defined]
+    base_threads, base_tasks = threading.active_count(), _tasks(client)
+    for index in range(100):
+        with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+            assert strict_loads(ws.receive_text())["type"] == "snapshot"
+            for _ in range(index % 3):  # leave at different points of the stream
+                ws.receive_text()
+    assert run.status == "running", "every disconnect must have happened mid-run"
+    assert _settle(lambda: len(run.viewers), 0) == 0
+    assert _settle(lambda: _tasks(client), base_tasks) == base_tasks
+    assert _settle(threading.active_count, base_threads) == base_threads
+    assert client.post(f"/api/runs/{run_id}/pause").json()["status"] == "paused"
+    with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+        ws.receive_text()
+        for _ in range(4):
+            ws.send_json({"action": "step"})
+        seen = read_until(ws, is_terminal)
+    assert seen[-1]["status"] == "completed"
+    assert [m for m in seen if m["type"] == "boundary"][-1]["iteration"] == 20_000
+    detail = client.get(f"/api/runs/{run_id}").json()
+    assert detail["iteration"] == 20_000
+    _assert_history_consistent(detail)
+
+
+def test_a_run_watched_by_leaving_viewers_completes_with_its_final_frame(
+    engine_client: TestClient,
+) -> None:
+    client = engine_client
+    run_id = client.post("/api/runs", json=PACED).json()["id"]
+    for _ in range(30):
+        with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+            ws.receive_text()
+    detail = wait_status(client, run_id, {"completed", "cancelled", "failed", "diverged"})
+    assert detail["status"] == "completed" and detail["iteration"] == 4000
+    with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+        snapshot = strict_loads(ws.receive_text())
+    assert snapshot["status"] == "completed" and snapshot["boundary"]["iteration"] == 4000
+    _assert_history_consistent(detail)
+
+
+def test_cancel_while_queued_paused_and_after_completion() -> None:
+    with make_client(FaultyEngineRun, max_running=1) as client:
+        busy = client.post("/api/runs", json=SLOW).json()["id"]
+        queued = client.post("/api/runs", json=PACED).json()
+        assert queued["status"] == "queued"
+        cancelled = client.post(f"/api/runs/{queued['id']}/cancel").json()
+        assert cancelled["status"] == "cancelled"
+        detail = client.get(f"/api/runs/{queued['id']}").json()
+        assert detail["history"] == [] and detail["iteration"] == 0 and detail["message"]
+
+        wait_status(client, busy, {"running"})
+        assert client.post(f"/api/runs/{busy}/pause").json()["status"] == "paused"
+        paused_at = client.get(f"/api/runs/{busy}").json()["iteration"]
+        time.sleep(0.2)  # paused means paused: nothing moves meanwhile
+        assert client.get(f"/api/runs/{busy}").json()["iteration"] == paused_at
+        assert client.post(f"/api/runs/{busy}/cancel").json()["status"] == "cancelled"
+        detail = wait_status(client, busy, {"cancelled"})
+        assert detail["iteration"] == paused_at and detail["message"]
+        _assert_history_consistent(detail)
+
+        done = client.post("/api/runs", json={"training": {"iterations": 30}}).json()["id"]
+        finished = wait_status(client, done, {"completed"})
+        for action in ("cancel", "pause", "resume", "cancel"):
+            assert client.post(f"/api/runs/{done}/{action}").json()["status"] == "completed"
+        assert client.post(f"/api/runs/{done}/step").status_code == 409
+        after = client.get(f"/api/runs/{done}").json()
+        assert after["history"] == finished["history"] and after["status"] == "completed"
+        # The queued run that was cancelled never started once a worker came free.
+        assert client.get(f"/api/runs/{queued['id']}").json()["status"] == "cancelled"
+
+
+def test_pause_and_resume_twenty_times_then_complete(engine_client: TestClient) -> None:
+    client = engine_client
+    run_id = client.post("/api/runs", json=PACED).json()["id"]
+    with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+        wait_status(client, run_id, {"running"})
+        for _ in range(20):
+            assert client.post(f"/api/runs/{run_id}/pause").json()["status"] in (
+                "paused",
+                "completed",
+            )
+            assert client.post(f"/api/runs/{run_id}/resume").json()["status"] in (
+                "running",
+                "completed",
+            )
+        seen = read_until(ws, is_terminal)
+    detail = wait_status(client, run_id, {"completed"})
+    assert detail["iteration"] == 4000
+    _assert_history_consistent(detail)
+    # What the viewer saw agrees with the server: same history, alternating statuses.
+    streamed = seen[0]["history"] + [
+        {k: v for k, v in m.items() if k != "type"} for m in seen if m["type"] == "progress"
+    ]
+    assert streamed == detail["history"]
+    statuses = [m["status"] for m in seen if m["type"] == "status"]
+    assert statuses[-1] == "completed"
+    assert all(a != b for a, b in itertools.pairwise(statuses)), statuses
+
+
+def test_a_worker_that_raises_fails_its_run_and_others_continue(
+    engine_client: TestClient,
+) -> None:
+    client = engine_client
+    good = client.post("/api/runs", json=PACED).json()["id"]
+    bad = client.post("/api/runs", json={"training": {**PACED["training"], "seed": FAULT_SEED}})
+    with client.websocket_connect(f"/api/runs/{bad.json()['id']}/stream") as ws:
+        final = read_until(ws, is_terminal)[-1]
+    assert final["status"] == "failed" and "injected fault" in final["message"]
+    assert wait_status(client, good, {"completed", "failed"})["status"] == "completed"
+    again = client.post("/api/runs", json={"training": {"iterations": 20}}).json()["id"]
+    assert wait_status(client, again, {"completed", "failed"})["status"] == "completed"
+
+
+def test_a_worker_process_that_dies_fails_its_run_and_is_replaced() -> None:
+    with make_client(FaultyEngineRun, mode="process", max_running=2) as client:
+        good = client.post("/api/runs", json=PACED).json()["id"]
+        crash = {"training": {**PACED["training"], "seed": CRASH_SEED}}
+        bad = client.post("/api/runs", json=crash).json()["id"]
+        detail = wait_status(client, bad, {"completed", "failed", "cancelled", "diverged"})
+        assert detail["status"] == "failed" and "stopped unexpectedly" in detail["message"]
+        assert wait_status(client, good, {"completed", "failed"})["status"] == "completed"
+        for _ in range(2):  # both slots work again, the dead worker's included
+            again = client.post("/api/runs", json={"training": {"iterations": 20}}).json()["id"]
+            assert wait_status(client, again, {"completed", "failed"})["status"] == "completed"
