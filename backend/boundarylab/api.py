@@ -441,7 +441,8 @@ async def _receive_loop(
             viewer.put(dumps(error_message('not JSON; send {"action": "pause"} or similar')))
             continue
         action = data.get("action") if isinstance(data, dict) else None
-        if action not in CONTROL_ACTIONS:
+        # Only a string may be looked up: `[...] in frozenset` raises TypeError (unhashable).
+        if not isinstance(action, str) or action not in CONTROL_ACTIONS:
             allowed = ", ".join(sorted(CONTROL_ACTIONS))
             viewer.put(dumps(error_message(f"unknown action {action!r}; use one of {allowed}")))
             continue
