@@ -1,0 +1,91 @@
+"""Hostile WebSocket messages: each gets an error message or a close with a reason code, and
+neither the run nor the server notices.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from reliability_support import Server, is_terminal, read_until, strict_loads, wait_status
+from starlette.websockets import WebSocketDisconnect
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+PACED = {"training": {"iterations": 3000, "report_every": 50, "steps_per_second": 1500}}
+NOT_ACTIONS = [
+    "not json",
+    "{",
+    "NaN",
+    '{"action": NaN}',
+    "null",
+    "[]",
+    '"pause"',
+    '{"action": 5}',
+    '{"action": ["pause"]}',
+    '{"action": "PAUSE"}',
+    '{"action": "delete"}',
+    '{"act": "pause"}',
+    '{"action": "step"}',  # valid, but only while paused: the run is running
+    "\u0000\ud7ff\ue000",
+]
+
+
+def test_bad_text_messages_get_an_error_each_and_the_run_completes(
+    engine_client: TestClient,
+) -> None:
+    client = engine_client
+    run_id = client.post("/api/runs", json=PACED).json()["id"]
+    path = f"/api/runs/{run_id}/stream"
+    with client.websocket_connect(path) as ws:
+        assert strict_loads(ws.receive_text())["type"] == "snapshot"
+        for text in NOT_ACTIONS:
+            ws.send_text(text)
+            errors = read_until(ws, lambda m: m["type"] in ("error", "status"))
+            assert errors[-1]["type"] == "error" and errors[-1]["message"], (text, errors[-1])
+        final = read_until(ws, is_terminal)[-1]
+    assert final["status"] == "completed"
+    assert wait_status(client, run_id, {"completed"})["iteration"] == 3000
+
+
+@pytest.mark.parametrize(
+    ("send", "code", "reason"),
+    [
+        (lambda ws: ws.send_bytes(b'{"action": "pause"}'), 1003, "binary"),
+        (lambda ws: ws.send_text('{"action": "pause", "x": "' + "y" * 5000 + '"}'), 1009, "4096"),
+    ],
+)
+def test_binary_and_oversized_frames_close_that_socket_only(
+    engine_client: TestClient, send: object, code: int, reason: str
+) -> None:
+    client = engine_client
+    run_id = client.post("/api/runs", json=PACED).json()["id"]
+    path = f"/api/runs/{run_id}/stream"
+    with client.websocket_connect(path) as bystander, client.websocket_connect(path) as ws:
+        bystander.receive_text()
+        ws.receive_text()
+        send(ws)  # type: ignore[operator]
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                ws.receive_text()
+        assert closed.value.code == code and reason in (closed.value.reason or "")
+        # The other viewer and the run carry on to the end; no pause was applied.
+        seen = read_until(bystander, is_terminal)
+    assert seen[-1]["status"] == "completed"
+    assert "paused" not in [m.get("status") for m in seen]
+
+
+def test_binary_frame_on_a_real_server(server: Server) -> None:
+    import httpx
+
+    slow = {"training": {"iterations": 100_000, "steps_per_second": 10}}
+    run_id = httpx.post(f"{server.base}/api/runs", json=slow).json()["id"]
+    with connect(f"{server.ws_base}/api/runs/{run_id}/stream") as ws:
+        ws.recv(timeout=10)
+        ws.send(b"\x00\x01binary")
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
+    detail = httpx.get(f"{server.base}/api/runs/{run_id}").json()
+    assert detail["status"] == "running"
+    assert httpx.post(f"{server.base}/api/runs/{run_id}/cancel").json()["status"] == "cancelled"
