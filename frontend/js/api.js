@@ -56,8 +56,8 @@ export const schema = () => getJSON("api/schema");
 export const previewDataset = (dataset) => postJSON("api/datasets/preview", dataset);
 export const createRun = (config) => postJSON("api/runs", config);
 export const getRun = (id) => getJSON(`api/runs/${encodeURIComponent(id)}`);
-export const control = (id, action) =>
-  postJSON(`api/runs/${encodeURIComponent(id)}/${action}`, undefined);
+export const controlUrl = (id, action) => `api/runs/${encodeURIComponent(id)}/${action}`;
+export const control = (id, action) => postJSON(controlUrl(id, action), undefined);
 export const modelUrl = (id) => `api/runs/${encodeURIComponent(id)}/model`;
 export const historyUrl = (id) => `api/runs/${encodeURIComponent(id)}/history.csv`;
 

@@ -117,6 +117,10 @@ export class Comparison {
     this.cells = [];
   }
 
+  liveRunIds() {
+    return this.cells.filter((c) => c.id && !api.TERMINAL.has(c.status)).map((c) => c.id);
+  }
+
   clear() {
     for (const cell of this.cells) cell.close();
     this.cells = [];

@@ -97,9 +97,20 @@ class Page {
       this.compare();
     });
     $("compare-sizes").addEventListener("input", () => this.#syncUrl());
+    // Nobody can watch a run after its page is gone (the link holds the config, not the
+    // run), so leaving cancels it instead of keeping a worker busy for nothing.
+    window.addEventListener("pagehide", () => {
+      for (const id of this.#liveRunIds()) navigator.sendBeacon(api.controlUrl(id, "cancel"));
+    });
     this.#syncUrl();
     this.view.setStatus("Ready: these are the points to separate. Press Train.");
     this.preview();
+  }
+
+  #liveRunIds() {
+    const ids = this.comparison.liveRunIds();
+    if (this.view.active) ids.push(this.view.id);
+    return ids;
   }
 
   #syncUrl() {

@@ -291,3 +291,18 @@ def test_says_when_the_server_is_gone_and_when_it_forgot_the_run(
     page.click("#train")
     page.wait_for_selector("#status[data-status='running']")
     banner.wait_for(state="hidden")
+
+
+def test_leaving_the_page_cancels_its_run(desk: Any) -> None:
+    desk.open()  # paced: still training when the page goes
+    desk.page.click("#train")
+    until(desk.page, "Number(document.getElementById('iteration').textContent) > 0")
+    rid = run_id(desk.page)
+    desk.page.goto("about:blank")
+    status = None
+    for _ in range(100):
+        status = desk.api(f"/api/runs/{rid}")["status"]
+        if status != "running":
+            break
+        time.sleep(0.1)
+    assert status == "cancelled"
