@@ -30,8 +30,7 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
-from boundarylab.config import RunConfig
-from boundarylab.training import Trainer
+from boundarylab.worker import WORKER_NICENESS
 
 ARTICLE: dict[str, Any] = {}  # every default: the article's network, 20000 steps
 TERMINAL = {"completed", "cancelled", "diverged", "failed"}
@@ -124,11 +123,35 @@ async def streamed_article(base: str) -> tuple[float, int]:
         return time.perf_counter() - t0, seen["frame_bytes"]
 
 
+BARE = """
+import time
+from boundarylab.config import RunConfig
+from boundarylab.training import Trainer
+trainer = Trainer(RunConfig())
+t0 = time.perf_counter()
+trainer.advance(trainer.total)
+print(time.perf_counter() - t0)
+"""
+
+
 def bare_article() -> float:
-    trainer = Trainer(RunConfig.model_validate(ARTICLE))
-    t0 = time.perf_counter()
-    trainer.advance(trainer.total)
-    return time.perf_counter() - t0
+    """Bare Trainer.advance over the article's 20000 steps, in a process at the workers'
+    niceness, so both sides compete for the CPU alike on a shared machine."""
+    out = subprocess.run(
+        [sys.executable, "-c", BARE],
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=lambda: os.nice(WORKER_NICENESS),
+    )
+    return float(out.stdout.strip())
+
+
+async def idle_lag(base: str, seconds: float = 3.0) -> dict[str, Any]:
+    async with httpx.AsyncClient() as client:
+        await client.post(f"{base}/api/debug/loop-lag/reset")
+        await asyncio.sleep(seconds)
+        return (await client.get(f"{base}/api/debug/loop-lag")).json()
 
 
 async def load(base: str, n_runs: int, n_viewers: int) -> dict[str, Any]:
@@ -137,7 +160,14 @@ async def load(base: str, n_runs: int, n_viewers: int) -> dict[str, Any]:
         ids = []
         for _ in range(n_runs):
             ids.append((await client.post(f"{base}/api/runs", json=ARTICLE)).json()["id"])
-        viewers = [asyncio.create_task(watch(base, ids[i % n_runs])) for i in range(n_viewers)]
+
+        async def viewer(run_id: str) -> dict[str, Any]:
+            try:
+                return await watch(base, run_id)
+            except (OSError, TimeoutError) as exc:  # counted as a viewer that missed the end
+                return {"final": None, "last_frame": None, "error": repr(exc)}
+
+        viewers = [asyncio.create_task(viewer(ids[i % n_runs])) for i in range(n_viewers)]
         probes: list[float] = []
 
         async def probe() -> None:
@@ -166,6 +196,7 @@ async def load(base: str, n_runs: int, n_viewers: int) -> dict[str, Any]:
 def bench_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     proc, base = start_server(mode, args.max_running)
     try:
+        idle = asyncio.run(idle_lag(base))
         latency = asyncio.run(first_frame_latency(base, args.latency_runs))
         streamed, bare, frame_bytes = [], [], 0
         for _ in range(args.repeats):  # interleaved, so drift hits both sides alike
@@ -182,6 +213,7 @@ def bench_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "streamed": statistics.median(streamed),
         "bare": statistics.median(bare),
         "shutdown": shutdown,
+        "idle_lag": idle,
         **loaded,
     }
 
@@ -215,6 +247,7 @@ def report(mode: str, r: dict[str, Any], viewers: int) -> None:
             "<= 50 ms",
             lag["p99_ms"] <= 50,
         ),
+        ("  (same server idle: loop lag p99)", f"{r['idle_lag']['p99_ms']:.1f} ms", "", True),
         ("  /api/health round trip p99", f"{r['probe_p99']:.1f} ms", "", True),
         (
             "  viewers with final status + frame",
@@ -240,8 +273,10 @@ def main() -> None:
     parser.add_argument("--max-running", type=int, default=8)
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs; {args.runs} runs x 20000 steps, {args.viewers} viewers")
+    print("load average before:", " ".join(f"{x:.1f}" for x in os.getloadavg()))
     for mode in args.modes.split(","):
         report(mode, bench_mode(mode, args), args.viewers)
+    print("\nload average after:", " ".join(f"{x:.1f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":
