@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 
 import psutil
 from api_support import is_terminal, make_client, read_until, strict_loads, worker_threads
@@ -23,6 +26,27 @@ def _expected_history(body: dict) -> list[dict]:
         trainer.advance(config.training.report_every)
         history.append(trainer.report())
     return [{k: v for k, v in entry.items() if k != "type"} for entry in history]
+
+
+def _cli_losses(iterations: int, report_every: int) -> list[float]:
+    """Losses from `boundarylab train --format jsonl` for the article's config."""
+    argv = ["train", "--iterations", str(iterations), "--report-every", str(report_every)]
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from boundarylab.cli import main; raise SystemExit(main())",
+            *argv,
+            "--format",
+            "jsonl",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return [line["loss"] for line in lines if line["type"] == "progress"]
 
 
 def _running(pid: int) -> bool:
@@ -48,6 +72,7 @@ def test_process_workers_stream_the_engine_exactly_and_shut_down_clean() -> None
         {k: v for k, v in m.items() if k != "type"} for m in messages if m["type"] == "progress"
     ]
     assert history == _expected_history(ARTICLE_SHORT)  # same floats, bit for bit
+    assert [h["loss"] for h in history] == _cli_losses(1500, 100)
     final_frame = [m for m in messages if m["type"] == "boundary"][-1]
     assert final_frame["iteration"] == 1500 and final_frame["encoding"] == "p1-uint8-base64"
     assert messages[-1] == {"type": "status", "status": "completed"}
