@@ -39,19 +39,43 @@ def _settle(probe: Any, target: Any, timeout: float = 10.0) -> Any:
     return value
 
 
-def _drop_connection(server: Server, run_id: str) -> None:
-    """Open the stream by hand, read a little, then drop TCP without a close frame."""
+def _raw_stream(server: Server, run_id: str) -> socket.socket:
+    """A hand-made WebSocket handshake on a socket with a tiny receive buffer; the caller
+    decides whether to read (nothing parses frames here)."""
     key = base64.b64encode(os.urandom(16)).decode()
     request = (
         f"GET /api/runs/{run_id}/stream HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
-        s.sendall(request.encode())
-        assert s.recv(4096).startswith(b"HTTP/1.1 101")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills after a frame or two
+    s.settimeout(10)
+    s.connect(("127.0.0.1", server.port))
+    s.sendall(request.encode())
+    assert s.recv(12).startswith(b"HTTP/1.1 101")
+    return s
+
+
+def _drop_connection(server: Server, run_id: str) -> None:
+    """Open the stream by hand, read a little, then drop TCP without a close frame."""
+    with _raw_stream(server, run_id) as s:
+        s.recv(4096)
+        # SO_LINGER 0: close() sends RST, the rudest way a browser tab can vanish.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-    # SO_LINGER 0: close() sends RST, the rudest way a browser tab can vanish.
+
+
+def test_a_viewer_that_never_reads_slows_nobody(server: Server) -> None:
+    fast = {"training": {"iterations": 20_000, "report_every": 20}, "view": {"max_fps": 60}}
+    run_id = httpx.post(f"{server.base}/api/runs", json=fast).json()["id"]
+    with _raw_stream(server, run_id) as stuck:
+        with connect(f"{server.ws_base}/api/runs/{run_id}/stream", max_size=None) as ws:
+            seen = _read_to_end(ws)
+        assert seen[-1]["status"] == "completed"
+        progress = [m["iteration"] for m in seen if m["type"] == "progress"]
+        assert progress[-1] == 20_000 and len(seen[0]["history"]) + len(progress) == 1001
+        assert httpx.get(f"{server.base}/api/health", timeout=5).json()["status"] == "ok"
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01" + b"\x00" * 7)
 
 
 def test_100_viewers_vanish_mid_run_and_the_server_returns_to_baseline(server: Server) -> None:
@@ -118,6 +142,7 @@ def test_sigterm_with_runs_in_progress_exits_within_5_s_and_leaves_nothing(
         ]
         for ws in sockets:
             assert strict_loads(ws.recv(timeout=10))["type"] == "snapshot"
+        stack.enter_context(_raw_stream(server, ids[0]))  # a viewer that never reads
         seen: dict[int, list[dict[str, Any]]] = {}
         readers = [
             threading.Thread(target=lambda n=n, ws=ws: seen.__setitem__(n, _read_to_end(ws)))
