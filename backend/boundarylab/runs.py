@@ -14,10 +14,10 @@ import logging
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 from boundarylab.config import RunConfig
+from boundarylab.fanout import Run, Viewer
 from boundarylab.messages import TERMINAL, dumps, status_message
 from boundarylab.settings import Settings
 from boundarylab.worker import EngineRun, RunFactory, Worker, WorkerMessage
@@ -36,113 +36,6 @@ class RegistryError(Exception):
         self.status = status
         self.message = message
         self.retry_after = retry_after
-
-
-class Viewer:
-    """One viewer's outbox: status and progress are never dropped, frames are conflated.
-
-    A viewer that cannot keep up only ever has the latest boundary frame waiting; if its
-    backlog of small messages still passes `max_backlog` it is disconnected rather than
-    let memory grow.
-    """
-
-    def __init__(self, max_backlog: int = 10_000) -> None:
-        self._items: deque[str | None] = deque()  # None marks where the latest frame goes
-        self._frame: str | None = None
-        self._wake = asyncio.Event()
-        self._max_backlog = max_backlog
-        self.finished = False  # the run ended: drain, then close
-        self.overflowed = False
-
-    def put(self, text: str, *, frame: bool = False) -> None:
-        if frame:
-            if self._frame is not None:
-                self._items.remove(None)  # move the slot to the end: order stays causal
-            self._frame = text
-            self._items.append(None)
-        else:
-            self._items.append(text)
-            if len(self._items) > self._max_backlog:
-                self.overflowed = True
-        self._wake.set()
-
-    def finish(self) -> None:
-        self.finished = True
-        self._wake.set()
-
-    def pending(self) -> int:
-        return len(self._items)
-
-    async def get(self) -> str | None:
-        """The next text to send, or None when the viewer should be closed."""
-        while not self._items:
-            if self.finished or self.overflowed:
-                return None
-            self._wake.clear()
-            await self._wake.wait()
-        if self.overflowed:
-            return None
-        item = self._items.popleft()
-        if item is None:
-            item, self._frame = self._frame, None
-        return item
-
-
-@dataclass(eq=False)
-class Run:
-    """One run as the server holds it. `history` holds progress entries without "type"."""
-
-    id: str
-    config: RunConfig
-    client: str
-    dataset_text: str
-    created: float = field(default_factory=time.time)
-    status: str = "queued"
-    message: str | None = None
-    iteration: int = 0
-    position: int | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    boundary_text: str | None = None
-    model: dict[str, Any] | None = None
-    worker: Worker | None = None
-    pending: list[str] = field(default_factory=list)
-    viewers: set[Viewer] = field(default_factory=set)
-    started_at: float | None = None
-    finished_at: float | None = None
-    final_status: dict[str, Any] | None = None
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def done(self) -> bool:
-        return self.status in TERMINAL
-
-    def metrics(self) -> dict[str, Any] | None:
-        return self.history[-1] if self.history else None
-
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "status": self.status,
-            "iteration": self.iteration,
-            "total": self.config.training.iterations,
-            "metrics": self.metrics(),
-            "created": self.created,
-        }
-        if self.message is not None:
-            out["message"] = self.message
-        if self.position is not None:
-            out["position"] = self.position
-        return out
-
-    def notify(self) -> None:
-        event, self.changed = self.changed, asyncio.Event()
-        event.set()
-
-    def broadcast(self, message: dict[str, Any], *, frame: bool = False) -> str:
-        text = dumps(message)
-        for viewer in self.viewers:
-            viewer.put(text, frame=frame)
-        return text
 
 
 def config_summary(config: RunConfig) -> str:

@@ -1,0 +1,127 @@
+"""The live stream: WS /api/runs/{id}/stream (DESIGN.md, "Stream messages").
+
+One handler per viewer: a sender drains the viewer's outbox (fanout.Viewer), a receiver
+takes control messages; when either ends, the other is cancelled and the viewer dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+import anyio
+from fastapi import APIRouter, WebSocket
+
+from boundarylab.fanout import Run, Viewer
+from boundarylab.messages import CONTROL_ACTIONS, dumps, error_message
+from boundarylab.runs import RegistryError, RunRegistry
+from boundarylab.settings import Settings
+
+
+def origin_allowed(websocket: WebSocket, settings: Settings) -> bool:
+    """Same-host pages and configured origins may open the socket; browsers always send
+    Origin, so a missing one is a non-browser client and cannot be a cross-site attack."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True
+    host = websocket.headers.get("host", "").lower()
+    if host and urlsplit(origin).netloc.lower() == host:
+        return True
+    return origin.rstrip("/") in {o.rstrip("/") for o in settings.allowed_origins}
+
+
+router = APIRouter()
+
+
+@router.websocket("/api/runs/{run_id}/stream")
+async def stream(websocket: WebSocket, run_id: str) -> None:
+    """Snapshot first, then progress, frames and status changes until the run ends."""
+    registry: RunRegistry = websocket.app.state.registry
+    settings: Settings = websocket.app.state.settings
+    # Accept first so that every refusal reaches the client as a close code + reason.
+    await websocket.accept()
+    if not origin_allowed(websocket, settings):
+        origin = websocket.headers.get("origin", "")[:100]
+        await websocket.close(1008, f"cross-site WebSocket refused (origin {origin})")
+        return
+    run = registry.get(run_id)
+    if run is None:
+        await websocket.send_text(dumps(error_message(f"no run with id {run_id[:64]!r}")))
+        await websocket.close(4404, "unknown run")
+        return
+    try:
+        viewer = registry.subscribe(run)
+    except RegistryError as exc:
+        await websocket.close(1013, exc.message)
+        return
+    try:
+        closing = await _serve_viewer(websocket, run, registry, viewer, settings)
+    finally:
+        registry.unsubscribe(run, viewer)
+    if closing is not None:
+        with contextlib.suppress(Exception):
+            await websocket.close(*closing)
+
+
+async def _serve_viewer(
+    websocket: WebSocket, run: Run, registry: RunRegistry, viewer: Viewer, settings: Settings
+) -> tuple[int, str] | None:
+    """Send and receive until either side ends; returns the close (code, reason) if any.
+
+    A task group (not bare asyncio tasks) so that cancellation is structured: when one side
+    ends the other is cancelled, and nothing outlives the connection.
+    """
+    ended: list[tuple[int, str] | None] = []
+
+    async def side(loop: Callable[[], Awaitable[tuple[int, str] | None]]) -> None:
+        ended.append(await loop())
+        group.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(side, lambda: _send_loop(websocket, viewer))
+        group.start_soon(side, lambda: _receive_loop(websocket, run, registry, viewer, settings))
+    return ended[0] if ended else None
+
+
+async def _send_loop(websocket: WebSocket, viewer: Viewer) -> tuple[int, str] | None:
+    """Drain the viewer's outbox; returns the close (code, reason), None if the client left."""
+    try:
+        while (text := await viewer.get()) is not None:
+            await websocket.send_text(text)
+    except Exception:  # the client went away mid-send
+        return None
+    if viewer.overflowed:
+        return 1013, "viewer too slow: too many unsent messages"
+    return 1000, "run finished"
+
+
+async def _receive_loop(
+    websocket: WebSocket, run: Run, registry: RunRegistry, viewer: Viewer, settings: Settings
+) -> tuple[int, str] | None:
+    """Control messages from the client; replies go through the outbox (one sender)."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        if message.get("bytes") is not None:
+            return 1003, "binary messages are not accepted; send JSON text"
+        text = message.get("text") or ""
+        if len(text.encode()) > settings.max_ws_message_bytes:
+            return 1009, f"message larger than {settings.max_ws_message_bytes} bytes"
+        try:
+            data = json.loads(text)
+        except ValueError:
+            viewer.put(dumps(error_message('not JSON; send {"action": "pause"} or similar')))
+            continue
+        action = data.get("action") if isinstance(data, dict) else None
+        # Only a string may be looked up: `[...] in frozenset` raises TypeError (unhashable).
+        if not isinstance(action, str) or action not in CONTROL_ACTIONS:
+            allowed = ", ".join(sorted(CONTROL_ACTIONS))
+            viewer.put(dumps(error_message(f"unknown action {action!r}; use one of {allowed}")))
+            continue
+        try:
+            registry.request(run, action)
+        except RegistryError as exc:
+            viewer.put(dumps(error_message(exc.message)))
