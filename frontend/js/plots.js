@@ -2,7 +2,7 @@
 // Updates only mark a plot dirty; one requestAnimationFrame redraws what changed, so a burst
 // of frames costs one Plotly.react per plot per display frame, never a queue of them.
 
-import { CLASS_COLORS, PROBABILITY_SCALE, classScale, decodeFrame } from "./boundary.js";
+import { CLASS_COLORS, decodeFrame, paintFrame } from "./boundary.js";
 
 const Plotly = window.Plotly;
 const dirty = new Set();
@@ -68,52 +68,8 @@ function pointTraces(dataset, small) {
   return traces;
 }
 
-function boundaryTraces(field) {
-  if (!field) return [];
-  if (field.classes > 2) {
-    return [
-      {
-        type: "heatmap",
-        x: field.x,
-        y: field.y,
-        z: field.z,
-        zmin: 0,
-        zmax: field.classes,
-        colorscale: classScale(field.classes),
-        showscale: false,
-        hovertemplate: "predicted class %{z:.0f}<extra></extra>",
-      },
-    ];
-  }
-  return [
-    {
-      type: "heatmap",
-      x: field.x,
-      y: field.y,
-      z: field.z,
-      zmin: 0,
-      zmax: 1,
-      colorscale: PROBABILITY_SCALE,
-      opacity: 0.8,
-      showscale: false,
-      hovertemplate: "P(class 1) = %{z:.2f}<extra></extra>",
-    },
-    {
-      // The decision boundary itself: where P(class 1) crosses one half.
-      type: "contour",
-      x: field.x,
-      y: field.y,
-      z: field.z,
-      contours: { start: 0.5, end: 0.5, size: 1, coloring: "lines" },
-      colorscale: [
-        [0, "#222"],
-        [1, "#222"],
-      ],
-      line: { width: 2 },
-      showscale: false,
-      hoverinfo: "skip",
-    },
-  ];
+function sameGrid(a, b) {
+  return ["x_min", "x_max", "y_min", "y_max"].every((k) => a?.[k] === b?.[k]);
 }
 
 export class BoundaryPlot {
@@ -122,18 +78,25 @@ export class BoundaryPlot {
     this.el = el;
     this.small = small;
     this.dataset = null;
-    this.field = null;
+    this.image = null; // {source, grid}: the painted frame
     this.title = "";
     this.revision = 0;
+    this.full = true; // points, axes or grid changed: replot everything
   }
 
   setDataset(dataset) {
     this.dataset = dataset;
+    this.full = true;
     this.#changed();
   }
 
-  setFrame(frame, nClasses) {
-    this.field = frame ? decodeFrame(frame, nClasses) : null;
+  /** A boundary frame (or null to clear it); nClasses picks binary or K-class colours. */
+  setFrame(frame, nClasses = 2) {
+    const previous = this.image?.grid;
+    // Painted at draw time, not here: of a burst of frames between two display frames only
+    // the newest is decoded and painted.
+    this.pending = frame ? { frame, nClasses } : null;
+    if (!frame || !sameGrid(previous, frame.grid)) this.full = true;
     this.#changed();
   }
 
@@ -148,8 +111,63 @@ export class BoundaryPlot {
     schedule(this);
   }
 
+  #paint() {
+    if (this.pending === undefined) return;
+    const pending = this.pending;
+    this.pending = undefined;
+    if (!pending) {
+      this.image = null;
+      return;
+    }
+    // One canvas pixel per screen pixel of the plot area: a crisp line, no wasted paint.
+    const area = this.el._fullLayout?._size;
+    const scale = Math.min(window.devicePixelRatio || 1, 2);
+    const width = Math.min(800, Math.round((area?.w || 400) * scale));
+    const height = Math.min(800, Math.round((area?.h || 400) * scale));
+    const field = decodeFrame(pending.frame);
+    this.image = {
+      grid: pending.frame.grid,
+      source: paintFrame(field, pending.nClasses, width, height),
+    };
+  }
+
+  #layoutImages() {
+    if (!this.image) return [];
+    const g = this.image.grid;
+    return [
+      {
+        source: this.image.source,
+        xref: "x",
+        yref: "y",
+        x: g.x_min,
+        y: g.y_max,
+        sizex: g.x_max - g.x_min,
+        sizey: g.y_max - g.y_min,
+        xanchor: "left",
+        yanchor: "top",
+        sizing: "stretch",
+        layer: "below",
+      },
+    ];
+  }
+
   draw() {
-    const traces = [...boundaryTraces(this.field), ...pointTraces(this.dataset, this.small)];
+    this.#paint();
+    if (!this.full && this.el.layout) {
+      // Only the frame or the title changed: a relayout leaves the points alone.
+      const update = { images: this.#layoutImages() };
+      if (this.small) update["title.text"] = this.title;
+      Plotly.relayout(this.el, update);
+      return;
+    }
+    this.full = false;
+    Plotly.react(this.el, pointTraces(this.dataset, this.small), this.#layout(), {
+      ...PLOT_CONFIG,
+      toImageButtonOptions: { filename: this.small ? "boundary-compare" : "boundary" },
+    });
+  }
+
+  #layout() {
     const layout = {
       datarevision: this.revision,
       uirevision: "keep-zoom",
@@ -159,19 +177,21 @@ export class BoundaryPlot {
       legend: { orientation: "h", x: 0, y: 1.01, yanchor: "bottom" },
       xaxis: { title: this.small ? undefined : { text: "x₁" }, zeroline: false },
       yaxis: { title: this.small ? undefined : { text: "x₂" }, zeroline: false },
+      images: this.#layoutImages(),
       plot_bgcolor: "#fafafa",
       paper_bgcolor: "rgba(0,0,0,0)",
       font: { size: this.small ? 10 : 12 },
     };
     if (this.small) layout.title = { text: this.title, font: { size: 11 }, x: 0.02, y: 0.97 };
-    if (this.field) {
-      layout.xaxis.range = [this.field.x[0], this.field.x.at(-1)];
-      layout.yaxis.range = [this.field.y[0], this.field.y.at(-1)];
+    if (this.image) {
+      const g = this.image.grid;
+      layout.xaxis.range = [g.x_min, g.x_max];
+      layout.yaxis.range = [g.y_min, g.y_max];
+      // Grid lines would draw over the painted field.
+      layout.xaxis.showgrid = false;
+      layout.yaxis.showgrid = false;
     }
-    Plotly.react(this.el, traces, layout, {
-      ...PLOT_CONFIG,
-      toImageButtonOptions: { filename: this.small ? "boundary-compare" : "boundary" },
-    });
+    return layout;
   }
 }
 
