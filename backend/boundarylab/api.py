@@ -48,13 +48,17 @@ def plotly_js() -> Path:
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
+# Progress entries per run: the history a late viewer's snapshot carries stays a few MB.
+MAX_REPORTS = 20_000
+
+
 def _limit_errors(config: RunConfig, settings: Settings) -> list[dict[str, Any]]:
     """This deployment's limits, which may be lower than the schema's ceilings."""
     checks = [
         (("dataset", "n_samples"), config.dataset.n_samples, settings.max_samples),
         (("training", "iterations"), config.training.iterations, settings.max_iterations),
     ]
-    return [
+    errors = [
         {
             "type": "less_than_equal",
             "loc": ("body", *loc),
@@ -65,6 +69,20 @@ def _limit_errors(config: RunConfig, settings: Settings) -> list[dict[str, Any]]
         for loc, value, limit in checks
         if value > limit
     ]
+    training = config.training
+    if training.iterations // training.report_every > MAX_REPORTS:
+        least = -(-training.iterations // MAX_REPORTS)
+        errors.append(
+            {
+                "type": "greater_than_equal",
+                "loc": ("body", "training", "report_every"),
+                "msg": f"Input should be at least {least} for {training.iterations} "
+                f"iterations (at most {MAX_REPORTS} progress reports per run)",
+                "input": training.report_every,
+                "ctx": {"ge": least},
+            }
+        )
+    return errors
 
 
 def dataset_json(data: Any) -> dict[str, Any]:

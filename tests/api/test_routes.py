@@ -161,3 +161,13 @@ def test_exports_model_and_history_csv(fake_client: TestClient) -> None:
     assert list(rows[0]) == ["iteration", "loss", "train_accuracy", "test_loss", "test_accuracy"]
     assert [int(r["iteration"]) for r in rows] == [0, 100, 200, 300]
     assert float(rows[-1]["loss"]) == 1 / 301 and rows[-1]["test_loss"] == ""
+
+
+def test_too_many_progress_reports_is_422_on_report_every(fake_client: TestClient) -> None:
+    body = {"training": {"iterations": 200_000, "report_every": 1}}
+    response = fake_client.post("/api/runs", json=body)
+    assert response.status_code == 422
+    detail = response.json()["detail"][0]
+    assert detail["loc"] == ["body", "training", "report_every"] and "10" in detail["msg"]
+    body["training"]["report_every"] = 10
+    assert fake_client.post("/api/runs", json=body).status_code == 201

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 # A run that only moves when told: 1 report per second, far more steps than a test waits for.
-SLOW = {"training": {"iterations": 100_000, "report_every": 1, "steps_per_second": 1.0}}
+SLOW = {"training": {"iterations": 20_000, "report_every": 1, "steps_per_second": 1.0}}
 
 
 def _start(client: TestClient, body: dict[str, Any] = SLOW) -> str:
@@ -235,3 +235,13 @@ def test_shutdown_cancels_runs_and_stops_every_worker_thread() -> None:
         assert worker_threads()
     assert registry.get(run_id).status == "cancelled"
     assert not worker_threads()
+
+
+def test_finished_runs_are_forgotten_after_the_retention_time() -> None:
+    with make_client(FakeRun, retention_seconds=0.01) as client:
+        run_id = _start(client, {"training": {"iterations": 100}})
+        with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+            read_until(ws, is_terminal)
+        client.portal.call(asyncio.sleep, 0.05)  # type: ignore[union-attr]
+        assert client.get("/api/runs").json() == []
+        assert client.get(f"/api/runs/{run_id}").status_code == 404
