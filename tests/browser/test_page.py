@@ -312,3 +312,18 @@ def test_leaving_the_page_cancels_its_run(desk: Any) -> None:
             break
         time.sleep(0.1)
     assert status == "cancelled"
+
+
+def test_three_classes_are_painted_by_class(desk: Any) -> None:
+    desk.open(
+        "?dataset.kind=blobs&dataset.n_classes=3&training.iterations=300"
+        "&training.steps_per_second=&model.hidden_sizes=8"
+    )
+    desk.page.click("#train")
+    desk.page.wait_for_selector(RUN_DONE, timeout=60_000)
+    assert "predicted class" in desk.page.locator("#boundary-caption").inner_text()
+    names = desk.page.evaluate(
+        "() => document.getElementById('boundary-plot').data.map(t => t.name)"
+    )
+    assert names == ["class 0 (train)", "class 1 (train)", "class 2 (train)"]
+    assert desk.page.locator("#boundary-plot .imagelayer image").count() == 1
