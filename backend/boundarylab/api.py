@@ -26,7 +26,7 @@ from boundarylab.config import DatasetConfig, RunConfig
 from boundarylab.datasets import make_dataset
 from boundarylab.fanout import Run
 from boundarylab.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps
-from boundarylab.middleware import GuardMiddleware, LoopLag
+from boundarylab.middleware import GuardMiddleware, LoopLag, is_loopback
 from boundarylab.runs import RegistryError, RunRegistry
 from boundarylab.settings import Settings, get_settings
 from boundarylab.stream import router as stream_router
@@ -242,7 +242,10 @@ for _action in sorted(CONTROL_ACTIONS):
 @router.get("/api/runs/{run_id}/model")
 async def model(run: RunById, registry: Registry) -> Response:
     """Weights and config as JSON, exported now (while training) or at the end."""
-    exported = await registry.export_model(run)
+    try:
+        exported = await registry.export_model(run)
+    except RegistryError as exc:
+        return _registry_error(exc)
     if exported is None:
         raise HTTPException(409, f"run {run.id} has no weights yet (status {run.status})")
     headers = {"Content-Disposition": f'attachment; filename="boundarylab-{run.id}.json"'}
@@ -296,7 +299,11 @@ def create_app(settings: Settings | None = None, registry: RunRegistry | None = 
     app.state.registry = registry
     app.state.settings = settings
     app.state.loop_lag = lag
-    app.add_middleware(GuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        GuardMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        allowed_origins=settings.allowed_origins,
+    )
     app.include_router(router)
     app.include_router(stream_router)
     app.mount("/", StaticFiles(directory=frontend_dir(), html=True, check_dir=False), "frontend")
@@ -322,6 +329,8 @@ def serve(host: str | None = None, port: int | None = None, log_level: str | Non
     _configure_logging(level)
     target = app if app.state.settings is settings else create_app(settings)
     registry: RunRegistry = target.state.registry
+    # Bound to loopback, only local names may reach us: the DNS-rebinding guard (middleware).
+    target.state.loopback_only = is_loopback(host or settings.host)
 
     class GracefulServer(uvicorn.Server):
         async def shutdown(self, sockets: Any = None) -> None:
