@@ -77,9 +77,10 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30
 class ServerProcess:
     """A uvicorn subprocess serving the app on one loopback port; can stop and start again."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, env: dict[str, str] | None = None) -> None:
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
@@ -87,6 +88,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [*cmd, "--port", str(self.port), "--log-level", "warning"],
             cwd=REPO,
+            env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -117,10 +119,11 @@ def server() -> Iterator[str]:
 
 
 @pytest.fixture
-def own_server() -> Iterator[ServerProcess]:
-    """A server of the test's own, which the test may stop and restart."""
+def own_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """A server of the test's own, which the test may stop and restart. Settings for it come
+    from `@pytest.mark.parametrize("own_server", [{"BOUNDARYLAB_…": …}], indirect=True)`."""
     _require_chromium()
-    proc = ServerProcess()
+    proc = ServerProcess(env=getattr(request, "param", None))
     proc.start()
     try:
         yield proc

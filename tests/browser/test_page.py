@@ -327,3 +327,19 @@ def test_three_classes_are_painted_by_class(desk: Any) -> None:
     )
     assert names == ["class 0 (train)", "class 1 (train)", "class 2 (train)"]
     assert desk.page.locator("#boundary-plot .imagelayer image").count() == 1
+
+
+@pytest.mark.parametrize("own_server", [{"BOUNDARYLAB_MAX_RUNNING": "1"}], indirect=True)
+def test_a_queued_run_shows_its_place_in_line(desk_own: Any, own_server: Any) -> None:
+    page = desk_own.page
+    desk_own.open("?compare.hidden_sizes=1,2")  # paced: each takes about 10 s
+    page.click("#compare")
+    until(page, "document.querySelectorAll('.compare-cell[data-status=\"running\"]').length")
+    page.click("#train")  # behind the running comparison run and the queued one
+    page.wait_for_selector("#status[data-status='queued']")
+    assert "place 2 in line" in page.locator("#status").inner_text()
+    assert "place 1" in (
+        page.locator(".compare-cell").nth(1).locator(".gtitle").text_content() or ""
+    )
+    page.click("#stop")
+    page.wait_for_selector("#status[data-status='cancelled']")
