@@ -39,6 +39,17 @@ def _settle(probe: Any, target: int, timeout: float = 5.0) -> int:
     return value
 
 
+def _control(client: TestClient, run_id: str, action: str) -> str:
+    """POST a control action; a 429 (the server's per-run command rate limit) is retried."""
+    for _ in range(50):
+        response = client.post(f"/api/runs/{run_id}/{action}")
+        if response.status_code != 429:
+            assert response.status_code == 200, response.text
+            return str(response.json()["status"])
+        time.sleep(0.05)
+    raise AssertionError(f"{action} kept being refused with 429")
+
+
 def _assert_history_consistent(detail: dict[str, Any]) -> None:
     """Iterations strictly increase, stop where the run did, and losses are finite numbers."""
     steps = [entry["iteration"] for entry in detail["history"]]
@@ -135,14 +146,8 @@ def test_pause_and_resume_twenty_times_then_complete(engine_client: TestClient) 
     with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
         wait_status(client, run_id, {"running"})
         for _ in range(20):
-            assert client.post(f"/api/runs/{run_id}/pause").json()["status"] in (
-                "paused",
-                "completed",
-            )
-            assert client.post(f"/api/runs/{run_id}/resume").json()["status"] in (
-                "running",
-                "completed",
-            )
+            assert _control(client, run_id, "pause") in ("paused", "completed")
+            assert _control(client, run_id, "resume") in ("running", "completed")
         seen = read_until(ws, is_terminal)
     detail = wait_status(client, run_id, {"completed"})
     assert detail["iteration"] == 4000
