@@ -49,17 +49,21 @@ function pointTraces(dataset, small) {
         }
       });
       if (!xs.length) continue;
+      const test = split === "test";
       traces.push({
         type: "scatter",
         mode: "markers",
-        name: `class ${k} (${label})`,
+        // One legend entry per class, plus one for all test points: the legend stays short.
+        name: test ? "test points" : `class ${k}`,
+        legendgroup: test ? "test" : `class ${k}`,
+        showlegend: !test || !traces.some((t) => t.legendgroup === "test"),
         x: xs,
         y: ys,
         marker: {
           symbol,
-          size: small ? 4 : split === "test" ? 8 : 6,
+          size: small ? 4 : test ? 8 : 6,
           color: CLASS_COLORS[k % CLASS_COLORS.length],
-          line: { color: split === "test" ? "#fff" : "#1a1a1a", width: small ? 0.5 : 1 },
+          line: { color: test ? "#fff" : "#1a1a1a", width: small ? 0.5 : 1 },
         },
         hovertemplate: `class ${k} · ${label}<br>(%{x:.2f}, %{y:.2f})<extra></extra>`,
       });

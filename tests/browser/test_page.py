@@ -325,7 +325,7 @@ def test_three_classes_are_painted_by_class(desk: Any) -> None:
     names = desk.page.evaluate(
         "() => document.getElementById('boundary-plot').data.map(t => t.name)"
     )
-    assert names == ["class 0 (train)", "class 1 (train)", "class 2 (train)"]
+    assert names == ["class 0", "class 1", "class 2"]
     assert desk.page.locator("#boundary-plot .imagelayer image").count() == 1
 
 
