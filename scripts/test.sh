@@ -31,8 +31,9 @@ run() {  # run NAME CMD...: run a step, remember its name if it fails (pytest's 
 run "ruff check" "$py" -m ruff check .
 run "ruff format --check" "$py" -m ruff format --check .
 run "pytest (unit, engine, API, packaging)" \
-    "$py" -m pytest tests --ignore=tests/browser --junitxml="$reports/unit.xml"
-run "pytest (browser)" "$py" -m pytest tests/browser --junitxml="$reports/browser.xml"
+    "$py" -m pytest tests --ignore=tests/browser --durations=10 --junitxml="$reports/unit.xml"
+run "pytest (browser)" \
+    "$py" -m pytest tests/browser --durations=5 --junitxml="$reports/browser.xml"
 
 # In CI a skipped test is a failure: a browser test that skips has proved nothing.
 skip_flag=()
