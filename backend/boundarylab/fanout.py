@@ -86,6 +86,7 @@ class Run:
     worker: Worker | None = None
     pending: list[str] = field(default_factory=list)
     viewers: set[Viewer] = field(default_factory=set)
+    sent: deque[float] = field(default_factory=deque)  # when commands went to the worker
     started_at: float | None = None
     finished_at: float | None = None
     final_status: dict[str, Any] | None = None
@@ -112,6 +113,17 @@ class Run:
         if self.position is not None:
             out["position"] = self.position
         return out
+
+    def allow_command(self, per_second: int) -> bool:
+        """Rate limit of commands to the worker. The worker reads them between steps; a
+        client flooding the pipe faster would fill it and block the event loop on send."""
+        now = time.monotonic()
+        while self.sent and now - self.sent[0] > 1.0:
+            self.sent.popleft()
+        if len(self.sent) >= per_second:
+            return False
+        self.sent.append(now)
+        return True
 
     def notify(self) -> None:
         event, self.changed = self.changed, asyncio.Event()

@@ -26,6 +26,7 @@ log = logging.getLogger("boundarylab")
 
 RETRY_AFTER_S = 5
 CONTROL_WAIT_S = 2.0
+COMMANDS_PER_S = 20
 
 
 class RegistryError(Exception):
@@ -307,7 +308,14 @@ class RunRegistry:
             return
         if (action, run.status) in {("pause", "paused"), ("resume", "running")}:
             return
+        self._check_rate(run)
         run.worker.send(("cmd", run.id, action))
+
+    def _check_rate(self, run: Run) -> None:
+        if not run.allow_command(COMMANDS_PER_S):
+            raise RegistryError(
+                429, f"too many control requests for this run (at most {COMMANDS_PER_S}/s)", 1
+            )
 
     async def control(self, run: Run, action: str) -> str:
         """Apply a control action and wait (briefly) until the run shows its effect."""
@@ -342,6 +350,7 @@ class RunRegistry:
         if worker is None or run.done:
             return run.model
         assert self._loop is not None
+        self._check_rate(run)
         request_id = next(self._export_ids)
         future: asyncio.Future[dict[str, Any] | None] = self._loop.create_future()
         self._exports[request_id] = future

@@ -121,3 +121,14 @@ def is_terminal(message: dict) -> bool:
 
 def worker_threads() -> set[str]:
     return {t.name for t in threading.enumerate() if t.name.startswith("boundarylab-")}
+
+
+def last_frame(messages: list[dict]) -> dict:
+    """The latest boundary frame a viewer has: the last frame message, else the snapshot's
+    (a viewer that joined after the run ended gets only the snapshot)."""
+    frames = [m for m in messages if m["type"] == "boundary"]
+    if frames:
+        return frames[-1]
+    snapshot = next(m for m in messages if m["type"] == "snapshot")
+    assert snapshot["boundary"] is not None
+    return snapshot["boundary"]

@@ -8,7 +8,14 @@ import subprocess
 import sys
 
 import psutil
-from api_support import is_terminal, make_client, read_until, strict_loads, worker_threads
+from api_support import (
+    is_terminal,
+    last_frame,
+    make_client,
+    read_until,
+    strict_loads,
+    worker_threads,
+)
 from fastapi.testclient import TestClient
 
 from boundarylab.config import RunConfig
@@ -73,7 +80,7 @@ def test_process_workers_stream_the_engine_exactly_and_shut_down_clean() -> None
     ]
     assert history == _expected_history(ARTICLE_SHORT)  # same floats, bit for bit
     assert [h["loss"] for h in history] == _cli_losses(1500, 100)
-    final_frame = [m for m in messages if m["type"] == "boundary"][-1]
+    final_frame = last_frame(messages)
     assert final_frame["iteration"] == 1500 and final_frame["encoding"] == "p1-uint8-base64"
     assert messages[-1] == {"type": "status", "status": "completed"}
     assert model["iteration"] == 1500 and len(model["layers"]) == 2
@@ -88,7 +95,7 @@ def test_test_split_metrics_and_a_frame_of_100x100_under_16_kib() -> None:
         _, messages = _stream_to_end(client, body)
     progress = [m for m in messages if m["type"] == "progress"]
     assert progress and {"test_loss", "test_accuracy"} <= set(progress[-1])
-    frame = [m for m in messages if m["type"] == "boundary"][-1]
+    frame = last_frame(messages)
     assert frame["grid"]["nx"] == 100 and len(frame["data"]) <= 16 * 1024
 
 

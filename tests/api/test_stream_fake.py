@@ -9,6 +9,7 @@ import pytest
 from api_support import (
     FakeRun,
     is_terminal,
+    last_frame,
     make_client,
     read_until,
     strict_loads,
@@ -45,27 +46,26 @@ def test_snapshot_then_progress_frames_and_final_status(fake_client: TestClient)
     seen = [h["iteration"] for h in snapshot["history"]]
     seen += [m["iteration"] for m in messages if m["type"] == "progress"]
     assert seen == list(range(0, 1001, 100))  # nothing lost, nothing twice
-    frames = [m for m in messages if m["type"] == "boundary"]
-    assert frames and frames[-1]["iteration"] == 1000
+    assert last_frame(messages)["iteration"] == 1000
     assert messages[-1] == {"type": "status", "status": "completed"}
 
 
 def test_late_joiner_and_two_viewers_see_the_same_end(fake_client: TestClient) -> None:
     run_id = _start(fake_client, {"training": {"iterations": 600, "steps_per_second": 100.0}})
     with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as first:
-        read_until(first, lambda m: m.get("type") == "progress" and m["iteration"] >= 200)
+        read_until(first, lambda m: m.get("type") == "boundary" and m["iteration"] >= 200)
         with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as second:
             snapshot = strict_loads(second.receive_text())
             assert [h["iteration"] for h in snapshot["history"]][:3] == [0, 100, 200]
             assert snapshot["boundary"]["iteration"] >= 200
             end_first = read_until(first, is_terminal)
             end_second = read_until(second, is_terminal)
-    last_frame = [m for m in end_first if m["type"] == "boundary"][-1]
-    assert last_frame == [m for m in end_second if m["type"] == "boundary"][-1]
+    final_frame = last_frame(end_first)
+    assert final_frame == last_frame([snapshot, *end_second])
     # Reconnecting after the end: the snapshot alone carries everything.
     with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as again:
         final = strict_loads(again.receive_text())
-    assert final["status"] == "completed" and final["boundary"] == last_frame
+    assert final["status"] == "completed" and final["boundary"] == final_frame
     assert [h["iteration"] for h in final["history"]] == list(range(0, 601, 100))
 
 
@@ -245,3 +245,17 @@ def test_finished_runs_are_forgotten_after_the_retention_time() -> None:
         client.portal.call(asyncio.sleep, 0.05)  # type: ignore[union-attr]
         assert client.get("/api/runs").json() == []
         assert client.get(f"/api/runs/{run_id}").status_code == 404
+
+
+def test_a_flood_of_control_messages_is_rate_limited_not_queued(fake_client: TestClient) -> None:
+    run_id = _start(fake_client)
+    with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+        ws.receive_text()
+        for _ in range(30):
+            ws.send_json({"action": "pause"})
+            ws.send_json({"action": "resume"})
+        errors = read_until(ws, lambda m: m["type"] == "error" and "too many" in m["message"])
+        assert errors
+    statuses = [fake_client.get(f"/api/runs/{run_id}/model").status_code for _ in range(40)]
+    assert 429 in statuses and set(statuses) <= {200, 429}
+    assert fake_client.post(f"/api/runs/{run_id}/cancel").status_code in (200, 429)
