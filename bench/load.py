@@ -50,7 +50,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(max_running: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(max_running: int, retention: int | None) -> tuple[subprocess.Popen[bytes], str]:
     """`boundarylab serve` on a free loopback port (process workers); waits for health."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNDARYLAB_")}
@@ -59,6 +59,8 @@ def start_server(max_running: int) -> tuple[subprocess.Popen[bytes], str]:
         BOUNDARYLAB_MAX_RUNNING=str(max_running),
         BOUNDARYLAB_LOG_LEVEL="warning",
     )
+    if retention is not None:  # finished runs the server keeps (default 200): their memory
+        env["BOUNDARYLAB_RETENTION_COUNT"] = str(retention)
     code = "from boundarylab.api import serve; serve()"
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
     base = f"http://127.0.0.1:{port}"
@@ -277,13 +279,14 @@ async def drive(proc: subprocess.Popen[bytes], base: str, args: argparse.Namespa
     await asyncio.sleep(args.settle)
     mem_end = server_memory(proc.pid)
     lost, completed, statuses = await load.verify()
+    held = len((await load.http.get("/api/runs")).json())
     await load.http.aclose()
     t = load.tally
     peak = max(samples, default=mem_start, key=lambda m: m[1])
     return {
         "tally": t, "elapsed": elapsed, "lag": lag, "lost": lost, "completed": completed,
         "statuses": statuses, "mem": (mem_start, peak, mem_end), "cut_off": len(pending),
-        "children": len(psutil.Process(proc.pid).children(recursive=True)),
+        "children": len(psutil.Process(proc.pid).children(recursive=True)), "held": held,
     }  # fmt: skip
 
 
@@ -318,6 +321,8 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> bool:
           f"server + {r['children']} child processes)")  # fmt: skip
     print(f"server memory, RSS sum    start {rss0:.1f} MiB, peak {rss1:.1f} MiB, "
           f"end {rss2:.1f} MiB (shared pages counted once per process)")  # fmt: skip
+    print(f"finished runs held        {r['held']} (each keeps its history, dataset and last "
+          "frame: ~0.1 MiB; --retention bounds them)")  # fmt: skip
     for error in t.errors[:10]:
         print(f"  error: {error}")
     checks = [
@@ -342,9 +347,12 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20000, help="steps per run")
     parser.add_argument("--churn", type=float, default=0.25, help="share of drop+reconnect")
     parser.add_argument("--max-running", type=int, default=8, help="server runs at once")
+    parser.add_argument(
+        "--retention", type=int, default=None, help="finished runs kept (server default 200)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    proc, base = start_server(args.max_running)
+    proc, base = start_server(args.max_running, args.retention)
     try:
         result = asyncio.run(drive(proc, base, args))
     finally:
