@@ -238,13 +238,16 @@ def test_shutdown_cancels_runs_and_stops_every_worker_thread() -> None:
 
 
 def test_finished_runs_are_forgotten_after_the_retention_time() -> None:
-    with make_client(FakeRun, retention_seconds=0.01) as client:
-        run_id = _start(client, {"training": {"iterations": 100}})
+    with make_client(FakeRun, retention_seconds=0.2) as client:
+        run_id = _start(client, {"training": {"iterations": 300, "steps_per_second": 5.0}})
         with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
-            read_until(ws, is_terminal)
-        client.portal.call(asyncio.sleep, 0.05)  # type: ignore[union-attr]
-        assert client.get("/api/runs").json() == []
+            assert read_until(ws, is_terminal)[-1]["status"] == "completed"
+        for _ in range(200):  # bounded wait: kept for 0.2 s after the end, then forgotten
+            if client.get(f"/api/runs/{run_id}").status_code == 404:
+                break
+            client.portal.call(asyncio.sleep, 0.05)  # type: ignore[union-attr]
         assert client.get(f"/api/runs/{run_id}").status_code == 404
+        assert client.get("/api/runs").json() == []
 
 
 def test_a_flood_of_control_messages_is_rate_limited_not_queued(fake_client: TestClient) -> None:
