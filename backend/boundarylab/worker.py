@@ -2,12 +2,13 @@
 
 Why processes by default (measured with bench/stream.py on the 2-core dev box, 8 fast runs
 and 50 viewers): the network is tiny (300×3), so each NumPy call is mostly Python overhead
-that holds the GIL. With runs in *threads*, the event loop waits for the GIL behind them and
-its lag grows far past the 50 ms target; a fixed pool of long-lived worker *processes*
-leaves the server process only the messages to handle. The pool is started in the app's
-lifespan from a forkserver that has the engine imported already, so a worker is ready in
-milliseconds and a new run starts at once. Thread mode (`BOUNDARYLAB_WORKERS=thread`) keeps
-the same protocol and code path without the process boundary (tests, odd platforms).
+that holds the GIL. With runs in *threads*, the event loop waits for the GIL behind them:
+lag p99 680-760 ms, /api/health taking seconds. With a fixed pool of long-lived worker
+*processes* the server process only handles messages: lag p99 8-34 ms (target 50 ms).
+The pool is started in the app's lifespan from a forkserver that has the engine imported
+already, so a worker is ready in milliseconds and a new run starts at once. Thread mode
+(`BOUNDARYLAB_WORKERS=thread`) keeps the same protocol and code path without the process
+boundary (tests, odd platforms).
 
 Two one-way pipes per worker:
   commands, main → worker (multiprocessing.Connection, pickled tuples):
