@@ -60,7 +60,11 @@ def int_list(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="boundarylab", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="boundarylab",
+        description="Boundary Lab: train the article's network and print its loss (train), "
+        "or serve the web app that shows it learning live (serve).",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a network and print its loss")
