@@ -322,7 +322,7 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> bool:
     print(f"server memory, RSS sum    start {rss0:.1f} MiB, peak {rss1:.1f} MiB, "
           f"end {rss2:.1f} MiB (shared pages counted once per process)")  # fmt: skip
     print(f"finished runs held        {r['held']} (each keeps its history, dataset and last "
-          "frame: ~0.1 MiB; --retention bounds them)")  # fmt: skip
+          "frame as JSON text: ~40 KB; --retention bounds them)")  # fmt: skip
     for error in t.errors[:10]:
         print(f"  error: {error}")
     checks = [

@@ -7,6 +7,7 @@ viewer's outbox; the outboxes are drained by the WebSocket handlers in stream.py
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -69,7 +70,14 @@ class Viewer:
 
 @dataclass(eq=False)
 class Run:
-    """One run as the server holds it. `history` holds progress entries without "type"."""
+    """One run as the server holds it. `history`: its progress entries without "type".
+
+    While the run trains they are a list of dicts that grows; when it ends (`compact`) they
+    become one JSON text. The server keeps up to 200 finished runs, and as ~200 small dicts
+    each they were the bulk of what those cost (~70 KB a run, spread over the allocator's
+    arenas); as text a run's history is ~20 KB in one block, and the snapshot splices it in
+    as it is.
+    """
 
     id: str
     config: RunConfig
@@ -80,7 +88,9 @@ class Run:
     message: str | None = None
     iteration: int = 0
     position: int | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    _entries: list[dict[str, Any]] = field(default_factory=list)
+    _history_text: str | None = None
+    _last: dict[str, Any] | None = None
     boundary_text: str | None = None
     model: dict[str, Any] | None = None
     worker: Worker | None = None
@@ -96,8 +106,32 @@ class Run:
     def done(self) -> bool:
         return self.status in TERMINAL
 
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The progress entries, oldest first (a fresh list once the run is compacted)."""
+        if self._history_text is not None:
+            return json.loads(self._history_text)  # type: ignore[no-any-return]
+        return self._entries
+
+    def add_progress(self, entry: dict[str, Any]) -> None:
+        if self._history_text is not None:
+            self._entries = self.history
+            self._history_text = None
+        self._entries.append(entry)
+        self._last = entry
+
+    def history_json(self) -> str:
+        """The history as JSON text, as `dumps(self.history)` gives it."""
+        return self._history_text if self._history_text is not None else dumps(self._entries)
+
+    def compact(self) -> None:
+        """Store the history as one JSON text (the run ended: it no longer grows)."""
+        if self._history_text is None:
+            self._history_text = dumps(self._entries)
+            self._entries = []
+
     def metrics(self) -> dict[str, Any] | None:
-        return self.history[-1] if self.history else None
+        return self._last
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {

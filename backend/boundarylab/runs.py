@@ -20,13 +20,15 @@ from boundarylab.config import RunConfig
 from boundarylab.fanout import Run, Viewer
 from boundarylab.messages import TERMINAL, dumps, status_message
 from boundarylab.settings import Settings
-from boundarylab.worker import EngineRun, RunFactory, Worker, WorkerMessage
+from boundarylab.worker import EngineRun, RunFactory, Worker, WorkerMessage, release_heap
 
 log = logging.getLogger("boundarylab")
 
 RETRY_AFTER_S = 5
 CONTROL_WAIT_S = 2.0
 COMMANDS_PER_S = 20
+# After the last run ends: long enough for its viewers to drain and close.
+TRIM_DELAY_S = 1.0
 
 
 class RegistryError(Exception):
@@ -69,6 +71,7 @@ class RunRegistry:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self._pruner: asyncio.Task[None] | None = None
+        self._trim: asyncio.TimerHandle | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -111,6 +114,8 @@ class RunRegistry:
         """Cancel runs, stop the workers within `timeout` seconds, end the pruner."""
         deadline = time.monotonic() + timeout
         await self.cancel_all(min(2.0, timeout / 2))
+        if self._trim is not None:
+            self._trim.cancel()
         if self._pruner is not None:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -228,7 +233,7 @@ class RunRegistry:
         kind = message.get("type")
         if kind == "progress":
             entry = {k: v for k, v in message.items() if k != "type"}
-            run.history.append(entry)
+            run.add_progress(entry)
             run.iteration = int(entry.get("iteration", run.iteration))
             run.broadcast(message)
         elif kind == "boundary":
@@ -255,6 +260,19 @@ class RunRegistry:
         )
         self._finish(run, final)
         self._dispatch()
+        if self._idle() and self._trim is None and self._loop is not None:
+            self._trim = self._loop.call_later(TRIM_DELAY_S, self._trim_when_idle)
+
+    def _idle(self) -> bool:
+        return not self._queue and all(r.worker is None for r in self._runs.values())
+
+    def _trim_when_idle(self) -> None:
+        """Return the heap a burst of runs freed (frames, snapshots, socket buffers) to the
+        OS once nothing trains: see `release_heap`. Skipped while busy, where the freed
+        blocks are about to be reused anyway."""
+        self._trim = None
+        if self._idle():
+            release_heap()
 
     def _on_worker_exit(self, worker: Worker) -> None:
         if self._closing or self._workers[worker.index] is not worker:
@@ -272,6 +290,7 @@ class RunRegistry:
         run.message = final.get("message")
         run.position = None
         run.finished_at = time.monotonic()
+        run.compact()
         run.broadcast(final)
         for viewer in run.viewers:
             viewer.finish()
@@ -386,15 +405,19 @@ class RunRegistry:
             "config": run.config.model_dump(mode="json"),
             "status": run.status,
             "iteration": run.iteration,
-            "history": run.history,
         }
+        tail: dict[str, Any] = {}
         if run.message is not None:
-            head["message"] = run.message
+            tail["message"] = run.message
         if run.position is not None:
-            head["queue_position"] = run.position
-        # The dataset and frame are already JSON: splice them in rather than re-encode.
+            tail["queue_position"] = run.position
+        # History, dataset and frame are already JSON: splice them in rather than re-encode.
+        more = f",{dumps(tail)[1:-1]}" if tail else ""
         boundary = run.boundary_text or "null"
-        return f'{dumps(head)[:-1]},"dataset":{run.dataset_text},"boundary":{boundary}}}'
+        return (
+            f'{dumps(head)[:-1]},"history":{run.history_json()}{more},'
+            f'"dataset":{run.dataset_text},"boundary":{boundary}}}'
+        )
 
     # -- retention -------------------------------------------------------------------------
     def prune(self) -> None:
@@ -414,3 +437,4 @@ class RunRegistry:
         while True:
             await asyncio.sleep(min(30.0, self.settings.retention_seconds / 2))
             self.prune()
+            self._trim_when_idle()

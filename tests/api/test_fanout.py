@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from boundarylab.fanout import Viewer
+from boundarylab.config import RunConfig
+from boundarylab.fanout import Run, Viewer
+from boundarylab.messages import dumps
 
 
 async def _drain(viewer: Viewer) -> list[str]:
@@ -57,3 +59,22 @@ def test_get_waits_for_the_next_message() -> None:
         return await asyncio.wait_for(waiting, 5)
 
     assert asyncio.run(scenario()) == "progress 1"
+
+
+def test_a_finished_runs_history_is_kept_as_one_json_text_and_reads_back_the_same() -> None:
+    async def scenario() -> None:
+        run = Run("r", RunConfig(), "client", "{}")
+        entries = [
+            {"iteration": k * 100, "loss": 0.1 / (k + 1), "train_accuracy": 0.5, "test_loss": None}
+            for k in range(50)
+        ]
+        for entry in entries:
+            run.add_progress(dict(entry))
+        assert run.history == entries and run.history_json() == dumps(entries)
+        run.compact()
+        assert isinstance(run._history_text, str) and run._entries == []  # one block, no dicts
+        assert run.history == entries  # the same keys, order and floats, bit for bit
+        assert run.history_json() == dumps(entries)
+        assert run.metrics() == entries[-1]
+
+    asyncio.run(scenario())
