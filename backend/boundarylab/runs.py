@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 import time
@@ -267,11 +268,18 @@ class RunRegistry:
         return not self._queue and all(r.worker is None for r in self._runs.values())
 
     def _trim_when_idle(self) -> None:
-        """Return the heap a burst of runs freed (frames, snapshots, socket buffers) to the
-        OS once nothing trains: see `release_heap`. Skipped while busy, where the freed
-        blocks are about to be reused anyway."""
+        """Once nothing trains, free what a burst of runs left and return it to the OS.
+
+        Closed WebSocket connections sit in reference cycles (the protocol and its parser
+        generator) that only a full collection frees, and the next one may be far off: after
+        bench/load.py ~280 of them were still alive, each with its permessage-deflate zlib
+        state (~12 MiB in all). Then `release_heap` hands the freed pages back. Skipped
+        while busy: a full collection is tens of milliseconds on the event loop, and freed
+        blocks are about to be reused anyway.
+        """
         self._trim = None
         if self._idle():
+            gc.collect()
             release_heap()
 
     def _on_worker_exit(self, worker: Worker) -> None:
