@@ -418,7 +418,7 @@ class RunRegistry:
         if run.message is not None:
             tail["message"] = run.message
         if run.position is not None:
-            tail["queue_position"] = run.position
+            tail["position"] = run.position
         # History, dataset and frame are already JSON: splice them in rather than re-encode.
         more = f",{dumps(tail)[1:-1]}" if tail else ""
         boundary = run.boundary_text or "null"

@@ -53,7 +53,7 @@ class CompareCell {
   follow(run) {
     this.id = run.id;
     this.status = run.status || "queued";
-    this.position = run.queue_position ?? run.position;
+    this.position = run.position;
     this.#retitle();
     this.stream = new api.RunStream(run.id, {
       onMessage: (msg) => this.#onMessage(msg),
@@ -82,7 +82,7 @@ class CompareCell {
         this.#countFrame();
       }
       this.status = msg.status;
-      this.position = msg.queue_position;
+      this.position = msg.position;
     } else if (msg.type === "progress") {
       this.last = msg;
     } else if (msg.type === "boundary") {

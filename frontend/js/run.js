@@ -190,7 +190,7 @@ export class RunView {
   #setRunStatus(status, msg = {}) {
     this.status = status;
     const it = fmtInt(this.iteration);
-    const place = msg.position ?? msg.queue_position;
+    const place = msg.position;
     const texts = {
       queued: `Queued${place ? ` (place ${place} in line)` : ""}: waiting for a free worker…`,
       running: "Training… watch the boundary bend.",

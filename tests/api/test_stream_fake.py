@@ -187,7 +187,7 @@ def test_queue_positions_then_429_when_full() -> None:
         assert "full" in full.json()["detail"]
         with client.websocket_connect(f"/api/runs/{second}/stream") as ws:
             snapshot = strict_loads(ws.receive_text())
-            assert snapshot["status"] == "queued" and snapshot["queue_position"] == 2
+            assert snapshot["status"] == "queued" and snapshot["position"] == 2
             client.post(f"/api/runs/{first}/cancel")  # leaves the queue: second moves up
             moved = read_until(ws, lambda m: m.get("type") == "status")[-1]
             assert moved == {"type": "status", "status": "queued", "position": 1}
