@@ -7,21 +7,19 @@ control paths can be tested deterministically; the real engine is tested separat
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-from fastapi.testclient import TestClient
-
-from boundarylab.api import create_app
+# Re-exported: the tests of this folder import them from here.
+from app_client import is_terminal as is_terminal
+from app_client import make_client as make_client
+from app_client import read_until as read_until
+from app_client import strict_loads as strict_loads
+from boundarylab import messages
 from boundarylab.config import RunConfig
-from boundarylab.runs import RunRegistry
-from boundarylab.settings import Settings
-from boundarylab.worker import RunFactory
 
-TERMINAL = {"completed", "cancelled", "diverged", "failed"}
+TERMINAL = messages.TERMINAL
 
 
 class FakeRun:
@@ -81,42 +79,6 @@ class FakeRun:
 
     def export_model(self) -> dict:
         return {"iteration": self.k, "layers": [{"W": [[float("nan")]], "b": [0.0]}]}
-
-
-@contextmanager
-def make_client(
-    factory: RunFactory | None = None, mode: str = "thread", **overrides: Any
-) -> Iterator[TestClient]:
-    """A TestClient (lifespan started) for an app with the given settings overrides."""
-    settings = Settings(**{"max_running": 2, **overrides})
-    registry = RunRegistry(settings, mode=mode, **({"run_factory": factory} if factory else {}))
-    with TestClient(create_app(settings, registry)) as client:
-        yield client
-
-
-def strict_loads(text: str) -> Any:
-    """json.loads that refuses NaN/Infinity, as a browser's JSON.parse does."""
-
-    def refuse(token: str) -> Any:
-        raise ValueError(f"non-standard JSON constant {token}")
-
-    return json.loads(text, parse_constant=refuse)
-
-
-def read_until(ws: Any, predicate: Callable[[dict], bool], limit: int = 100_000) -> list[dict]:
-    """Messages up to and including the first that satisfies `predicate`."""
-    seen = []
-    for _ in range(limit):
-        message = strict_loads(ws.receive_text())
-        seen.append(message)
-        if predicate(message):
-            return seen
-    raise AssertionError("predicate never satisfied")
-
-
-def is_terminal(message: dict) -> bool:
-    """A final status, or a snapshot of a run that had already ended."""
-    return message.get("type") in ("status", "snapshot") and message.get("status") in TERMINAL
 
 
 def worker_threads() -> set[str]:

@@ -8,7 +8,6 @@ They live in an importable module (not conftest) so spawned worker processes can
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -23,13 +22,16 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
-from boundarylab.api import create_app
+# Re-exported: the tests of this folder import them from here.
+from app_client import is_terminal as is_terminal
+from app_client import make_client as make_client
+from app_client import read_until as read_until
+from app_client import strict_loads as strict_loads
+from boundarylab import messages
 from boundarylab.config import RunConfig
-from boundarylab.runs import RunRegistry
-from boundarylab.settings import Settings
-from boundarylab.worker import EngineRun, RunFactory
+from boundarylab.worker import EngineRun
 
-TERMINAL = {"completed", "cancelled", "diverged", "failed"}
+TERMINAL = messages.TERMINAL
 FAULT_SEED = 13  # training.seed that makes FaultyEngineRun raise mid-run
 CRASH_SEED = 14  # training.seed that makes FaultyEngineRun kill its worker process
 
@@ -73,42 +75,6 @@ class FaultyEngineRun(EngineRun):
             return next_command(timeout)
 
         super().__init__(config, emit, faulty_next_command)
-
-
-@contextmanager
-def make_client(
-    factory: RunFactory | None = None, mode: str = "thread", **overrides: Any
-) -> Iterator[TestClient]:
-    """A TestClient, lifespan started, for an app with these settings overrides."""
-    settings = Settings(**{"max_running": 2, **overrides})
-    registry = RunRegistry(settings, mode=mode, **({"run_factory": factory} if factory else {}))
-    with TestClient(create_app(settings, registry)) as client:
-        yield client
-
-
-def strict_loads(text: str) -> Any:
-    """json.loads that refuses NaN/Infinity, as a browser's JSON.parse does."""
-
-    def refuse(token: str) -> Any:
-        raise ValueError(f"non-standard JSON constant {token}")
-
-    return json.loads(text, parse_constant=refuse)
-
-
-def is_terminal(message: dict) -> bool:
-    """A final status, or a snapshot of a run that had already ended."""
-    return message.get("type") in ("status", "snapshot") and message.get("status") in TERMINAL
-
-
-def read_until(ws: Any, predicate: Callable[[dict], bool], limit: int = 100_000) -> list[dict]:
-    """Messages from a TestClient socket up to and including the first matching one."""
-    seen = []
-    for _ in range(limit):
-        message = strict_loads(ws.receive_text())
-        seen.append(message)
-        if predicate(message):
-            return seen
-    raise AssertionError("predicate never satisfied")
 
 
 def wait_status(client: TestClient, run_id: str, statuses: set[str], timeout: float = 30.0) -> dict:
