@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from websockets.exceptions import InvalidState
 
 import boundarylab
 from boundarylab.config import DatasetConfig, RunConfig
@@ -320,10 +322,39 @@ def _configure_logging(level: str) -> None:
         logger.propagate = False
 
 
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, with runs cancelled before the sockets close (viewers get a last
+    status), and a close that crosses the peer's own close not turned into a crash."""
+
+    def __init__(self, config: uvicorn.Config, registry: RunRegistry) -> None:
+        super().__init__(config)
+        self.registry = registry
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        await self.registry.cancel_all(2.0)
+        for connection in list(self.server_state.connections):
+            connection.shutdown = _tolerant_shutdown(connection)  # type: ignore[method-assign]
+        await super().shutdown(sockets)
+
+
+def _tolerant_shutdown(connection: Any) -> Callable[[], None]:
+    """uvicorn's sans-I/O WebSocket protocol raises InvalidState when it sends its 1012
+    close to a peer that has just sent its own close (seen when a viewer leaves as the
+    server stops); that exception would abort the shutdown with exit code 1. The socket
+    is closing either way, so close the transport and carry on."""
+    original = connection.shutdown
+
+    def shutdown() -> None:
+        try:
+            original()
+        except InvalidState:
+            connection.transport.close()
+
+    return shutdown
+
+
 def serve(host: str | None = None, port: int | None = None, log_level: str | None = None) -> None:
     """Run the server with uvicorn (what `boundarylab serve` calls)."""
-    import uvicorn
-
     settings = get_settings()
     level = log_level or settings.log_level
     _configure_logging(level)
@@ -331,12 +362,6 @@ def serve(host: str | None = None, port: int | None = None, log_level: str | Non
     registry: RunRegistry = target.state.registry
     # Bound to loopback, only local names may reach us: the DNS-rebinding guard (middleware).
     target.state.loopback_only = is_loopback(host or settings.host)
-
-    class GracefulServer(uvicorn.Server):
-        async def shutdown(self, sockets: Any = None) -> None:
-            # Before uvicorn drops the sockets: cancel runs so viewers get a last status.
-            await registry.cancel_all(2.0)
-            await super().shutdown(sockets)
 
     config = uvicorn.Config(
         target,
@@ -346,7 +371,7 @@ def serve(host: str | None = None, port: int | None = None, log_level: str | Non
         ws_max_size=max(65536, 4 * settings.max_ws_message_bytes),
         timeout_graceful_shutdown=3,
     )
-    GracefulServer(config).run()
+    GracefulServer(config, registry).run()
 
 
 app = create_app()

@@ -86,3 +86,44 @@ def test_sigterm_cancels_runs_tells_viewers_and_leaves_no_process() -> None:
     assert descendants and not left, [psutil.Process(pid).cmdline() for pid in left]
     assert f"run {run_id} started: moons n=300 hidden=[3]" in output
     assert f"run {run_id} cancelled after" in output
+
+
+class _ClosingPeer:
+    """A WebSocket connection whose peer has just sent its own close: uvicorn's sans-I/O
+    protocol then raises InvalidState from shutdown()."""
+
+    def __init__(self) -> None:
+        self.transport_closed = False
+        self.transport = self
+
+    def close(self) -> None:  # the transport's close
+        self.transport_closed = True
+
+    def shutdown(self) -> None:
+        from websockets.exceptions import InvalidState
+
+        raise InvalidState("connection is closing")
+
+
+class _NoRuns:
+    cancelled = False
+
+    async def cancel_all(self, timeout: float) -> None:
+        self.cancelled = True
+
+
+def test_shutdown_survives_a_close_that_crosses_the_peers_close() -> None:
+    import asyncio
+
+    import uvicorn
+
+    from boundarylab.api import GracefulServer, create_app
+
+    registry = _NoRuns()
+    server = GracefulServer(uvicorn.Config(create_app(), timeout_graceful_shutdown=1), registry)
+    server.servers = []  # not started: no listening sockets to close
+    server.force_exit = True  # skip the wait for connections and the lifespan (not started)
+    peer = _ClosingPeer()
+    server.server_state.connections.add(peer)  # type: ignore[arg-type]
+    asyncio.run(server.shutdown())  # raised InvalidState (exit code 1) before the fix
+    assert registry.cancelled and peer.transport_closed
