@@ -23,15 +23,14 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from subprocess import Popen
 from typing import Any
 
 import httpx
@@ -39,42 +38,17 @@ import numpy as np
 import psutil
 from websockets.asyncio.client import connect
 
+from serverproc import start_server
+
 TERMINAL = {"completed", "cancelled", "diverged", "failed"}
 LAG_TARGET_MS = 50.0
 MEMORY_TOLERANCE = 0.10
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(max_running: int, retention: int | None) -> tuple[subprocess.Popen[bytes], str]:
-    """`boundarylab serve` on a free loopback port (process workers); waits for health."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNDARYLAB_")}
-    env.update(
-        BOUNDARYLAB_PORT=str(port),
-        BOUNDARYLAB_MAX_RUNNING=str(max_running),
-        BOUNDARYLAB_LOG_LEVEL="warning",
-    )
-    if retention is not None:  # finished runs the server keeps (default 200): their memory
-        env["BOUNDARYLAB_RETENTION_COUNT"] = str(retention)
-    code = "from boundarylab.api import serve; serve()"
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            health = httpx.get(f"{base}/api/health", timeout=1).json()
-            if health["workers"]["ready"] >= max_running:
-                return proc, base
-        except (httpx.TransportError, KeyError, ValueError):
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the server did not start within 90 s")
+def start_load_server(max_running: int, retention: int | None) -> tuple[Popen[bytes], str]:
+    """The server under load (process workers); `retention` bounds the finished runs kept."""
+    extra = {} if retention is None else {"RETENTION_COUNT": str(retention)}
+    return start_server(max_running, extra)
 
 
 def server_memory(pid: int) -> tuple[int, int]:
@@ -352,7 +326,7 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    proc, base = start_server(args.max_running, args.retention)
+    proc, base = start_load_server(args.max_running, args.retention)
     try:
         result = asyncio.run(drive(proc, base, args))
     finally:

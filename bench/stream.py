@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,41 +32,16 @@ import httpx
 import psutil
 from websockets.asyncio.client import connect
 
+import serverproc
 from boundarylab.worker import WORKER_NICENESS
 
 ARTICLE: dict[str, Any] = {}  # every default: the article's network, 20000 steps
 TERMINAL = {"completed", "cancelled", "diverged", "failed"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(mode: str, max_running: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "BOUNDARYLAB_PORT": str(port),
-        "BOUNDARYLAB_WORKERS": mode,
-        "BOUNDARYLAB_MAX_RUNNING": str(max_running),
-        "BOUNDARYLAB_LOG_LEVEL": os.environ.get("BOUNDARYLAB_LOG_LEVEL", "warning"),
-    }
-    code = "from boundarylab.api import serve; serve()"
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            health = httpx.get(f"{base}/api/health", timeout=1).json()
-            if health["workers"]["ready"] >= max_running:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("server did not become ready within 60 s")
+    level = os.environ.get("BOUNDARYLAB_LOG_LEVEL", "warning")
+    return serverproc.start_server(max_running, {"WORKERS": mode, "LOG_LEVEL": level}, 60.0)
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> float:
