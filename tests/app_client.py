@@ -10,11 +10,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from boundarylab.api import create_app
-from boundarylab.messages import TERMINAL
-from boundarylab.runs import RunRegistry
-from boundarylab.settings import Settings
-from boundarylab.worker import RunFactory
+from boundarylab.server.app import create_app
+from boundarylab.server.messages import TERMINAL
+from boundarylab.server.runs import RunRegistry
+from boundarylab.server.settings import Settings
+from boundarylab.server.worker import RunFactory
 
 
 @contextmanager

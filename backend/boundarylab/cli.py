@@ -15,7 +15,7 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from boundarylab import __version__
-from boundarylab.config import (
+from boundarylab.engine.config import (
     Activation,
     CompareConfig,
     DatasetKind,
@@ -23,7 +23,7 @@ from boundarylab.config import (
     OptimizerName,
     RunConfig,
 )
-from boundarylab.datasets import make_dataset
+from boundarylab.engine.datasets import make_dataset
 
 # Where each `train` flag lands in RunConfig: dest -> (section, field).
 FIELDS: dict[str, tuple[str, str]] = {
@@ -137,7 +137,7 @@ def _print_jsonl(obj: dict) -> None:
 
 def run_train(config: RunConfig, fmt: str) -> int:
     """Train, printing each report; returns the exit status (1 when it diverged)."""
-    from boundarylab.training import Trainer
+    from boundarylab.engine.training import Trainer
 
     started = time.perf_counter()
     trainer = Trainer(config)
@@ -175,7 +175,7 @@ def _cell(value: float | None, width: int, digits: int) -> str:
 
 def run_compare(config: RunConfig, sizes: list[int], fmt: str, processes: int) -> int:
     """Train one network per hidden size; print a table (or JSON lines)."""
-    from boundarylab.compare import compare
+    from boundarylab.engine.compare import compare
 
     started = time.perf_counter()
     results = compare(config, sizes, processes=processes)
@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "serve":
-        from boundarylab.api import serve
+        from boundarylab.server.app import serve
 
         serve(host=args.host, port=args.port, log_level=args.log_level)
         return 0

@@ -16,8 +16,8 @@ from app_client import is_terminal as is_terminal
 from app_client import make_client as make_client
 from app_client import read_until as read_until
 from app_client import strict_loads as strict_loads
-from boundarylab import messages
-from boundarylab.config import RunConfig
+from boundarylab.engine.config import RunConfig
+from boundarylab.server import messages
 
 TERMINAL = messages.TERMINAL
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from boundarylab.config import RunConfig
-from boundarylab.fanout import Run, Viewer
-from boundarylab.messages import dumps
+from boundarylab.engine.config import RunConfig
+from boundarylab.server.fanout import Run, Viewer
+from boundarylab.server.messages import dumps
 
 
 async def _drain(viewer: Viewer) -> list[str]:

@@ -8,7 +8,7 @@ import io
 from api_support import FakeRun, is_terminal, make_client, read_until, strict_loads
 from fastapi.testclient import TestClient
 
-from boundarylab.config import RunConfig
+from boundarylab.engine.config import RunConfig
 
 
 def _finished_run(client: TestClient, **training: object) -> str:

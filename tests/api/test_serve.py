@@ -117,7 +117,7 @@ def test_shutdown_survives_a_close_that_crosses_the_peers_close() -> None:
 
     import uvicorn
 
-    from boundarylab.api import GracefulServer, create_app
+    from boundarylab.server.app import GracefulServer, create_app
 
     registry = _NoRuns()
     server = GracefulServer(uvicorn.Config(create_app(), timeout_graceful_shutdown=1), registry)

@@ -18,8 +18,8 @@ from api_support import (
 )
 from fastapi.testclient import TestClient
 
-from boundarylab.config import RunConfig
-from boundarylab.training import Trainer
+from boundarylab.engine.config import RunConfig
+from boundarylab.engine.training import Trainer
 
 ARTICLE_SHORT = {"training": {"iterations": 1500, "report_every": 100}}
 

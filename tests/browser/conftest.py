@@ -23,7 +23,7 @@ import pytest
 
 CHROMIUM = os.environ.get("BOUNDARYLAB_CHROMIUM", "/usr/bin/chromium")
 # The app under test; overridable so the page can be checked against another build.
-APP = os.environ.get("BOUNDARYLAB_BROWSER_APP", "boundarylab.api:app")
+APP = os.environ.get("BOUNDARYLAB_BROWSER_APP", "boundarylab.server.app:app")
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
     "--headless",

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from boundarylab.config import RunConfig
+from boundarylab.engine.config import RunConfig
 
 
 def _make_config(**sections: dict) -> RunConfig:

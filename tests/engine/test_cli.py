@@ -13,12 +13,15 @@ from boundarylab.cli import main
 
 
 def test_text_output_is_the_articles(capsys) -> None:
-    assert main(["train", "--iterations", "2000"]) == 0
+    # Stops at 1000: past ~1300 steps the default run amplifies rounding so much that the
+    # digits depend on the CPU's BLAS kernels (an AMD and an Intel box print other numbers).
+    assert main(["train", "--iterations", "1000"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "Loss after iteration 0: 0.576627"
-    assert lines[1] == "Loss after iteration 1000: 0.065209"
-    assert lines[2].startswith("Loss after iteration 2000: ")
-    assert lines[3].startswith("Train accuracy: 0.98")
+    assert lines == [
+        "Loss after iteration 0: 0.576627",
+        "Loss after iteration 1000: 0.065209",
+        "Train accuracy: 0.9833",
+    ]
 
 
 def test_jsonl_has_full_precision_reports_and_a_summary(capsys) -> None:

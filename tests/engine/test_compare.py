@@ -7,8 +7,8 @@ import base64
 import numpy as np
 import pytest
 
-from boundarylab.compare import FusedComparison, compare, split_groups
-from boundarylab.training import Trainer
+from boundarylab.engine.compare import FusedComparison, compare, split_groups
+from boundarylab.engine.training import Trainer
 
 
 def _sections(sections: dict, steps: int, hidden: int | None = None) -> dict:

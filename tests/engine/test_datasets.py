@@ -7,8 +7,8 @@ import pytest
 from pydantic import ValidationError
 from sklearn.datasets import make_moons
 
-from boundarylab.config import DatasetConfig
-from boundarylab.datasets import make_dataset
+from boundarylab.engine.config import DatasetConfig
+from boundarylab.engine.datasets import make_dataset
 
 KINDS = ["moons", "circles", "xor", "gaussian", "spiral", "blobs"]
 

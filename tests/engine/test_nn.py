@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from boundarylab import nn
+from boundarylab.engine import nn
 
 ACTIVATIONS = ["tanh", "sigmoid", "relu", "linear"]
 LOSSES = ["cross_entropy", "squared_error"]

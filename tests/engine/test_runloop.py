@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from boundarylab.training import PAUSE_WAIT, RunLoop, Trainer
+from boundarylab.engine.training import PAUSE_WAIT, RunLoop, Trainer
 
 
 class FakeClock:

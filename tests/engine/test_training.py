@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_moons
 
-from boundarylab.training import Trainer
+from boundarylab.engine.training import Trainer
 
 
 def article_losses(hidden: int, steps: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from packaging_support import REPO, Stage, healthcheck_argv
 
-from boundarylab.settings import Settings
+from boundarylab.server.settings import Settings
 
 COMPOSE = REPO / "docker-compose.yml"
 # Defaults that depend on the machine are documented in a comment instead of pinned.

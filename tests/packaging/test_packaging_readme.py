@@ -9,7 +9,7 @@ import pytest
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from packaging_support import REPO
 
-from boundarylab.settings import Settings
+from boundarylab.server.settings import Settings
 
 README = (REPO / "README.md").read_text()
 
@@ -41,7 +41,7 @@ def route_paths(routes: list[Any], prefix: str = "") -> list[str]:
 
 
 def test_every_route_is_documented() -> None:
-    from boundarylab.api import create_app
+    from boundarylab.server.app import create_app
 
     paths = [p for p in route_paths(create_app().routes) if p.startswith(("/api", "/vendor"))]
     assert len(paths) >= 10, f"found only {paths}: has FastAPI changed how it keeps routes?"

@@ -63,7 +63,14 @@ def test_wheel_carries_the_package_and_every_frontend_file(wheel: Path) -> None:
     for path in tracked:
         if Path(path).name != ".keep":
             assert "boundarylab/" + path in names, f"{path} is missing from the wheel"
-    for module in ("__init__", "api", "cli", "config", "settings", "training"):
+    for module in (
+        "__init__",
+        "cli",
+        "engine/config",
+        "engine/training",
+        "server/app",
+        "server/settings",
+    ):
         assert f"boundarylab/{module}.py" in names
     assert not [n for n in names if n.startswith(("tests/", "bench/", "backend/"))]
 

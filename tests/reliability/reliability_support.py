@@ -1,6 +1,6 @@
 """Helpers of the reliability tests: in-process apps, a real server subprocess, faults.
 
-Run factories here follow the worker protocol of boundarylab.worker (a callable
+Run factories here follow the worker protocol of boundarylab.server.worker (a callable
 `(config, emit, next_command) -> handle` with `run()` and `export_model()`); passing one to
 `RunRegistry(run_factory=...)` is the test-only hook for injecting faults into workers.
 They live in an importable module (not conftest) so spawned worker processes can unpickle them.
@@ -27,9 +27,9 @@ from app_client import is_terminal as is_terminal
 from app_client import make_client as make_client
 from app_client import read_until as read_until
 from app_client import strict_loads as strict_loads
-from boundarylab import messages
-from boundarylab.config import RunConfig
-from boundarylab.worker import EngineRun
+from boundarylab.engine.config import RunConfig
+from boundarylab.server import messages
+from boundarylab.server.worker import EngineRun
 
 TERMINAL = messages.TERMINAL
 FAULT_SEED = 13  # training.seed that makes FaultyEngineRun raise mid-run
@@ -96,7 +96,7 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """A real server subprocess (uvicorn via boundarylab.api.serve) on loopback."""
+    """A real server subprocess (uvicorn via boundarylab.server.app.serve) on loopback."""
 
     proc: subprocess.Popen[bytes]
     port: int
@@ -120,7 +120,7 @@ def server_env(**settings: Any) -> dict[str, str]:
 def run_server(argv: list[str] | None = None, **settings: Any) -> Iterator[Server]:
     """Start `python -c serve(...)` (or `argv`, formatted with {port}) and wait for health."""
     port = free_port()
-    code = f"from boundarylab.api import serve; serve(port={port}, log_level='warning')"
+    code = f"from boundarylab.server.app import serve; serve(port={port}, log_level='warning')"
     cmd = [part.format(port=port) for part in argv] if argv else [sys.executable, "-c", code]
     proc = subprocess.Popen(cmd, env=server_env(**settings), stdin=subprocess.DEVNULL)
     server = Server(proc, port)

@@ -16,9 +16,9 @@ from typing import Any, get_args
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from boundarylab.config import Activation, DatasetKind, LossName, OptimizerName, RunConfig
-from boundarylab.datasets import make_dataset
-from boundarylab.training import RunLoop
+from boundarylab.engine.config import Activation, DatasetKind, LossName, OptimizerName, RunConfig
+from boundarylab.engine.datasets import make_dataset
+from boundarylab.engine.training import RunLoop
 
 
 @st.composite

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from reliability_support import InstantRun, make_client, strict_loads
 from schemathesis import GenerationMode
 
-from boundarylab.api import create_app
-from boundarylab.settings import Settings
+from boundarylab.server.app import create_app
+from boundarylab.server.settings import Settings
 
 EXAMPLES = 1100  # one request each: the issue asks for at least 1000 in CI
 BODY_LOCS = {"body", "path", "query", "header"}

@@ -18,8 +18,8 @@ from starlette.websockets import WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from boundarylab.api import frontend_dir
-from boundarylab.settings import Settings
+from boundarylab.server.app import frontend_dir
+from boundarylab.server.settings import Settings
 
 OUTSIDE_MARKERS = (b"root:", b"[project]", b"[tool.", b"def create_app", b"[core]")
 TRAVERSALS = [
@@ -35,7 +35,7 @@ TRAVERSALS = [
     "/%2fetc%2fpasswd",
     "/etc/passwd",
     "/js/../../pyproject.toml",
-    "/js/%2e%2e/%2e%2e/backend/boundarylab/api.py",
+    "/js/%2e%2e/%2e%2e/backend/boundarylab/server/app.py",
     "/vendor/../../pyproject.toml",
     "/..\\pyproject.toml",
     "/%5c..%5cpyproject.toml",

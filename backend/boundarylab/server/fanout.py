@@ -13,9 +13,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from boundarylab.config import RunConfig
-from boundarylab.messages import TERMINAL, dumps
-from boundarylab.worker import Worker
+from boundarylab.engine.config import RunConfig
+from boundarylab.server.messages import TERMINAL, dumps
+from boundarylab.server.worker import Worker
 
 
 class Viewer:

@@ -18,11 +18,11 @@ from functools import partial
 
 import numpy as np
 
-from boundarylab.config import RunConfig
-from boundarylab.datasets import Dataset, make_dataset
-from boundarylab.nn import ACTIVATE, DERIVATIVE, init_params, one_hot, output_delta_tape
-from boundarylab.optim import OPTIMIZERS
-from boundarylab.training import (
+from boundarylab.engine.config import RunConfig
+from boundarylab.engine.datasets import Dataset, make_dataset
+from boundarylab.engine.nn import ACTIVATE, DERIVATIVE, init_params, one_hot, output_delta_tape
+from boundarylab.engine.optim import OPTIMIZERS
+from boundarylab.engine.training import (
     CHECK_EVERY,
     Trainer,
     encode_probabilities,

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from boundarylab import config as schema
+from boundarylab.engine import config as schema
 
 
 class Settings(BaseSettings):

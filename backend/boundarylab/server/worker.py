@@ -36,8 +36,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
-from boundarylab.config import RunConfig
-from boundarylab.messages import status_message
+from boundarylab.engine.config import RunConfig
+from boundarylab.server.messages import status_message
 
 Emit = Callable[[dict[str, Any]], None]
 NextCommand = Callable[[float], "str | None"]
@@ -96,7 +96,7 @@ class EngineRun:
     """The real thing: a `training.Trainer` driven by a `training.RunLoop`."""
 
     def __init__(self, config: RunConfig, emit: Emit, next_command: NextCommand) -> None:
-        from boundarylab.training import RunLoop, Trainer
+        from boundarylab.engine.training import RunLoop, Trainer
 
         self.trainer = Trainer(config)
         self.loop = RunLoop(config, emit, next_command, trainer=self.trainer)
@@ -187,7 +187,7 @@ def worker_main(
         with contextlib.suppress(OSError):
             os.nice(niceness)
     with contextlib.suppress(ImportError):
-        import boundarylab.training  # noqa: F401  (a no-op when the forkserver preloaded it)
+        import boundarylab.engine.training  # noqa: F401  (a no-op when the forkserver preloaded it)
     events = EventWriter(events_conn)
     try:
         events.send(("ready",))
@@ -229,7 +229,7 @@ def _process_context() -> Any:
     helper, never from the threaded server. Elsewhere: spawn."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["boundarylab.worker", "boundarylab.training"])
+        ctx.set_forkserver_preload(["boundarylab.server.worker", "boundarylab.engine.training"])
         return ctx
     return multiprocessing.get_context("spawn")
 

@@ -17,11 +17,11 @@ import uuid
 from collections import deque
 from typing import Any
 
-from boundarylab.config import RunConfig
-from boundarylab.fanout import Run, Viewer
-from boundarylab.messages import TERMINAL, dumps, status_message
-from boundarylab.settings import Settings
-from boundarylab.worker import EngineRun, RunFactory, Worker, WorkerMessage, release_heap
+from boundarylab.engine.config import RunConfig
+from boundarylab.server.fanout import Run, Viewer
+from boundarylab.server.messages import TERMINAL, dumps, status_message
+from boundarylab.server.settings import Settings
+from boundarylab.server.worker import EngineRun, RunFactory, Worker, WorkerMessage, release_heap
 
 log = logging.getLogger("boundarylab")
 

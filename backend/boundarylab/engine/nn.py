@@ -24,7 +24,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from boundarylab.optim import OPTIMIZERS
+from boundarylab.engine.optim import OPTIMIZERS
 
 Params = list[tuple[np.ndarray, np.ndarray]]
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear")

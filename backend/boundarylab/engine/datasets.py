@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.datasets import make_circles, make_moons
 
-from boundarylab.config import MAX_SAMPLES, DatasetConfig
+from boundarylab.engine.config import MAX_SAMPLES, DatasetConfig
 
 
 @dataclass(frozen=True)

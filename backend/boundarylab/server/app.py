@@ -24,14 +24,14 @@ from starlette.concurrency import run_in_threadpool
 from websockets.exceptions import InvalidState
 
 import boundarylab
-from boundarylab.config import DatasetConfig, RunConfig
-from boundarylab.datasets import make_dataset
-from boundarylab.fanout import Run
-from boundarylab.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps
-from boundarylab.middleware import GuardMiddleware, LoopLag, is_loopback
-from boundarylab.runs import RegistryError, RunRegistry
-from boundarylab.settings import Settings, get_settings
-from boundarylab.stream import router as stream_router
+from boundarylab.engine.config import DatasetConfig, RunConfig
+from boundarylab.engine.datasets import make_dataset
+from boundarylab.server.fanout import Run
+from boundarylab.server.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps
+from boundarylab.server.middleware import GuardMiddleware, LoopLag, is_loopback
+from boundarylab.server.runs import RegistryError, RunRegistry
+from boundarylab.server.settings import Settings, get_settings
+from boundarylab.server.stream import router as stream_router
 
 log = logging.getLogger("boundarylab")
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from boundarylab.config import RunConfig
-from boundarylab.datasets import Dataset, make_dataset
-from boundarylab.nn import Network, data_loss_sum, layer_sizes, one_hot
+from boundarylab.engine.config import RunConfig
+from boundarylab.engine.datasets import Dataset, make_dataset
+from boundarylab.engine.nn import Network, data_loss_sum, layer_sizes, one_hot
 
 # Steps between finiteness checks. A failed check replays the chunk one step at a time from
 # a snapshot to name the exact step, so a check per step is never paid on healthy runs.

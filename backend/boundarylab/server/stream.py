@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 import anyio
 from fastapi import APIRouter, WebSocket
 
-from boundarylab.fanout import Run, Viewer
-from boundarylab.messages import CONTROL_ACTIONS, dumps, error_message
-from boundarylab.runs import RegistryError, RunRegistry
-from boundarylab.settings import Settings
+from boundarylab.server.fanout import Run, Viewer
+from boundarylab.server.messages import CONTROL_ACTIONS, dumps, error_message
+from boundarylab.server.runs import RegistryError, RunRegistry
+from boundarylab.server.settings import Settings
 
 
 def origin_allowed(websocket: WebSocket, settings: Settings) -> bool:
