@@ -27,9 +27,9 @@ from sklearn.datasets import make_moons
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
-from boundarylab.compare import compare
-from boundarylab.config import RunConfig
-from boundarylab.training import Trainer
+from boundarylab.engine.compare import compare
+from boundarylab.engine.config import RunConfig
+from boundarylab.engine.training import Trainer
 
 SIZES = [1, 2, 3, 4, 5, 20, 50]
 EPSILON, REG_LAMBDA = 0.01, 0.01

@@ -27,7 +27,7 @@ def start_server(
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNDARYLAB_")}
     wanted = {"PORT": str(port), "MAX_RUNNING": str(max_running), "LOG_LEVEL": "warning"}
     env.update({f"BOUNDARYLAB_{k}": v for k, v in {**wanted, **(settings or {})}.items()})
-    code = "from boundarylab.api import serve; serve()"
+    code = "from boundarylab.server.app import serve; serve()"
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + ready_within

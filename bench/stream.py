@@ -33,7 +33,7 @@ import psutil
 from websockets.asyncio.client import connect
 
 import serverproc
-from boundarylab.worker import WORKER_NICENESS
+from boundarylab.server.worker import WORKER_NICENESS
 
 ARTICLE: dict[str, Any] = {}  # every default: the article's network, 20000 steps
 TERMINAL = {"completed", "cancelled", "diverged", "failed"}
@@ -102,8 +102,8 @@ async def streamed_article(base: str) -> tuple[float, int]:
 
 BARE = """
 import time
-from boundarylab.config import RunConfig
-from boundarylab.training import Trainer
+from boundarylab.engine.config import RunConfig
+from boundarylab.engine.training import Trainer
 trainer = Trainer(RunConfig())
 t0, c0 = time.perf_counter(), time.process_time()
 trainer.advance(trainer.total)
