@@ -102,3 +102,15 @@ def test_negative_zero_noise_is_zero_noise(kind) -> None:
     a = make_dataset(DatasetConfig(kind=kind, noise=-0.0))
     b = make_dataset(DatasetConfig(kind=kind, noise=0.0))
     assert np.array_equal(a.x_train, b.x_train)
+
+
+def test_a_kind_with_its_own_default_gets_it_only_when_the_field_is_not_given() -> None:
+    from boundarylab.engine.config import KIND_DEFAULTS, DatasetConfig, RunConfig
+
+    assert DatasetConfig(kind="spiral").noise == KIND_DEFAULTS["spiral"]["noise"] != 0.2
+    assert DatasetConfig(kind="spiral", noise=0.3).noise == 0.3
+    assert RunConfig.model_validate({"dataset": {"kind": "spiral"}}).dataset.noise == 0.05
+    assert DatasetConfig().noise == 0.2  # the article's moons are untouched
+    schema = RunConfig.model_json_schema()["$defs"]["DatasetConfig"]
+    assert schema["x-kind-defaults"] == KIND_DEFAULTS
+    assert schema["properties"]["n_classes"]["x-applies-when"] == {"kind": ["blobs"]}

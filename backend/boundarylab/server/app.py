@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from websockets.exceptions import InvalidState
 
 import boundarylab
-from boundarylab.engine.config import DatasetConfig, RunConfig
+from boundarylab.engine.config import CompareConfig, DatasetConfig, RunConfig
 from boundarylab.engine.datasets import make_dataset
 from boundarylab.server.fanout import Run
 from boundarylab.server.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps
@@ -175,8 +175,13 @@ async def health(registry: Registry, settings: AppSettings) -> dict[str, Any]:
 
 @router.get("/api/schema")
 async def schema() -> dict[str, Any]:
-    """The RunConfig JSON schema: defaults, limits, enums and a description per field."""
-    return RunConfig.model_json_schema()
+    """The RunConfig JSON schema: defaults, limits, enums and a description per field.
+
+    "x-compare" carries the comparison's own field (how many sizes, each size's bounds), so
+    the page's comparison form reads its limits from here too.
+    """
+    compare = CompareConfig.model_json_schema()["properties"]["hidden_sizes"]
+    return {**RunConfig.model_json_schema(), "x-compare": {"hidden_sizes": compare}}
 
 
 @router.post("/api/datasets/preview")
