@@ -5,7 +5,7 @@ argparse's usage error naming the field, never a traceback."""
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
 import sys
 import time
@@ -132,12 +132,20 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 
 
 def _print_jsonl(obj: dict) -> None:
-    print(json.dumps(obj, allow_nan=False), flush=True)
+    # The server's wire format, so a line here reads like a message on the stream.
+    from boundarylab.server.messages import dumps
+
+    print(dumps(obj), flush=True)
+
+
+def _loss_text(loss: float) -> str:
+    return f"{loss:f}" if math.isfinite(loss) else "nan"
 
 
 def run_train(config: RunConfig, fmt: str) -> int:
     """Train, printing each report; returns the exit status (1 when it diverged)."""
     from boundarylab.engine.training import Trainer
+    from boundarylab.server.messages import progress_message
 
     started = time.perf_counter()
     trainer = Trainer(config)
@@ -145,32 +153,33 @@ def run_train(config: RunConfig, fmt: str) -> int:
     report = trainer.report()
     while True:
         if fmt == "jsonl":
-            _print_jsonl(report)
+            _print_jsonl(progress_message(report))
         else:
-            loss = "nan" if report["loss"] is None else f"{report['loss']:f}"
-            print(f"Loss after iteration {report['iteration']}: {loss}", flush=True)
+            print(f"Loss after iteration {report.iteration}: {_loss_text(report.loss)}", flush=True)
         if trainer.done:
             break
         trainer.advance(every - trainer.iteration % every)
         report = trainer.report()
     status = "diverged" if trainer.diverged_message else "completed"
     if fmt == "jsonl":
-        summary = {**report, "type": "summary", "status": status,
+        summary = {**progress_message(report), "type": "summary", "status": status,
                    "seconds": time.perf_counter() - started}  # fmt: skip
         if trainer.diverged_message:
             summary["message"] = trainer.diverged_message
         _print_jsonl(summary)
     else:
-        print(f"Train accuracy: {report['train_accuracy']:.4f}")
-        if "test_accuracy" in report:
-            print(f"Test accuracy: {report['test_accuracy']:.4f}")
+        print(f"Train accuracy: {report.train_accuracy:.4f}")
+        if report.test_accuracy is not None:
+            print(f"Test accuracy: {report.test_accuracy:.4f}")
         if trainer.diverged_message:
             print(trainer.diverged_message, file=sys.stderr)
     return 1 if trainer.diverged_message else 0
 
 
 def _cell(value: float | None, width: int, digits: int) -> str:
-    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+    if value is None or not math.isfinite(value):
+        return f"{'-':>{width}}"
+    return f"{value:>{width}.{digits}f}"
 
 
 def run_compare(config: RunConfig, sizes: list[int], fmt: str, processes: int) -> int:

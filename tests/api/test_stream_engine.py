@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from boundarylab.engine.config import RunConfig
 from boundarylab.engine.training import Trainer
+from boundarylab.server.messages import progress_message
 
 ARTICLE_SHORT = {"training": {"iterations": 1500, "report_every": 100}}
 
@@ -28,10 +29,10 @@ def _expected_history(body: dict) -> list[dict]:
     """What a bare Trainer reports at each report_every step (no server involved)."""
     config = RunConfig.model_validate(body)
     trainer = Trainer(config)
-    history = [trainer.report()]
+    history = [progress_message(trainer.report())]
     while not trainer.done:
         trainer.advance(config.training.report_every)
-        history.append(trainer.report())
+        history.append(progress_message(trainer.report()))
     return [{k: v for k, v in entry.items() if k != "type"} for entry in history]
 
 

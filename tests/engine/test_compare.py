@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-
 import numpy as np
 import pytest
 
@@ -39,23 +37,24 @@ def test_each_fused_model_trains_like_a_separate_run(make_config, sections) -> N
     steps = 200
     fused = FusedComparison(make_config(**_sections(sections, steps)), [1, 2, 5, 20])
     assert fused.advance(10**6) == steps and fused.done
-    for report in fused.reports():
-        alone = _separate(make_config, sections, report["hidden_size"], steps).report()
-        assert set(report) == {*alone, "hidden_size"}
+    for size, report in zip(fused.hidden_sizes, fused.reports(), strict=True):
+        alone = _separate(make_config, sections, size, steps).report()
+        assert report.iteration == alone.iteration
         for key in ("loss", "train_accuracy", "test_loss", "test_accuracy"):
-            if key in alone:
-                assert report[key] == pytest.approx(alone[key], rel=1e-9)
+            expected = getattr(alone, key)
+            got = getattr(report, key)
+            assert got is None if expected is None else got == pytest.approx(expected, rel=1e-9)
 
 
 def test_fused_boundaries_match_separate_runs(make_config) -> None:
     sections = {"view": {"resolution": 30}}
     fused = FusedComparison(make_config(**_sections(sections, 100)), [3, 50])
     fused.advance(100)
-    for frame in fused.boundaries():
-        alone = _separate(make_config, sections, frame["hidden_size"], 100).boundary()
-        assert frame["grid"] == alone["grid"] and frame["encoding"] == alone["encoding"]
-        a = np.frombuffer(base64.b64decode(frame["data"]), dtype=np.uint8).astype(int)
-        b = np.frombuffer(base64.b64decode(alone["data"]), dtype=np.uint8).astype(int)
+    for size, frame in zip(fused.hidden_sizes, fused.boundaries(), strict=True):
+        alone = _separate(make_config, sections, size, 100).boundary()
+        assert frame.grid == alone.grid and frame.n_classes == alone.n_classes
+        a = np.frombuffer(frame.cells, dtype=np.uint8).astype(int)
+        b = np.frombuffer(alone.cells, dtype=np.uint8).astype(int)
         assert np.abs(a - b).max() <= 1  # equal up to rounding at a .5 boundary
 
 
@@ -67,8 +66,8 @@ def test_compare_returns_one_row_per_size_in_order(make_config, processes) -> No
     for row in rows:
         assert row["iteration"] == 150 and row["message"] is None and row["seconds"] > 0
         alone = _separate(make_config, sections, row["hidden_size"], 150).report()
-        assert row["loss"] == pytest.approx(alone["loss"], rel=1e-9)
-        assert row["test_accuracy"] == alone["test_accuracy"]
+        assert row["loss"] == pytest.approx(alone.loss, rel=1e-9)
+        assert row["test_accuracy"] == alone.test_accuracy
 
 
 def test_a_diverging_size_does_not_spoil_the_others(make_config) -> None:

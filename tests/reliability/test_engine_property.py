@@ -10,15 +10,17 @@ would parse it.
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any, get_args
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from app_client import strict_loads
 from boundarylab.engine.config import Activation, DatasetKind, LossName, OptimizerName, RunConfig
 from boundarylab.engine.datasets import make_dataset
+from boundarylab.engine.events import RunEvent
 from boundarylab.engine.training import RunLoop
+from boundarylab.server.messages import dumps, event_message
 
 
 @st.composite
@@ -53,9 +55,9 @@ def run_configs(draw: st.DrawFn) -> RunConfig:
     )
 
 
-def _wire(message: dict[str, Any]) -> dict[str, Any]:
-    """Round-trip through strict JSON, as the server and the browser do."""
-    return json.loads(json.dumps(message, allow_nan=False))
+def _wire(event: RunEvent) -> dict[str, Any]:
+    """The event's wire message, parsed back as strictly as a browser does."""
+    return strict_loads(dumps(event_message(event)))
 
 
 def _check_frame(frame: dict[str, Any], n_classes: int) -> None:

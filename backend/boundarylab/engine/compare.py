@@ -20,15 +20,15 @@ import numpy as np
 
 from boundarylab.engine.config import RunConfig
 from boundarylab.engine.datasets import Dataset, make_dataset
+from boundarylab.engine.events import BoundaryFrame, Grid, Progress
 from boundarylab.engine.nn import ACTIVATE, DERIVATIVE, init_params, one_hot, output_delta_tape
 from boundarylab.engine.optim import OPTIMIZERS
 from boundarylab.engine.training import (
     CHECK_EVERY,
     Trainer,
-    encode_probabilities,
-    finite_or_none,
     grid_bounds,
     grid_points,
+    quantise_probabilities,
 )
 
 
@@ -189,25 +189,24 @@ class FusedComparison:
                 loss = 0.5 * (diff * diff).sum(axis=(0, 2))
         return loss, (out.argmax(axis=2) == y[:, None]).mean(axis=0)
 
-    def reports(self) -> list[dict]:
-        """A progress dict per model, as Trainer.report, plus ``hidden_size``."""
+    def reports(self) -> list[Progress]:
+        """One Progress per model, in the order of ``hidden_sizes`` (as Trainer.report)."""
         d = self.data
         loss, acc = self._metrics(d.x_train, d.y_train)
         loss = (loss + self._penalties()) / len(d.y_train)
-        out = []
-        for j, h in enumerate(self.hidden_sizes):
-            report = {"type": "progress", "hidden_size": h, "iteration": self.iteration}
-            report.update(loss=finite_or_none(loss[j]), train_accuracy=float(acc[j]))
-            out.append(report)
+        test_loss: list[float | None] = [None] * self._M
+        test_acc: list[float | None] = [None] * self._M
         if len(d.y_test):
-            test_loss, test_acc = self._metrics(d.x_test, d.y_test)
-            for j, report in enumerate(out):
-                report["test_loss"] = finite_or_none(test_loss[j] / len(d.y_test))
-                report["test_accuracy"] = float(test_acc[j])
-        return out
+            t_loss, t_acc = self._metrics(d.x_test, d.y_test)
+            test_loss = [float(v) for v in t_loss / len(d.y_test)]
+            test_acc = [float(v) for v in t_acc]
+        return [
+            Progress(self.iteration, float(loss[j]), float(acc[j]), test_loss[j], test_acc[j])
+            for j in range(self._M)
+        ]
 
-    def boundaries(self) -> list[dict]:
-        """A boundary frame per model (as Trainer.boundary), plus ``hidden_size``."""
+    def boundaries(self) -> list[BoundaryFrame]:
+        """One frame per model, in the order of ``hidden_sizes`` (as Trainer.boundary)."""
         bounds = grid_bounds(self.data.x_all)
         n = self.base.view.resolution
         if self._grid is None:
@@ -215,14 +214,20 @@ class FusedComparison:
         outs = self._outputs(self._grid)
         if self.loss == "squared_error":
             outs = outs / outs.sum(axis=2, keepdims=True)
-        grid = dict(zip(("x_min", "x_max", "y_min", "y_max"), bounds, strict=True))
-        frames = []
-        for j, h in enumerate(self.hidden_sizes):
-            encoding, data = encode_probabilities(outs[:, j, :])
-            frames.append({"type": "boundary", "hidden_size": h, "iteration": self.iteration,
-                           "grid": {**grid, "nx": n, "ny": n}, "encoding": encoding,
-                           "data": data})  # fmt: skip
-        return frames
+        grid = Grid(*bounds, nx=n, ny=n)
+        return [
+            BoundaryFrame(self.iteration, grid, self._K, quantise_probabilities(outs[:, j, :]))
+            for j in range(self._M)
+        ]
+
+
+def result_row(hidden_size: int, report: Progress, seconds: float, message: str | None) -> dict:
+    """One row of ``compare``'s result (test metrics only with a test split)."""
+    row = {"hidden_size": hidden_size, "iteration": report.iteration, "loss": report.loss,
+           "train_accuracy": report.train_accuracy}  # fmt: skip
+    if report.test_loss is not None:
+        row.update(test_loss=report.test_loss, test_accuracy=report.test_accuracy)
+    return {**row, "seconds": seconds, "message": message}
 
 
 def _train_group(base: RunConfig, sizes: list[int]) -> list[dict]:
@@ -234,15 +239,16 @@ def _train_group(base: RunConfig, sizes: list[int]) -> list[dict]:
     fused.advance(fused.total)
     if not fused.diverged:
         seconds = time.perf_counter() - started
-        return [{**r, "seconds": seconds, "message": None} for r in fused.reports()]
+        return [
+            result_row(h, r, seconds, None) for h, r in zip(sizes, fused.reports(), strict=True)
+        ]
     results = []
     for h in sizes:
         started = time.perf_counter()
         trainer = Trainer(base.model_copy(update={"model": _single(base, h)}))
         trainer.advance(trainer.total)
-        report = {**trainer.report(), "hidden_size": h}
-        report.update(seconds=time.perf_counter() - started, message=trainer.diverged_message)
-        results.append(report)
+        seconds = time.perf_counter() - started
+        results.append(result_row(h, trainer.report(), seconds, trainer.diverged_message))
     return results
 
 

@@ -1,20 +1,21 @@
 """Training runs: a synchronous ``Trainer`` and the ``RunLoop`` that paces and controls it.
 
-Iteration k is the state after k completed updates (k = 0 before any). Every dict returned
-here is in DESIGN.md's wire format and JSON-safe: non-finite floats become ``None``.
+Iteration k is the state after k completed updates (k = 0 before any). What a run reports
+are the typed events of events.py; turning them into wire messages is the server's job.
 """
 
 from __future__ import annotations
 
-import base64
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from boundarylab.engine.config import RunConfig
 from boundarylab.engine.datasets import Dataset, make_dataset
+from boundarylab.engine.events import BoundaryFrame, Grid, Progress, RunEvent, StatusChanged
 from boundarylab.engine.nn import Network, data_loss_sum, layer_sizes, one_hot
 
 # Steps between finiteness checks. A failed check replays the chunk one step at a time from
@@ -22,12 +23,6 @@ from boundarylab.engine.nn import Network, data_loss_sum, layer_sizes, one_hot
 CHECK_EVERY = 64
 GRID_PAD = 0.5  # as the article's plot_decision_boundary
 GRID_SLICE = 8192  # grid points evaluated at once
-
-
-def finite_or_none(value: float) -> float | None:
-    """``value`` as a float, or None when it is NaN or infinite (JSON has neither)."""
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def grid_bounds(x: np.ndarray, pad: float = GRID_PAD) -> tuple[float, float, float, float]:
@@ -44,26 +39,18 @@ def grid_points(bounds: tuple[float, float, float, float], nx: int, ny: int) -> 
     return np.column_stack([xx.ravel(), yy.ravel()])
 
 
-def encode_probabilities(probs: np.ndarray) -> tuple[str, str]:
-    """(encoding, base64 data) for class probabilities (m, K) of the grid cells.
+def quantise_probabilities(probs: np.ndarray) -> bytes:
+    """One byte per grid cell from class probabilities (m, K) (see events.BoundaryFrame).
 
-    K = 2: ``p1-uint8-base64``, round(255·P(class 1)) per cell. K > 2:
-    ``class-conf-uint8-base64``, m argmax bytes then m bytes round(255·max p).
+    K = 2: round(255·P(class 1)) per cell. K > 2: m argmax bytes, then m bytes
+    round(255·max p). Non-finite probabilities (a diverging network) count as undecided.
     """
     probs = np.nan_to_num(probs, nan=1.0 / probs.shape[1], posinf=1.0, neginf=0.0)
     if probs.shape[1] == 2:
-        raw = np.rint(255.0 * np.clip(probs[:, 1], 0.0, 1.0)).astype(np.uint8).tobytes()
-        return "p1-uint8-base64", base64.b64encode(raw).decode("ascii")
+        return np.rint(255.0 * np.clip(probs[:, 1], 0.0, 1.0)).astype(np.uint8).tobytes()
     cls = probs.argmax(axis=1).astype(np.uint8)
     conf = np.rint(255.0 * np.clip(probs.max(axis=1), 0.0, 1.0)).astype(np.uint8)
-    return "class-conf-uint8-base64", base64.b64encode(cls.tobytes() + conf.tobytes()).decode()
-
-
-def _json_matrix(a: np.ndarray) -> list:
-    """Nested lists of floats with None for non-finite entries."""
-    if a.ndim == 1:
-        return [v if math.isfinite(v) else None for v in a.tolist()]
-    return [_json_matrix(row) for row in a]
+    return cls.tobytes() + conf.tobytes()
 
 
 class Trainer:
@@ -184,29 +171,28 @@ class Trainer:
             advice += f" or training.reg_lambda (now {t.reg_lambda:g})"
         return f"Training diverged: {problem} at step {self.iteration}; {advice}."
 
-    def report(self) -> dict:
+    def report(self) -> Progress:
         """Progress at the current iteration: loss (the article's, λ term included) and
         accuracy on the training set; with a test split also test_loss (mean data loss, no λ
         term) and test_accuracy."""
         d = self.data
-        msg: dict = {"type": "progress", "iteration": self.iteration}
+        test_loss = test_accuracy = None
         with np.errstate(all="ignore"):
             out = self.net.forward(d.x_train)[-1]
             data = data_loss_sum(out, d.y_train, self._Y_train, self.net.loss)
-            msg["loss"] = finite_or_none((data + self.net.penalty()) / len(d.y_train))
-            msg["train_accuracy"] = float(np.mean(out.argmax(axis=1) == d.y_train))
+            loss = (data + self.net.penalty()) / len(d.y_train)
+            accuracy = float(np.mean(out.argmax(axis=1) == d.y_train))
             if len(d.y_test):
                 out = self.net.forward(d.x_test)[-1]
                 test = data_loss_sum(out, d.y_test, self._Y_test, self.net.loss)
-                msg["test_loss"] = finite_or_none(test / len(d.y_test))
-                msg["test_accuracy"] = float(np.mean(out.argmax(axis=1) == d.y_test))
-        return msg
+                test_loss = float(test / len(d.y_test))
+                test_accuracy = float(np.mean(out.argmax(axis=1) == d.y_test))
+        return Progress(self.iteration, float(loss), accuracy, test_loss, test_accuracy)
 
-    def grid(self) -> dict:
+    def grid(self) -> Grid:
         """The boundary grid's geometry (see ``grid_points``)."""
-        x_min, x_max, y_min, y_max = self._bounds
         n = self.config.view.resolution
-        return {"x_min": x_min, "x_max": x_max, "y_min": y_min, "y_max": y_max, "nx": n, "ny": n}
+        return Grid(*self._bounds, nx=n, ny=n)
 
     def grid_probabilities(self) -> np.ndarray:
         """Class probabilities (ny·nx, K) over the grid, row-major from (x_min, y_min)."""
@@ -218,35 +204,22 @@ class Trainer:
                  for i in range(0, len(self._grid), GRID_SLICE)]  # fmt: skip
         return np.concatenate(parts)
 
-    def boundary(self) -> dict:
+    def boundary(self) -> BoundaryFrame:
         """A decision-boundary frame at the current iteration."""
-        encoding, data = encode_probabilities(self.grid_probabilities())
-        return {
-            "type": "boundary",
-            "iteration": self.iteration,
-            "grid": self.grid(),
-            "encoding": encoding,
-            "data": data,
-        }
+        cells = quantise_probabilities(self.grid_probabilities())
+        return BoundaryFrame(self.iteration, self.grid(), self.data.n_classes, cells)
 
-    def dataset_json(self) -> dict:
-        """The points: ``{"train": {"x": [[x1, x2], …], "y": […]}, "test": {…}}``."""
-        d = self.data
-        return {
-            "train": {"x": d.x_train.tolist(), "y": d.y_train.tolist()},
-            "test": {"x": d.x_test.tolist(), "y": d.y_test.tolist()},
-        }
-
-    def export_model(self) -> dict:
-        """Config, iteration and each layer's ``W`` (fan_in × fan_out) and ``b`` as lists."""
+    def export_model(self) -> dict[str, Any]:
+        """Config, iteration and a copy of each layer's ``W`` (fan_in, fan_out) and ``b``
+        (fan_out,) as float64 arrays (non-finite entries kept: the wire format decides)."""
         return {
             "config": self.config.model_dump(mode="json"),
             "iteration": self.iteration,
-            "layers": [{"W": _json_matrix(W), "b": _json_matrix(b)} for W, b in self.net.params],
+            "layers": [{"W": W.copy(), "b": b.copy()} for W, b in self.net.params],
         }
 
 
-Emit = Callable[[dict], None]
+Emit = Callable[[RunEvent], None]
 NextCommand = Callable[[float], "str | None"]
 
 PAUSE_WAIT = 0.5  # seconds one wait for a command blocks while paused
@@ -260,8 +233,8 @@ FRAME_SHARE = 0.25
 class RunLoop:
     """Drives a Trainer with pacing, report cadence, frame throttling and control.
 
-    Blocking: meant to run in a worker thread or process. ``emit`` receives every message,
-    already in DESIGN.md's wire format. ``next_command(timeout_s)`` blocks up to timeout_s for
+    Blocking: meant to run in a worker thread or process. ``emit`` receives every event
+    (events.RunEvent). ``next_command(timeout_s)`` blocks up to timeout_s for
     "pause" | "resume" | "step" | "cancel" and returns it, or None on timeout; it is also how
     the loop sleeps when paced or paused, so control stays responsive. ``clock`` (seconds)
     paces the run and throttles frames to ``view.max_fps``; chunk sizing uses real time.
@@ -304,12 +277,9 @@ class RunLoop:
                 self.status = "failed"
             return "failed"
 
-    def _status(self, status: str, message: str | None = None) -> None:
+    def _status(self, status: Any, message: str | None = None) -> None:
         self.status = status
-        msg: dict = {"type": "status", "status": status}
-        if message is not None:
-            msg["message"] = message
-        self.emit(msg)
+        self.emit(StatusChanged(status, message))
 
     def _progress(self) -> None:
         assert self.trainer is not None

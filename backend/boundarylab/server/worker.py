@@ -37,7 +37,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from boundarylab.engine.config import RunConfig
-from boundarylab.server.messages import status_message
+from boundarylab.server.messages import event_message, status_message
 
 Emit = Callable[[dict[str, Any]], None]
 NextCommand = Callable[[float], "str | None"]
@@ -93,13 +93,16 @@ RunFactory = Callable[[RunConfig, Emit, NextCommand], RunHandle]
 
 
 class EngineRun:
-    """The real thing: a `training.Trainer` driven by a `training.RunLoop`."""
+    """The real thing: a `training.Trainer` driven by a `training.RunLoop`, its typed events
+    turned into wire messages here, in the worker, so the server only forwards them."""
 
     def __init__(self, config: RunConfig, emit: Emit, next_command: NextCommand) -> None:
         from boundarylab.engine.training import RunLoop, Trainer
 
         self.trainer = Trainer(config)
-        self.loop = RunLoop(config, emit, next_command, trainer=self.trainer)
+        self.loop = RunLoop(
+            config, lambda event: emit(event_message(event)), next_command, trainer=self.trainer
+        )
 
     def run(self) -> str:
         return self.loop.run()
