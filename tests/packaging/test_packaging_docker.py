@@ -68,6 +68,7 @@ def test_base_image_is_one_build_argument_defaulting_to_the_official_image(
     # Users get python:3.11-slim (the default, checked above); scripts/docker_check.sh, on
     # machines that cannot pull it, passes a stand-in through the same argument.
     assert {stage.written_base for stage in dockerfile} == {"${PYTHON_IMAGE}"}
+    assert "PYTHON_IMAGE:" in (REPO / "scripts" / "docker_check.sh").read_text()
 
 
 def test_build_arguments_in_from_resolve_to_their_defaults() -> None:
