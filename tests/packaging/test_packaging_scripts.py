@@ -149,6 +149,12 @@ def test_ci_script_runs_the_readme_test_command_and_the_container_checks() -> No
     assert "bash scripts/test.sh" in readme
 
 
+def test_ci_script_runs_the_docker_check_as_its_own_step() -> None:
+    ci = (REPO / ".ci" / "run").read_text()
+    assert 'bash scripts/docker_check.sh || failed+=("scripts/docker_check.sh")' in ci
+    assert ci.index("bash scripts/test.sh") < ci.index("bash scripts/docker_check.sh")
+
+
 @pytest.mark.parametrize("ci", [False, True])
 def test_docker_check_that_cannot_run_fails_in_ci_and_explains_elsewhere(
     tmp_path: Path, ci: bool
