@@ -315,8 +315,8 @@ note "the container"
 # Every process of the container (server, forkserver, workers), by host PID and real UID.
 mapfile -t procs < <(docker top "$cid" -eo pid,uid,args | tail -n +2)
 printf '  %s\n' "${procs[@]}"
-uids=$(printf '%s\n' "${procs[@]}" | awk '{ print $2 }' | sort -u | tr '\n' ' ')
-if [[ "$uids" == "10001 " ]]; then
+uids=$(printf '%s\n' "${procs[@]}" | awk '{ print $2 }' | sort -u | paste -sd, -)
+if [[ "$uids" == 10001 ]]; then
     pass "all ${#procs[@]} processes run as UID 10001, none as root"
 else
     fail "container processes run as UID(s) $uids, not only 10001"
@@ -324,6 +324,7 @@ fi
 pid1=$(docker inspect --format '{{.State.Pid}}' "$cid")
 effective=$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$pid1/status")
 cmdline=$(tr '\0' ' ' <"/proc/$pid1/cmdline")
+cmdline=${cmdline% }
 if [[ "$effective" == "10001 10001 10001 10001" && "$cmdline" == *"boundarylab serve"* ]]; then
     pass "PID 1 is the server itself ($cmdline) with UIDs $effective"
 else
