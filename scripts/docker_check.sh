@@ -321,14 +321,18 @@ if [[ "$uids" == 10001 ]]; then
 else
     fail "container processes run as UID(s) $uids, not only 10001"
 fi
+# PID 1 must be the server, not a shell around it: only PID 1 gets docker stop's SIGTERM, and
+# a shell as PID 1 ignores it. The kernel names a script run through its #! line by the
+# script, so for `boundarylab serve` argv is [python3, /usr/local/bin/boundarylab, serve].
 pid1=$(docker inspect --format '{{.State.Pid}}' "$cid")
 effective=$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$pid1/status")
-cmdline=$(tr '\0' ' ' <"/proc/$pid1/cmdline")
-cmdline=${cmdline% }
-if [[ "$effective" == "10001 10001 10001 10001" && "$cmdline" == *"boundarylab serve"* ]]; then
-    pass "PID 1 is the server itself ($cmdline) with UIDs $effective"
+mapfile -d '' -t argv <"/proc/$pid1/cmdline"
+[[ "${argv[0]##*/}" == python* ]] && argv=("${argv[@]:1}")
+if [[ "${argv[0]##*/}" == boundarylab && "${argv[1]:-}" == serve
+    && "$effective" == "10001 10001 10001 10001" ]]; then
+    pass "PID 1 is the server itself (${argv[*]}) with UIDs $effective"
 else
-    fail "PID 1 is '$cmdline' with UIDs (real, effective, saved, fs) $effective"
+    fail "PID 1 is '$(tr '\0' ' ' <"/proc/$pid1/cmdline")' with UIDs (real, effective, saved, fs) $effective"
 fi
 
 hardening=$(docker inspect --format \
@@ -354,14 +358,19 @@ echo "memory after the run: $usage"
 
 # --- docker stop ---------------------------------------------------------------------------
 note "docker stop"
-stop_start=$(date +%s%N)
-docker stop --time 10 "$cid" >/dev/null
-stop_ms=$((($(date +%s%N) - stop_start) / 1000000))
-exit_code=$(docker inspect --format '{{.State.ExitCode}}' "$cid")
-if ((stop_ms <= STOP_LIMIT_S * 1000)) && [[ "$exit_code" == 0 ]]; then
-    pass "docker stop ended the server in $stop_ms ms with exit code 0"
+# With --time 5 the engine sends SIGKILL after 5 s, and the exit code would be 137: exit code
+# 0 proves the server ended by itself on SIGTERM within the limit. The time from the stop to
+# the exit the engine recorded is that shutdown; the wall time of `docker stop` adds the
+# engine's own teardown (network, mounts), which a busy machine can stretch.
+stop_sent=$(date +%s%N)
+docker stop --time "$STOP_LIMIT_S" "$cid" >/dev/null
+stop_wall_ms=$((($(date +%s%N) - stop_sent) / 1000000))
+read -r exit_code finished_at <<<"$(docker inspect --format '{{.State.ExitCode}} {{.State.FinishedAt}}' "$cid")"
+exit_ms=$((($(date -d "$finished_at" +%s%N) - stop_sent) / 1000000))
+if [[ "$exit_code" == 0 ]] && ((exit_ms <= STOP_LIMIT_S * 1000)); then
+    pass "docker stop: the server exited with code 0 ${exit_ms} ms after SIGTERM (docker stop took ${stop_wall_ms} ms)"
 else
-    fail "docker stop took $stop_ms ms (limit ${STOP_LIMIT_S} s), exit code $exit_code"
+    fail "docker stop: exit code $exit_code ${exit_ms} ms after SIGTERM (137: killed after ${STOP_LIMIT_S} s)"
     docker logs --tail 20 "$cid" 2>&1 || true
 fi
 
