@@ -76,6 +76,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# A command that fails outside the checks (set -e stops the script) still gets a FAIL line.
+trap 'printf "FAIL: line %s failed: %s\n" "$LINENO" "$BASH_COMMAND"' ERR
 
 # --- prerequisites ---------------------------------------------------------------------
 note "prerequisites"
@@ -270,6 +272,8 @@ done
 
 # --- up --------------------------------------------------------------------------------
 note "docker-compose up -d"
+# Whatever an interrupted earlier run left of this project goes first.
+compose down --volumes --remove-orphans --timeout 10 >/dev/null 2>&1
 if ! "$py" -c 'import socket; socket.create_server(("127.0.0.1", 8000)).close()' 2>/dev/null
 then
     cannot_run "127.0.0.1:8000 is in use: the compose file publishes the app there"
