@@ -1,8 +1,12 @@
 # syntax=docker/dockerfile:1
 
+# The base of both stages: the official slim Python image. A build argument only so that a
+# machine that cannot pull it can build on an equivalent image of its own.
+ARG PYTHON_IMAGE=python:3.11-slim
+
 # Build stage: turn the source tree into one wheel. The wheel carries frontend/ as
 # boundarylab/frontend (hatch force-include), so the runtime stage needs no source tree.
-FROM python:3.11-slim AS build
+FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY backend/ backend/
@@ -12,7 +16,7 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 # Runtime stage: the installed wheel and its dependencies, nothing else.
 # tests/packaging replays these very RUN/CMD/HEALTHCHECK lines in a fresh venv, so keep
 # the install steps plain `pip`/`python` commands.
-FROM python:3.11-slim
+FROM ${PYTHON_IMAGE}
 ENV PYTHONUNBUFFERED=1 \
     BOUNDARYLAB_HOST=0.0.0.0 \
     BOUNDARYLAB_PORT=8000

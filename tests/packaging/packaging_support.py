@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -140,9 +141,10 @@ class Instruction:
 
 @dataclass
 class Stage:
-    base: str
+    base: str  # the image FROM names, build arguments replaced by their defaults
     name: str | None
     instructions: list[Instruction] = field(default_factory=list)
+    written_base: str = ""  # FROM's image as written, e.g. ${PYTHON_IMAGE}
 
     def all(self, keyword: str) -> list[Instruction]:
         return [i for i in self.instructions if i.keyword == keyword]
@@ -168,17 +170,35 @@ def parse_dockerfile(text: str) -> list[Stage]:
         logical.append(pending + line)
         pending = ""
     stages: list[Stage] = []
+    build_args: dict[str, str] = {}  # ARGs before the first FROM: what FROM lines may use
     for line in logical:
         keyword, _, args = line.partition(" ")
         if keyword.upper() == "FROM":
             words = args.split()
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(base=words[0], name=name))
+            base = expand_build_args(words[0], build_args)
+            stages.append(Stage(base=base, name=name, written_base=words[0]))
+        elif not stages and keyword.upper() == "ARG":
+            arg, _, default = args.strip().partition("=")
+            build_args[arg] = default.strip("\"'")
         elif not stages:
             raise ValueError(f"instruction before FROM: {line}")
         else:
             stages[-1].instructions.append(Instruction(keyword.upper(), args.strip()))
     return stages
+
+
+def expand_build_args(text: str, build_args: dict[str, str]) -> str:
+    """`${NAME}` or `$NAME` replaced by that build argument's default, as `docker build`
+    does without --build-arg; a name with no default is an error."""
+
+    def default(match: re.Match[str]) -> str:
+        name = match[1] or match[2]
+        if not build_args.get(name):
+            raise ValueError(f"{text}: build argument {name} has no default")
+        return build_args[name]
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", default, text)
 
 
 def parse_env(args: str) -> dict[str, str]:

@@ -4,6 +4,7 @@ the server's settings (so a setting added to settings.py cannot be forgotten her
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -37,10 +38,24 @@ def test_compose_file_matches_the_compose_spec(venv_bin_tool: Callable[[str], Pa
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_service_builds_here_publishes_8000_and_restarts(service: dict[str, Any]) -> None:
+def test_service_builds_here_publishes_8000_on_loopback_and_restarts(
+    service: dict[str, Any],
+) -> None:
     assert service["build"] == "."
-    assert service["ports"] == ["8000:8000"]
+    # Loopback by default: the app has no accounts. The README says how to open it wider.
+    assert service["ports"] == ["127.0.0.1:8000:8000"]
     assert service["restart"] == "unless-stopped"
+
+
+def test_service_is_hardened(service: dict[str, Any]) -> None:
+    # scripts/docker_check.sh checks that the engine applies these to the running container.
+    assert service["read_only"] is True
+    # The forkserver of the worker pool makes its socket under /tmp.
+    assert "/tmp" in service["tmpfs"]
+    assert service["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in service["security_opt"]
+    # mem_limit (not deploy.resources), which Debian's docker-compose 1.29 applies too.
+    assert re.fullmatch(r"\d+[kmg]", str(service["mem_limit"])), service["mem_limit"]
 
 
 def test_healthcheck_is_the_dockerfile_one(

@@ -147,3 +147,38 @@ def test_ci_script_runs_the_readme_test_command_and_the_container_checks() -> No
     assert "apt-get install" in ci and "chromium" in ci
     readme = (REPO / "README.md").read_text()
     assert "bash scripts/test.sh" in readme
+
+
+def test_ci_script_runs_the_docker_check_as_its_own_step() -> None:
+    ci = (REPO / ".ci" / "run").read_text()
+    assert 'bash scripts/docker_check.sh || failed+=("scripts/docker_check.sh")' in ci
+    assert ci.index("bash scripts/test.sh") < ci.index("bash scripts/docker_check.sh")
+
+
+@pytest.mark.parametrize("ci", [False, True])
+def test_docker_check_that_cannot_run_fails_in_ci_and_explains_elsewhere(
+    tmp_path: Path, ci: bool
+) -> None:
+    # A virtualenv whose python has no httpx/websockets: the check cannot run (as a user who
+    # is not root it stops one step earlier, the same way). Nothing is installed or started.
+    fake_venv = tmp_path / "venv"
+    (fake_venv / "bin").mkdir(parents=True)
+    python = fake_venv / "bin" / "python"
+    python.write_text("#!/usr/bin/env bash\nexit 1\n")
+    python.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env.update(VIRTUAL_ENV=str(fake_venv), **({"CI": "true"} if ci else {}))
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / "docker_check.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if ci:
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "FAIL: docker check cannot run:" in result.stderr
+    else:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "docker check not run:" in result.stderr
+        assert "with CI=true this is a failure" in result.stderr
