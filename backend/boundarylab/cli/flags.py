@@ -13,7 +13,7 @@ import argparse
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -111,7 +111,7 @@ def _converter(annotation: Any) -> tuple[Callable[[str], Any], tuple[str, ...] |
         item_convert, choices, item = _converter(args[0])
         metavar = "NAME,…" if choices else f"{item},…"
         return _listed(item_convert), choices, metavar
-    if get_origin(annotation) is not None and hasattr(annotation, "__metadata__"):
+    if origin is Annotated:
         return _converter(args[0])  # Annotated[int, Field(...)]
     if annotation is int:
         return _number(int), None, "N"
@@ -131,8 +131,10 @@ def _shown(value: Any) -> str:
 def _help(path: Path, info: FieldInfo, choices: tuple[str, ...] | None) -> str:
     default = info.get_default(call_default_factory=True)
     text = (info.description or "").rstrip(".") + "."
-    if choices and get_origin(info.annotation) is list:
-        text += f" Names: {', '.join(choices)}."
+    if get_origin(info.annotation) is list:
+        text += " Comma-separated; none for an empty list."
+        if choices:
+            text += f" Names: {', '.join(choices)}."
     if path in CLI_DEFAULTS:
         text += f" Default here: {_shown(CLI_DEFAULTS[path])} (the API's: {_shown(default)})."
     else:

@@ -23,7 +23,7 @@ from boundarylab.engine.events import BoundaryFrame, Grid, Progress
 from boundarylab.engine.features import feature_matrix
 from boundarylab.engine.grid import grid_bounds, grid_points, quantise_probabilities, sliced
 from boundarylab.engine.tape import Network
-from boundarylab.engine.training import CHECK_EVERY, Inputs, Trainer, progress
+from boundarylab.engine.training import CHECK_EVERY, Inputs, Trainer, progress, train_loss
 
 
 class FusedComparison:
@@ -79,7 +79,7 @@ class FusedComparison:
         finite = self.net.finite_models()
         for j, ok in enumerate(finite):
             if not self.failed[j]:
-                loss = progress(self.net, j, self.inputs, self.iteration).loss if ok else np.nan
+                loss = train_loss(self.net, j, self.inputs) if ok else np.nan
                 self.failed[j] = not np.isfinite(loss)
 
     def reports(self) -> list[Progress]:

@@ -9,7 +9,6 @@ softmax + cross-entropy, L2 λ = 0.01, learning rate 0.01 on the summed gradient
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
@@ -23,12 +22,16 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError, PydanticKnownError
 
-# Hard ceilings of the schema. Deployment settings (see settings.py) may lower some of them,
-# never raise them: a config valid here is one the engine can always run.
-MAX_SAMPLES = 5000
+from boundarylab.engine.limits import LIMITED_FIELDS, within_deployment_limit
+from boundarylab.engine.limits import LIMITS_CONTEXT_KEY as LIMITS_CONTEXT_KEY  # re-exported
+from boundarylab.engine.limits import MAX_ITERATIONS as MAX_ITERATIONS
+from boundarylab.engine.limits import MAX_SAMPLES as MAX_SAMPLES
+from boundarylab.engine.limits import Limits as Limits
+
+# Hard ceilings of the schema (MAX_SAMPLES and MAX_ITERATIONS live in limits.py, as a
+# deployment may lower them): a config valid here is one the engine can always run.
 MAX_HIDDEN_LAYERS = 6
 MAX_HIDDEN_UNITS = 256
-MAX_ITERATIONS = 200_000
 MIN_RESOLUTION = 20
 MAX_RESOLUTION = 300
 # Progress reports a run may send: the history a late viewer's snapshot carries stays a few
@@ -42,54 +45,6 @@ OptimizerName = Literal["gd", "momentum", "adam"]
 Regularization = Literal["none", "l1", "l2"]
 # Hand-made input features (features.py computes them), in the order the page offers them.
 FeatureName = Literal["x1", "x2", "x1_sq", "x2_sq", "x1_x2", "sin_x1", "sin_x2"]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """One deployment's limits: they may lower the schema's hard ceilings, never raise them.
-
-    Passed as validation context, ``RunConfig.model_validate(data, context={"limits":
-    limits})``; without it only the ceilings apply."""
-
-    max_samples: int = MAX_SAMPLES
-    max_iterations: int = MAX_ITERATIONS
-
-    def __post_init__(self) -> None:
-        for name, low, ceiling in (("max_samples", 2, MAX_SAMPLES),
-                                   ("max_iterations", 1, MAX_ITERATIONS)):  # fmt: skip
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= ceiling:
-                raise ValueError(
-                    f"Limits.{name} must be an integer {low} to {ceiling}, got {value!r}"
-                )
-
-
-LIMITS_CONTEXT_KEY = "limits"
-# Which schema field each deployment limit lowers: (model, field) -> Limits attribute.
-LIMITED_FIELDS: dict[tuple[str, str], str] = {
-    ("DatasetConfig", "n_samples"): "max_samples",
-    ("TrainingConfig", "iterations"): "max_iterations",
-    ("TrainingConfig", "batch_size"): "max_samples",
-}
-
-
-def _within_deployment_limit(value: Any, info: ValidationInfo, model: str) -> Any:
-    """Refuse ``value`` above the limit the validation context's Limits set for this field."""
-    limits = (
-        (info.context or {}).get(LIMITS_CONTEXT_KEY) if isinstance(info.context, dict) else None
-    )
-    if limits is None or value is None:
-        return value
-    if not isinstance(limits, Limits):
-        raise TypeError(f"context[{LIMITS_CONTEXT_KEY!r}] must be a Limits, not {type(limits)}")
-    limit = getattr(limits, LIMITED_FIELDS[(model, str(info.field_name))])
-    if value > limit:
-        raise PydanticCustomError(
-            "less_than_equal",
-            "Input should be less than or equal to {le} (this server's limit)",
-            {"le": limit},
-        )
-    return value
 
 
 def _number_type(annotation: Any) -> type | None:
@@ -163,7 +118,7 @@ class DatasetConfig(_Strict):
     @field_validator("n_samples")
     @classmethod
     def _deployment_limit(cls, value: int, info: ValidationInfo) -> int:
-        return _within_deployment_limit(value, info, "DatasetConfig")
+        return within_deployment_limit(value, info, "DatasetConfig")
 
     @model_validator(mode="before")
     @classmethod
@@ -272,7 +227,7 @@ class TrainingConfig(_Strict):
     @field_validator("iterations", "batch_size")
     @classmethod
     def _deployment_limit(cls, value: int | None, info: ValidationInfo) -> int | None:
-        return _within_deployment_limit(value, info, "TrainingConfig")
+        return within_deployment_limit(value, info, "TrainingConfig")
 
     @field_validator("report_every")
     @classmethod

@@ -65,6 +65,14 @@ def progress(net: Network, j: int, inputs: Inputs, iteration: int) -> Progress:
     return Progress(iteration, float(loss), accuracy, test_loss, test_accuracy)
 
 
+def train_loss(net: Network, j: int, inputs: Inputs) -> float:
+    """Model j's loss on the training set (penalty included): ``progress(…).loss`` alone."""
+    params, regularizer = net.model_params(j), net.regularizer
+    with np.errstate(all="ignore"):
+        return nn.loss_value(params, inputs.train, inputs.data.y_train, net.activation,
+                             net.loss, regularizer)  # fmt: skip
+
+
 class Trainer:
     """One run's network, stepped synchronously. No threads, no I/O.
 
@@ -111,7 +119,7 @@ class Trainer:
         """What went non-finite in the current state, or None when all is finite."""
         if not self.net.is_finite():
             return "the weights became NaN or infinite"
-        loss = progress(self.net, 0, self.inputs, self.iteration).loss
+        loss = train_loss(self.net, 0, self.inputs)
         if math.isnan(loss):
             return "the loss became NaN"
         return "the loss became infinite" if math.isinf(loss) else None
