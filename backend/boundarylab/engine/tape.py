@@ -155,11 +155,11 @@ class Network:
         self.theta, self.grad = np.zeros(total), np.zeros(total)
         self.blocks = self._blocks(self.theta)
         self.grad_blocks = self._blocks(self.grad)
-        self._weights = np.zeros(total)  # 1.0 on weight entries, 0.0 on biases
-        for blocks in self._blocks(self._weights):
+        self.weight_mask = np.zeros(total)  # 1.0 on weight entries, 0.0 on biases
+        for blocks in self._blocks(self.weight_mask):
             for B in blocks:
                 B[:-1] = 1.0
-        self._scratch = np.empty(total)
+        self.scratch = np.empty(total)
         for j, sizes_j in enumerate(self.layout.models):
             self.set_params(nn.init_params(sizes_j, seed), j)
         self.optimizer = OPTIMIZERS[optimizer](total, learning_rate)
@@ -213,7 +213,7 @@ class Network:
     def _update_tape(self) -> list[Call]:
         update = [partial(self.optimizer.update, self.theta, self.grad)]
         return update + self.regularizer.after_step_calls(
-            self.theta, self._weights, self.learning_rate, self._scratch
+            self.theta, self.weight_mask, self.learning_rate, self.scratch
         )
 
     def compute_gradient(self, ws: Workspace) -> np.ndarray:
@@ -260,7 +260,7 @@ def _gradient_tape(net: Network, ws: Workspace) -> list[Call]:
     tape = _forward_tape(net, ws)
     tape += output_delta_tape(ws.out, ws.target, ws.delta_out, ws.sums, net.loss, net.n_models)
     tape += _backward_tape(net, ws)
-    return tape + net.regularizer.gradient_calls(net.theta, net.grad, net._weights, net._scratch)
+    return tape + net.regularizer.gradient_calls(net.theta, net.grad, net.weight_mask, net.scratch)
 
 
 def _layer_input(net: Network, ws: Workspace, layer: int, j: int) -> np.ndarray:
