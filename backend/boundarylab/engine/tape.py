@@ -294,11 +294,12 @@ def _forward_tape(net: Network, ws: Workspace) -> list[Call]:
             B = net.blocks[j][layer]
             tape.append(partial(np.dot, B.T, _layer_input(net, ws, layer, j), out=z))
         if layer < last:
-            # Every row but the last model's ones row; the other ones rows are reset after.
-            units = ws.hidden[layer][:-1]
-            tape.append(partial(act, units, units))
-            for j in range(net.n_models - 1):
-                tape.append(partial(ws.hidden[layer][net.layout.unit_rows(layer, j)[1]].fill, 1.0))
+            # Each model's units only, never its ones row: as many calls as one activation
+            # over every row plus a refill of the ones rows, with less to compute.
+            for j in range(net.n_models):
+                first, end = net.layout.unit_rows(layer, j)
+                units = ws.hidden[layer][first:end]
+                tape.append(partial(act, units, units))
     return tape
 
 
