@@ -9,7 +9,8 @@
    summed gradient + λW. So ``learning_rate_init = ε·n`` and ``alpha = λ`` give the same update
    size (its binary output is one logistic unit rather than a 2-way softmax).
 2. The article's comparison of hidden sizes [1, 2, 3, 4, 5, 20, 50]: the plain loop for each
-   size one after another versus ``compare`` (fused network; and across processes).
+   size one after another versus ``compare`` (all sizes stepped as one stack, each size's
+   numbers bit for bit a single run's; on 1 process and across processes).
 Each timing is the best of ``--repeat`` runs, taken in turn, to damp noise from other load.
 """
 

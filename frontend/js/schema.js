@@ -35,6 +35,12 @@ function describe(section, name, prop) {
   if (Array.isArray(body.enum) || body.const !== undefined) {
     field.kind = "enum";
     field.choices = body.enum || [body.const];
+  } else if (body.type === "array" && Array.isArray(body.items?.enum)) {
+    // A list of names (model.features), typed comma-separated, each one of the choices.
+    field.kind = "enum-list";
+    field.choices = body.items.enum;
+    field.maxItems = body.maxItems;
+    field.minItems = body.minItems;
   } else if (body.type === "array") {
     field.kind = "int-list";
     field.maxItems = body.maxItems;
@@ -71,7 +77,7 @@ export function fieldsFromSchema(schema) {
 /** The text a field's input shows for a value (null → empty, lists → "8, 4"). */
 export function formatValue(field, value) {
   if (value === null || value === undefined) return "";
-  if (field.kind === "int-list") return value.join(", ");
+  if (field.kind === "int-list" || field.kind === "enum-list") return value.join(", ");
   return String(value);
 }
 
@@ -113,6 +119,20 @@ function parseList(field, text) {
   return { value: sizes };
 }
 
+function parseNames(field, text) {
+  const names = text.split(/[\s,]+/).filter((p) => p !== "");
+  const unknown = names.find((name) => !field.choices.includes(name));
+  if (unknown !== undefined) return { error: `Choose from ${field.choices.join(", ")}.` };
+  if (new Set(names).size !== names.length) return { error: "Each name may appear once." };
+  if (field.minItems !== undefined && names.length < field.minItems) {
+    return { error: `At least ${field.minItems}.` };
+  }
+  if (field.maxItems !== undefined && names.length > field.maxItems) {
+    return { error: `At most ${field.maxItems}.` };
+  }
+  return { value: names };
+}
+
 /** Parse the text of an input: {value} when valid, {error: message} when not. */
 export function parseValue(field, raw) {
   const text = String(raw ?? "").trim();
@@ -122,6 +142,7 @@ export function parseValue(field, raw) {
       : { error: `Choose one of ${field.choices.join(", ")}.` };
   }
   if (field.kind === "int-list") return parseList(field, text);
+  if (field.kind === "enum-list") return parseNames(field, text);
   if (text === "") {
     return field.nullable ? { value: null } : { error: "Required." };
   }

@@ -64,7 +64,8 @@ def test_form_shows_the_schema_defaults(desk: Any) -> None:
             elif default is None:
                 assert shown == ""
             elif isinstance(default, list):
-                assert [int(s) for s in re.split(r"[,\s]+", shown) if s] == default
+                items = [s for s in re.split(r"[,\s]+", shown) if s]
+                assert [type(d)(s) for s, d in zip(items, default, strict=True)] == default
             elif isinstance(default, str):
                 assert shown == default
             else:

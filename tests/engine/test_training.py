@@ -85,6 +85,15 @@ def test_learning_rate_10_diverges_with_an_actionable_message(make_config) -> No
     assert len(frame.cells) == frame.grid.nx * frame.grid.ny
 
 
+def test_divergence_advice_names_lambda_only_when_a_penalty_is_on(make_config) -> None:
+    for regularization, mentions_lambda in (("l2", True), ("l1", True), ("none", False)):
+        config = make_config(training={"learning_rate": 10.0, "regularization": regularization})
+        trainer = Trainer(config)
+        trainer.advance(20000)
+        assert trainer.diverged_message is not None
+        assert ("reg_lambda" in trainer.diverged_message) is mentions_lambda
+
+
 def test_divergence_is_located_at_the_exact_step(make_config) -> None:
     config = make_config(training={"learning_rate": 10.0})
     chunked = Trainer(config)

@@ -1,224 +1,103 @@
 """Train several single-hidden-layer networks side by side (the article's hidden-size figure).
 
-``FusedComparison`` trains M networks of hidden sizes h_1..h_M as one: their hidden layers are
-computed by ONE matrix product with W1 (d+1, H') whose columns are every model's units in turn,
-each model's block followed by a unit fixed at 1 (its output bias input). Each model's output
-layer is its own small product over its own rows, and the update is one call over a flat
-vector. Every model follows the updates of a separate run with the same seed (up to the order
-of float summation), while a step costs a few NumPy calls for all M models instead of M times
-the per-call overhead that dominates at 300 points.
+``FusedComparison`` trains M networks of hidden sizes h_1..h_M as one stack (tape.Network):
+one flat parameter vector, one batch sampler, element-wise work and the update done once for
+all M, every matrix product made per model with the shapes it has alone. So each model's
+numbers are bit for bit those of a separate run of the same config (``Trainer``), while a step
+costs far fewer NumPy calls than M separate steps, which is what a step costs at 300 points.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
 import numpy as np
 
-from boundarylab.engine.config import RunConfig
+from boundarylab.engine import nn
+from boundarylab.engine.batches import BatchStepper
+from boundarylab.engine.config import ModelConfig, RunConfig
 from boundarylab.engine.datasets import Dataset, make_dataset
 from boundarylab.engine.events import BoundaryFrame, Grid, Progress
-from boundarylab.engine.nn import ACTIVATE, DERIVATIVE, init_params, one_hot, output_delta_tape
-from boundarylab.engine.optim import OPTIMIZERS
-from boundarylab.engine.training import (
-    CHECK_EVERY,
-    Trainer,
-    grid_bounds,
-    grid_points,
-    quantise_probabilities,
-)
-
-
-class _FusedNet:
-    """Parameters in one flat vector ``theta``: B1 (3, H') = [W1; b1] over all models (H' = Σh
-    + M; the column after each model's units stays 0 and its activation is reset to 1), then
-    each model's [W2_j; b2_j] (h_j+1, K). Activations are stored (units × points)."""
-
-    def __init__(self, sizes: list[int], K: int, activation: str, loss: str, t) -> None:
-        self.sizes, self.K, self.activation, self.loss = sizes, K, activation, loss
-        starts = np.cumsum([0] + [h + 1 for h in sizes])[:-1].tolist()
-        self.rows = [(s, s + h) for s, h in zip(starts, sizes, strict=True)]  # ones row at hi
-        width = sum(sizes) + len(sizes)
-        total = 3 * width + sum((h + 1) * K for h in sizes)
-        self.theta, self.grad = np.zeros(total), np.zeros(total)
-        self._reg, self._tmp = np.zeros(total), np.empty(total)
-        self.B1, self.G1 = (v[: 3 * width].reshape(3, width) for v in (self.theta, self.grad))
-        self._reg[: 2 * width] = t.reg_lambda
-        self.B2, self.G2, pos = [], [], 3 * width
-        for h in sizes:
-            for store, flat in ((self.B2, self.theta), (self.G2, self.grad)):
-                store.append(flat[pos : pos + (h + 1) * K].reshape(h + 1, K))
-            self._reg[pos : pos + h * K] = t.reg_lambda
-            pos += (h + 1) * K
-        for j, ((lo, hi), h) in enumerate(zip(self.rows, sizes, strict=True)):
-            # Each model starts where a separate run with the same seed would.
-            (W1, _), (W2, _) = init_params([2, h, K], t.seed)
-            self.B1[:2, lo:hi] = W1
-            self.B2[j][:h] = W2
-        self.optimizer = OPTIMIZERS[t.optimizer](total, t.learning_rate)
-        self._ws: dict[int, tuple[list[np.ndarray], list[Callable[[], object]]]] = {}
-
-    def model_params(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Model j's W1 (2, h), b1 (h,), W2 (h, K), b2 (K,) (views)."""
-        lo, hi = self.rows[j]
-        return self.B1[:2, lo:hi], self.B1[2, lo:hi], self.B2[j][:-1], self.B2[j][-1]
-
-    def load_batch(self, X: np.ndarray, Y: np.ndarray) -> list[Callable[[], object]]:
-        """Copy X (m, 2) and targets Y (m, M·K) in; returns the tape of one step on them."""
-        if len(X) not in self._ws:
-            self._ws[len(X)] = self._build(len(X))
-        bufs, tape = self._ws[len(X)]
-        bufs[0][:2] = X.T
-        bufs[1][...] = Y.T
-        return tape
-
-    def _build(self, m: int) -> tuple[list[np.ndarray], list[Callable[[], object]]]:
-        K, M, width = self.K, len(self.sizes), self.B1.shape[1]
-        Xa, target, A = np.ones((3, m)), np.empty((M * K, m)), np.empty((width, m))
-        out, delta = np.empty((M * K, m)), np.empty((M * K, m))
-        D2, tmp = np.zeros((width, m)), np.empty((width, m))  # D2's ones rows stay 0
-        tape: list[Callable[[], object]] = [partial(np.dot, self.B1.T, Xa, out=A),
-                                            partial(ACTIVATE[self.activation], A, A)]  # fmt: skip
-        tape += [partial(A[hi].fill, 1.0) for _, hi in self.rows]  # the ones rows
-        outs = [slice(j * K, (j + 1) * K) for j in range(M)]
-        for j, (lo, hi) in enumerate(self.rows):
-            tape.append(partial(np.dot, self.B2[j].T, A[lo : hi + 1], out=out[outs[j]]))
-        tape += output_delta_tape(out, target, delta, np.empty((M, m)), self.loss, M)
-        for j, (lo, hi) in enumerate(self.rows):
-            tape.append(partial(np.dot, A[lo : hi + 1], delta[outs[j]].T, out=self.G2[j]))
-            tape.append(partial(np.dot, self.B2[j][:-1], delta[outs[j]], out=D2[lo:hi]))
-        tape += [partial(DERIVATIVE[self.activation], A, tmp),
-                 partial(np.multiply, D2, tmp, out=D2),
-                 partial(np.dot, Xa, D2.T, out=self.G1),
-                 partial(np.multiply, self.theta, self._reg, out=self._tmp),
-                 partial(np.add, self.grad, self._tmp, out=self.grad),
-                 partial(self.optimizer.update, self.theta, self.grad)]  # fmt: skip
-        return [Xa, target], tape
+from boundarylab.engine.features import feature_matrix
+from boundarylab.engine.grid import grid_bounds, grid_points, quantise_probabilities, sliced
+from boundarylab.engine.tape import Network
+from boundarylab.engine.training import CHECK_EVERY, Inputs, Trainer, progress, train_loss
 
 
 class FusedComparison:
     """M single-hidden-layer runs of ``base`` (its ``model.hidden_sizes`` replaced by each
-    size) trained together on the same data, batches and seed."""
+    size) trained together on the same data, batches and seed.
+
+    ``failed[j]`` turns True when model j's parameters or loss stop being finite at a check
+    (every CHECK_EVERY steps, where a separate run checks too); the others train on."""
 
     def __init__(self, base: RunConfig, hidden_sizes: list[int], data: Dataset | None = None):
         self.base = base
         self.hidden_sizes = [int(h) for h in hidden_sizes]
         self.data = make_dataset(base.dataset) if data is None else data
-        t = base.training
-        self.activation, self.loss = base.model.activation, base.model.loss
+        t, m = base.training, base.model
+        self.inputs = Inputs.of(self.data, m.features)
         self.iteration, self.total = 0, t.iterations
-        self.diverged = False
-        K, M = self.data.n_classes, len(self.hidden_sizes)
-        self._K, self._M = K, M
-        self.net = _FusedNet(self.hidden_sizes, K, self.activation, self.loss, t)
-        self._Y = np.tile(one_hot(self.data.y_train, K), M)  # (n, M·K): targets per model
-        n = len(self.data.y_train)
-        self._batch = t.batch_size if t.batch_size and t.batch_size < n else None
-        self._rng = np.random.default_rng([t.seed, 2])  # the same batches as Trainer draws
-        self._order, self._pos = np.arange(n), n
-        full = self._batch is None
-        self._full = self.net.load_batch(self.data.x_train, self._Y) if full else None
+        K = self.data.n_classes
+        self.net = Network(
+            [nn.layer_sizes(len(m.features), [h], K) for h in self.hidden_sizes],
+            m.activation,
+            m.loss,
+            seed=t.seed,
+            regularization=t.regularization,
+            reg_lambda=t.reg_lambda,
+            learning_rate=t.learning_rate,
+            optimizer=t.optimizer,
+        )
+        self.batches = BatchStepper(self.net, self.inputs.train, self.inputs.Y_train,
+                                    t.batch_size, t.seed)  # fmt: skip
+        self.failed = [False] * len(self.hidden_sizes)
         self._grid: np.ndarray | None = None
 
     @property
     def done(self) -> bool:
-        return self.iteration >= self.total or self.diverged
-
-    def _step(self) -> None:
-        tape = self._full
-        if tape is None:
-            n, b = len(self._order), self._batch
-            if self._pos + b > n:
-                self._order, self._pos = self._rng.permutation(n), 0
-            idx = self._order[self._pos : self._pos + b]
-            self._pos += b
-            tape = self.net.load_batch(self.data.x_train[idx], self._Y[idx])
-        for call in tape:
-            call()
+        return self.iteration >= self.total or all(self.failed)
 
     def advance(self, n_steps: int) -> int:
-        """Up to ``n_steps`` updates of every model; stops (``diverged``) as soon as any
-        parameter is non-finite, checked every CHECK_EVERY steps. Returns steps taken."""
+        """Up to ``n_steps`` updates of every model; stops early when every model has failed.
+        Returns the steps taken."""
         n_steps = max(0, min(int(n_steps), self.total - self.iteration))
         taken = 0
         with np.errstate(all="ignore"):
-            while taken < n_steps and not self.diverged:
+            while taken < n_steps and not all(self.failed):
                 chunk = min(CHECK_EVERY, n_steps - taken)
                 for _ in range(chunk):
-                    self._step()
+                    self.batches.step()
                 self.iteration += chunk
                 taken += chunk
-                self.diverged = not np.isfinite(self.net.theta.sum())
+                self._check()
         return taken
 
-    def _outputs(self, X: np.ndarray) -> np.ndarray:
-        """Each model's output for X (m, 2): (m, M, K) softmax or sigmoid values."""
-        out = np.empty((len(X), self._M, self._K))
-        with np.errstate(all="ignore"):
-            for j in range(self._M):
-                W1, b1, W2, b2 = self.net.model_params(j)
-                a1 = ACTIVATE[self.activation](X @ W1 + b1, np.empty((len(X), len(b1))))
-                z2 = a1 @ W2 + b2
-                if self.loss == "cross_entropy":
-                    e = np.exp(z2)
-                    out[:, j] = e / e.sum(axis=1, keepdims=True)
-                else:
-                    out[:, j] = ACTIVATE["sigmoid"](z2, z2)
-        return out
-
-    def _penalties(self) -> np.ndarray:
-        """λ/2 Σ‖W‖² of each model (M,)."""
-        lam = self.base.training.reg_lambda
-        out = []
-        for j in range(self._M):
-            W1, _, W2, _ = self.net.model_params(j)
-            out.append(lam / 2 * (np.sum(W1 * W1) + np.sum(W2 * W2)))
-        return np.array(out)
-
-    def _metrics(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-model summed data loss (M,) and accuracy (M,) on (X (m, 2), y (m,))."""
-        out = self._outputs(X)
-        with np.errstate(all="ignore"):
-            if self.loss == "cross_entropy":
-                loss = -np.log(out[np.arange(len(y)), :, y]).sum(axis=0)
-            else:
-                diff = out - one_hot(y, self._K)[:, None, :]
-                loss = 0.5 * (diff * diff).sum(axis=(0, 2))
-        return loss, (out.argmax(axis=2) == y[:, None]).mean(axis=0)
+    def _check(self) -> None:
+        finite = self.net.finite_models()
+        for j, ok in enumerate(finite):
+            if not self.failed[j]:
+                loss = train_loss(self.net, j, self.inputs) if ok else np.nan
+                self.failed[j] = not np.isfinite(loss)
 
     def reports(self) -> list[Progress]:
         """One Progress per model, in the order of ``hidden_sizes`` (as Trainer.report)."""
-        d = self.data
-        loss, acc = self._metrics(d.x_train, d.y_train)
-        loss = (loss + self._penalties()) / len(d.y_train)
-        test_loss: list[float | None] = [None] * self._M
-        test_acc: list[float | None] = [None] * self._M
-        if len(d.y_test):
-            t_loss, t_acc = self._metrics(d.x_test, d.y_test)
-            test_loss = [float(v) for v in t_loss / len(d.y_test)]
-            test_acc = [float(v) for v in t_acc]
-        return [
-            Progress(self.iteration, float(loss[j]), float(acc[j]), test_loss[j], test_acc[j])
-            for j in range(self._M)
-        ]
+        return [progress(self.net, j, self.inputs, self.iteration) for j in range(len(self.failed))]
 
     def boundaries(self) -> list[BoundaryFrame]:
         """One frame per model, in the order of ``hidden_sizes`` (as Trainer.boundary)."""
         bounds = grid_bounds(self.data.x_all)
         n = self.base.view.resolution
         if self._grid is None:
-            self._grid = grid_points(bounds, n, n)
-        outs = self._outputs(self._grid)
-        if self.loss == "squared_error":
-            outs = outs / outs.sum(axis=2, keepdims=True)
-        grid = Grid(*bounds, nx=n, ny=n)
-        return [
-            BoundaryFrame(self.iteration, grid, self._K, quantise_probabilities(outs[:, j, :]))
-            for j in range(self._M)
-        ]
+            self._grid = feature_matrix(grid_points(bounds, n, n), self.inputs.features)
+        grid, K = Grid(*bounds, nx=n, ny=n), self.data.n_classes
+        frames = []
+        for j in range(len(self.failed)):
+            probs = sliced(partial(self.net.predict_proba, j=j), self._grid)
+            frames.append(BoundaryFrame(self.iteration, grid, K, quantise_probabilities(probs)))
+        return frames
 
 
 def result_row(hidden_size: int, report: Progress, seconds: float, message: str | None) -> dict:
@@ -232,28 +111,29 @@ def result_row(hidden_size: int, report: Progress, seconds: float, message: str 
 
 def _train_group(base: RunConfig, sizes: list[int]) -> list[dict]:
     """Train one fused group to the end; per model its final report, ``seconds`` (the group's
-    wall time, shared by its models) and ``message`` (None, or why it diverged). A group that
-    goes non-finite is retrained model by model, so one diverging size cannot spoil the rest."""
+    wall time, shared by its models) and ``message`` (None, or why it diverged). A model that
+    failed is trained again alone, so its row says at which step it diverged, as a single
+    run's would; the others keep their fused results (bit for bit a single run's)."""
     started = time.perf_counter()
     fused = FusedComparison(base, sizes)
     fused.advance(fused.total)
-    if not fused.diverged:
-        seconds = time.perf_counter() - started
-        return [
-            result_row(h, r, seconds, None) for h, r in zip(sizes, fused.reports(), strict=True)
-        ]
+    seconds = time.perf_counter() - started
     results = []
-    for h in sizes:
-        started = time.perf_counter()
-        trainer = Trainer(base.model_copy(update={"model": _single(base, h)}))
+    for h, report, failed in zip(sizes, fused.reports(), fused.failed, strict=True):
+        if not failed:
+            results.append(result_row(h, report, seconds, None))
+            continue
+        alone_started = time.perf_counter()
+        trainer = Trainer(base.model_copy(update={"model": single_layer(base.model, h)}))
         trainer.advance(trainer.total)
-        seconds = time.perf_counter() - started
-        results.append(result_row(h, trainer.report(), seconds, trainer.diverged_message))
+        alone = time.perf_counter() - alone_started
+        results.append(result_row(h, trainer.report(), alone, trainer.diverged_message))
     return results
 
 
-def _single(base: RunConfig, hidden: int):
-    return base.model.model_copy(update={"hidden_sizes": [hidden]})
+def single_layer(model: ModelConfig, hidden: int) -> ModelConfig:
+    """``model`` with one hidden layer of ``hidden`` units."""
+    return model.model_copy(update={"hidden_sizes": [hidden]})
 
 
 def split_groups(hidden_sizes: list[int], n_groups: int) -> list[list[int]]:

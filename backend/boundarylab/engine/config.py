@@ -8,29 +8,70 @@ softmax + cross-entropy, L2 λ = 0.01, learning rate 0.01 on the summed gradient
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError, PydanticKnownError
 
-# Hard ceilings of the schema. Deployment settings (see settings.py) may lower some of them,
-# never raise them: a config valid here is one the engine can always run.
-MAX_SAMPLES = 5000
+from boundarylab.engine.limits import LIMITED_FIELDS, within_deployment_limit
+from boundarylab.engine.limits import LIMITS_CONTEXT_KEY as LIMITS_CONTEXT_KEY  # re-exported
+from boundarylab.engine.limits import MAX_ITERATIONS as MAX_ITERATIONS
+from boundarylab.engine.limits import MAX_SAMPLES as MAX_SAMPLES
+from boundarylab.engine.limits import Limits as Limits
+
+# Hard ceilings of the schema (MAX_SAMPLES and MAX_ITERATIONS live in limits.py, as a
+# deployment may lower them): a config valid here is one the engine can always run.
 MAX_HIDDEN_LAYERS = 6
 MAX_HIDDEN_UNITS = 256
-MAX_ITERATIONS = 200_000
 MIN_RESOLUTION = 20
 MAX_RESOLUTION = 300
+# Progress reports a run may send: the history a late viewer's snapshot carries stays a few
+# MB. So report_every must be at least ceil(iterations / MAX_REPORTS).
+MAX_REPORTS = 20_000
 
 DatasetKind = Literal["moons", "circles", "xor", "gaussian", "spiral", "blobs"]
 Activation = Literal["tanh", "sigmoid", "relu", "linear"]
 LossName = Literal["cross_entropy", "squared_error"]
 OptimizerName = Literal["gd", "momentum", "adam"]
+Regularization = Literal["none", "l1", "l2"]
+# Hand-made input features (features.py computes them), in the order the page offers them.
+FeatureName = Literal["x1", "x2", "x1_sq", "x2_sq", "x1_x2", "sin_x1", "sin_x2"]
+
+
+def _number_type(annotation: Any) -> type | None:
+    """int or float when a field (or each item of a list field) holds numbers, else None."""
+    if annotation in (int, float):
+        return annotation  # type: ignore[no-any-return]
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) is Annotated:
+        args = args[:1]
+    return next((kind for kind in map(_number_type, args) if kind is not None), None)
 
 
 class _Strict(BaseModel):
     # Unknown fields are an error, not silently dropped: a typo must not train the default.
     # NaN/Infinity are refused for every float field.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_only(cls, value: Any, info: ValidationInfo) -> Any:
+        # A number field takes numbers: `true` is not 1 and "3" is not 3 (pydantic's lax mode
+        # would take both). 300.0 stays a valid integer and 1 a valid float.
+        kind = _number_type(cls.model_fields[str(info.field_name)].annotation)
+        items = value if isinstance(value, list) else [value]
+        if kind is not None and any(isinstance(v, bool | str | bytes) for v in items):
+            raise PydanticKnownError("int_type" if kind is int else "float_type")
+        return value
 
 
 # A data set's own defaults where the general one would hide its shape: at noise 0.2 the
@@ -74,6 +115,11 @@ class DatasetConfig(_Strict):
         json_schema_extra={"x-applies-when": {"kind": ["blobs"]}},
     )
 
+    @field_validator("n_samples")
+    @classmethod
+    def _deployment_limit(cls, value: int, info: ValidationInfo) -> int:
+        return within_deployment_limit(value, info, "DatasetConfig")
+
     @model_validator(mode="before")
     @classmethod
     def _kind_defaults(cls, data: object) -> object:
@@ -105,6 +151,26 @@ class ModelConfig(_Strict):
         description="cross_entropy: softmax outputs with cross-entropy (the article's code); "
         "squared_error: sigmoid outputs with the L2-norm loss the article derives.",
     )
+    features: list[FeatureName] = Field(
+        default_factory=lambda: ["x1", "x2"],
+        json_schema_extra={"default": ["x1", "x2"], "uniqueItems": True},
+        min_length=1,
+        max_length=len(FeatureName.__args__),  # type: ignore[attr-defined]
+        description="What the network sees of each point (x1, x2), in this order: x1, x2 (the "
+        "article's), their squares x1_sq and x2_sq, their product x1_x2, sin_x1, sin_x2. "
+        "Squares let a network without a hidden layer draw a circle.",
+    )
+
+    @field_validator("features")
+    @classmethod
+    def _each_feature_once(cls, names: list[str]) -> list[str]:
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise PydanticCustomError(
+                "unique_items", "Each feature may appear once; {twice} appears more than once",
+                {"twice": ", ".join(twice)},
+            )  # fmt: skip
+        return names
 
 
 class TrainingConfig(_Strict):
@@ -116,11 +182,18 @@ class TrainingConfig(_Strict):
         le=10.0,
         description="Step size ε, applied to the summed (not averaged) gradient, as the article.",
     )
+    regularization: Regularization = Field(
+        "l2",
+        description="Penalty on the weights (not biases): l2 adds λ/2·Σ‖W‖² to the summed loss "
+        "(the article's); l1 adds λ·Σ|W| and sets weights it pushes across zero to exactly 0; "
+        "none.",
+    )
     reg_lambda: float = Field(
         0.01,
         ge=0.0,
         le=10.0,
-        description="L2 regularisation strength λ on the weights (not biases).",
+        description="Regularisation strength λ on the weights (not biases).",
+        json_schema_extra={"x-applies-when": {"regularization": ["l1", "l2"]}},
     )
     iterations: int = Field(20000, ge=1, le=MAX_ITERATIONS, description="Number of gradient steps.")
     optimizer: OptimizerName = Field(
@@ -137,7 +210,12 @@ class TrainingConfig(_Strict):
         0, ge=0, le=2**32 - 1, description="Seed of the weight initialisation and mini-batches."
     )
     report_every: int = Field(
-        100, ge=1, le=MAX_ITERATIONS, description="Report loss and accuracy every this many steps."
+        100,
+        ge=1,
+        le=MAX_ITERATIONS,
+        description=f"Report loss and accuracy every this many steps (at most {MAX_REPORTS} "
+        "reports a run).",
+        json_schema_extra={"x-max-reports": MAX_REPORTS},
     )
     steps_per_second: float | None = Field(
         None,
@@ -145,6 +223,25 @@ class TrainingConfig(_Strict):
         le=1_000_000.0,
         description="Pace of training so a person can watch; empty = as fast as the machine goes.",
     )
+
+    @field_validator("iterations", "batch_size")
+    @classmethod
+    def _deployment_limit(cls, value: int | None, info: ValidationInfo) -> int | None:
+        return within_deployment_limit(value, info, "TrainingConfig")
+
+    @field_validator("report_every")
+    @classmethod
+    def _at_most_max_reports(cls, value: int, info: ValidationInfo) -> int:
+        iterations = info.data.get("iterations")  # absent when it was invalid itself
+        least = math.ceil(iterations / MAX_REPORTS) if iterations is not None else 1
+        if value < least:
+            raise PydanticCustomError(
+                "greater_than_equal",
+                "Input should be greater than or equal to {ge} for {iterations} iterations (at "
+                "most {max_reports} progress reports per run)",
+                {"ge": least, "iterations": iterations, "max_reports": MAX_REPORTS},
+            )
+        return value
 
 
 class ViewConfig(_Strict):
@@ -169,13 +266,32 @@ class RunConfig(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     view: ViewConfig = Field(default_factory=ViewConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _missing_sections_validate_too(cls, data: object) -> object:
+        # A missing section is validated from {} rather than built by its default factory
+        # (which sees no validation context), so a deployment's limits apply to defaults too.
+        if isinstance(data, dict):
+            missing = {name: {} for name in cls.model_fields if name not in data}
+            if missing:
+                return {**data, **missing}
+        return data
+
     @model_validator(mode="after")
     def _batch_fits_training_set(self) -> RunConfig:
-        batch = self.training.batch_size
-        if batch is not None and batch > self.dataset.n_samples:
-            raise ValueError(
-                f"training.batch_size ({batch}) is larger than dataset.n_samples "
-                f"({self.dataset.n_samples}); leave it empty for the full batch"
+        batch, n = self.training.batch_size, self.dataset.n_samples
+        if batch is not None and batch > n:
+            # A ValidationError keeps the loc on the field (a ValueError would blame the
+            # whole config), so the API's 422 and the command line's message name it.
+            error = PydanticCustomError(
+                "less_than_equal",
+                "Input should be less than or equal to dataset.n_samples ({le}); an empty "
+                "batch_size is the full batch",
+                {"le": n},
+            )
+            loc = ("training", "batch_size")
+            raise ValidationError.from_exception_data(
+                "RunConfig", [InitErrorDetails(type=error, loc=loc, input=batch)]
             )
         return self
 
@@ -184,6 +300,14 @@ class CompareConfig(_Strict):
     """Train one run per hidden size on the same data (the article's comparison figure)."""
 
     base: RunConfig = Field(default_factory=RunConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _missing_base_validates_too(cls, data: object) -> object:
+        if isinstance(data, dict) and "base" not in data:
+            return {**data, "base": {}}
+        return data
+
     hidden_sizes: list[HiddenSize] = Field(
         default_factory=lambda: [1, 2, 3, 4, 5, 20, 50],
         json_schema_extra={"default": [1, 2, 3, 4, 5, 20, 50]},
@@ -198,3 +322,15 @@ class CompareConfig(_Strict):
         if len(set(sizes)) != len(sizes):
             raise ValueError("hidden sizes must be different from each other")
         return sizes
+
+
+def schema_with_limits(limits: Limits) -> dict[str, Any]:
+    """RunConfig's JSON schema with this deployment's lower maxima in place of the ceilings,
+    so a client reads the limits actually in force."""
+    schema = RunConfig.model_json_schema()
+    for (model, field), attribute in LIMITED_FIELDS.items():
+        prop = schema["$defs"][model]["properties"][field]
+        for node in [prop, *prop.get("anyOf", [])]:
+            if "maximum" in node:
+                node["maximum"] = min(node["maximum"], getattr(limits, attribute))
+    return schema

@@ -9,85 +9,96 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from boundarylab.engine import nn
+from boundarylab.engine.batches import BatchStepper
 from boundarylab.engine.config import RunConfig
 from boundarylab.engine.datasets import Dataset, make_dataset
 from boundarylab.engine.events import BoundaryFrame, Grid, Progress, RunEvent, StatusChanged
-from boundarylab.engine.nn import Network, data_loss_sum, layer_sizes, one_hot
+from boundarylab.engine.features import feature_matrix
+from boundarylab.engine.grid import grid_bounds, grid_points, quantise_probabilities, sliced
+from boundarylab.engine.losses import one_hot
+from boundarylab.engine.tape import Network
 
 # Steps between finiteness checks. A failed check replays the chunk one step at a time from
 # a snapshot to name the exact step, so a check per step is never paid on healthy runs.
 CHECK_EVERY = 64
-GRID_PAD = 0.5  # as the article's plot_decision_boundary
-GRID_SLICE = 8192  # grid points evaluated at once
 
 
-def grid_bounds(x: np.ndarray, pad: float = GRID_PAD) -> tuple[float, float, float, float]:
-    """(x_min, x_max, y_min, y_max) of the points x (n, 2), padded on each side."""
-    lo, hi = x.min(axis=0) - pad, x.max(axis=0) + pad
-    return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
+@dataclass(frozen=True)
+class Inputs:
+    """A data set as the network sees it: each point's features (see features.py).
+
+    ``train`` (n_train, d) and ``test`` (n_test, d) with d = len(features); ``Y_train``
+    (n_train, K) one-hot labels. The labels themselves stay in the Dataset."""
+
+    data: Dataset
+    features: tuple[str, ...]
+    train: np.ndarray
+    test: np.ndarray
+    Y_train: np.ndarray
+
+    @classmethod
+    def of(cls, data: Dataset, features: list[str]) -> Inputs:
+        train, test = (feature_matrix(x, features) for x in (data.x_train, data.x_test))
+        return cls(data, tuple(features), train, test, one_hot(data.y_train, data.n_classes))
 
 
-def grid_points(bounds: tuple[float, float, float, float], nx: int, ny: int) -> np.ndarray:
-    """Cell centres (nx·ny, 2) at ``linspace(x_min, x_max, nx)`` × ``linspace(y_min, y_max,
-    ny)``, row-major: row 0 is y_min, columns run from x_min right."""
-    x_min, x_max, y_min, y_max = bounds
-    xx, yy = np.meshgrid(np.linspace(x_min, x_max, nx), np.linspace(y_min, y_max, ny))
-    return np.column_stack([xx.ravel(), yy.ravel()])
+def progress(net: Network, j: int, inputs: Inputs, iteration: int) -> Progress:
+    """Model j's Progress: the article's loss on the training set (penalty included) and its
+    accuracy; with a test split the test set's mean data loss (no penalty) and accuracy."""
+    d = inputs.data
+    params, act, loss_name = net.model_params(j), net.activation, net.loss
+    with np.errstate(all="ignore"):
+        data, accuracy = nn.data_loss_and_accuracy(params, inputs.train, d.y_train, act, loss_name)
+        loss = (data + net.penalty(j)) / len(d.y_train)
+        test_loss = test_accuracy = None
+        if len(d.y_test):
+            test, test_accuracy = nn.data_loss_and_accuracy(
+                params, inputs.test, d.y_test, act, loss_name
+            )
+            test_loss = float(test / len(d.y_test))
+    return Progress(iteration, float(loss), accuracy, test_loss, test_accuracy)
 
 
-def quantise_probabilities(probs: np.ndarray) -> bytes:
-    """One byte per grid cell from class probabilities (m, K) (see events.BoundaryFrame).
-
-    K = 2: round(255·P(class 1)) per cell. K > 2: m argmax bytes, then m bytes
-    round(255·max p). Non-finite probabilities (a diverging network) count as undecided.
-    """
-    probs = np.nan_to_num(probs, nan=1.0 / probs.shape[1], posinf=1.0, neginf=0.0)
-    if probs.shape[1] == 2:
-        return np.rint(255.0 * np.clip(probs[:, 1], 0.0, 1.0)).astype(np.uint8).tobytes()
-    cls = probs.argmax(axis=1).astype(np.uint8)
-    conf = np.rint(255.0 * np.clip(probs.max(axis=1), 0.0, 1.0)).astype(np.uint8)
-    return cls.tobytes() + conf.tobytes()
+def train_loss(net: Network, j: int, inputs: Inputs) -> float:
+    """Model j's loss on the training set (penalty included): ``progress(…).loss`` alone."""
+    params, regularizer = net.model_params(j), net.regularizer
+    with np.errstate(all="ignore"):
+        return nn.loss_value(params, inputs.train, inputs.data.y_train, net.activation,
+                             net.loss, regularizer)  # fmt: skip
 
 
 class Trainer:
     """One run's network, stepped synchronously. No threads, no I/O.
 
-    Full batch (``batch_size`` null, or not smaller than the training set) steps on buffers
-    loaded once. Mini-batches are drawn without replacement, epoch by epoch, from
-    ``default_rng([training.seed, 2])``: a stream apart from the initialisation's RandomState.
-    """
+    Batches come from batches.BatchStepper (full batch as the article, or seeded
+    mini-batches)."""
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config
         self.data: Dataset = make_dataset(config.dataset)
         t, m = config.training, config.model
+        self.inputs = Inputs.of(self.data, m.features)
         self.net = Network(
-            layer_sizes(2, m.hidden_sizes, self.data.n_classes),
+            nn.layer_sizes(len(m.features), m.hidden_sizes, self.data.n_classes),
             m.activation,
             m.loss,
             seed=t.seed,
+            regularization=t.regularization,
             reg_lambda=t.reg_lambda,
             learning_rate=t.learning_rate,
             optimizer=t.optimizer,
         )
+        self.batches = BatchStepper(self.net, self.inputs.train, self.inputs.Y_train,
+                                    t.batch_size, t.seed)  # fmt: skip
         self.iteration = 0
         self.total = t.iterations
         self.diverged_message: str | None = None
-        K = self.data.n_classes
-        self._Y_train = one_hot(self.data.y_train, K)
-        self._Y_test = one_hot(self.data.y_test, K)
-        n_train = len(self.data.y_train)
-        self._batch = t.batch_size if t.batch_size and t.batch_size < n_train else None
-        self._full_ws = None
-        if self._batch is None:
-            self._full_ws = self.net.load_batch(self.data.x_train, self._Y_train)
-        self._rng = np.random.default_rng([t.seed, 2])
-        self._order = np.arange(n_train)
-        self._pos = n_train  # forces a shuffle before the first mini-batch
         self._grid: np.ndarray | None = None
         self._bounds = grid_bounds(self.data.x_all)
 
@@ -95,39 +106,20 @@ class Trainer:
     def done(self) -> bool:
         return self.iteration >= self.total or self.diverged_message is not None
 
-    def _step(self) -> None:
-        if self._full_ws is not None:
-            self.net.step_loaded(self._full_ws)
-            return
-        n, b = len(self._order), self._batch
-        if self._pos + b > n:
-            self._order = self._rng.permutation(n)
-            self._pos = 0
-        idx = self._order[self._pos : self._pos + b]
-        self._pos += b
-        self.net.step(self.data.x_train[idx], self._Y_train[idx])
-
-    def _train_loss(self) -> float:
-        X, y = self.data.x_train, self.data.y_train
-        total = self.net.loss_sum(X, y, self._Y_train) + self.net.penalty()
-        return total / len(y)
-
     def _snapshot(self) -> tuple:
-        return (self.net.theta.copy(), self.net.optimizer.state(), self._rng.bit_generator.state,
-                self._order.copy(), self._pos)  # fmt: skip
+        return (self.net.theta.copy(), self.net.optimizer.state(), self.batches.state())
 
     def _restore(self, snap: tuple) -> None:
-        theta, opt, rng, order, pos = snap
+        theta, opt, batches = snap
         self.net.theta[...] = theta
         self.net.optimizer.set_state(opt)
-        self._rng.bit_generator.state = rng
-        self._order, self._pos = order, pos
+        self.batches.set_state(batches)
 
     def _problem(self) -> str | None:
         """What went non-finite in the current state, or None when all is finite."""
         if not self.net.is_finite():
             return "the weights became NaN or infinite"
-        loss = self._train_loss()
+        loss = train_loss(self.net, 0, self.inputs)
         if math.isnan(loss):
             return "the loss became NaN"
         return "the loss became infinite" if math.isinf(loss) else None
@@ -144,7 +136,7 @@ class Trainer:
                 chunk = min(CHECK_EVERY, n_steps - taken)
                 snap = self._snapshot()
                 for _ in range(chunk):
-                    self._step()
+                    self.batches.step()
                 if self._problem() is None:
                     self.iteration += chunk
                     taken += chunk
@@ -156,41 +148,20 @@ class Trainer:
     def _locate(self, chunk: int) -> int:
         """Replay a chunk known to go bad step by step; stop at the first bad state."""
         for i in range(1, chunk + 1):
-            self._step()
+            self.batches.step()
             self.iteration += 1
             problem = self._problem()
             if problem is not None:
-                self.diverged_message = self._divergence_message(problem)
+                self.diverged_message = divergence_message(self.config, self.iteration, problem)
                 return i
         return chunk  # not reproducible (cannot happen: the steps are deterministic)
 
-    def _divergence_message(self, problem: str) -> str:
-        t = self.config.training
-        advice = f"lower training.learning_rate (now {t.learning_rate:g})"
-        if t.reg_lambda > 0:
-            advice += f" or training.reg_lambda (now {t.reg_lambda:g})"
-        return f"Training diverged: {problem} at step {self.iteration}; {advice}."
-
     def report(self) -> Progress:
-        """Progress at the current iteration: loss (the article's, λ term included) and
-        accuracy on the training set; with a test split also test_loss (mean data loss, no λ
-        term) and test_accuracy."""
-        d = self.data
-        test_loss = test_accuracy = None
-        with np.errstate(all="ignore"):
-            out = self.net.forward(d.x_train)[-1]
-            data = data_loss_sum(out, d.y_train, self._Y_train, self.net.loss)
-            loss = (data + self.net.penalty()) / len(d.y_train)
-            accuracy = float(np.mean(out.argmax(axis=1) == d.y_train))
-            if len(d.y_test):
-                out = self.net.forward(d.x_test)[-1]
-                test = data_loss_sum(out, d.y_test, self._Y_test, self.net.loss)
-                test_loss = float(test / len(d.y_test))
-                test_accuracy = float(np.mean(out.argmax(axis=1) == d.y_test))
-        return Progress(self.iteration, float(loss), accuracy, test_loss, test_accuracy)
+        """Progress at the current iteration (see ``progress``)."""
+        return progress(self.net, 0, self.inputs, self.iteration)
 
     def grid(self) -> Grid:
-        """The boundary grid's geometry (see ``grid_points``)."""
+        """The boundary grid's geometry (see grid.grid_points)."""
         n = self.config.view.resolution
         return Grid(*self._bounds, nx=n, ny=n)
 
@@ -198,11 +169,8 @@ class Trainer:
         """Class probabilities (ny·nx, K) over the grid, row-major from (x_min, y_min)."""
         if self._grid is None:
             n = self.config.view.resolution
-            self._grid = grid_points(self._bounds, n, n)
-        # In slices, so a 300×300 grid through 256-unit layers never holds 90000×256 arrays.
-        parts = [self.net.predict_proba(self._grid[i : i + GRID_SLICE])
-                 for i in range(0, len(self._grid), GRID_SLICE)]  # fmt: skip
-        return np.concatenate(parts)
+            self._grid = feature_matrix(grid_points(self._bounds, n, n), self.inputs.features)
+        return sliced(self.net.predict_proba, self._grid)
 
     def boundary(self) -> BoundaryFrame:
         """A decision-boundary frame at the current iteration."""
@@ -211,12 +179,22 @@ class Trainer:
 
     def export_model(self) -> dict[str, Any]:
         """Config, iteration and a copy of each layer's ``W`` (fan_in, fan_out) and ``b``
-        (fan_out,) as float64 arrays (non-finite entries kept: the wire format decides)."""
+        (fan_out,) as float64 arrays (non-finite entries kept: the wire format decides).
+        The first layer's rows follow ``model.features``."""
         return {
             "config": self.config.model_dump(mode="json"),
             "iteration": self.iteration,
             "layers": [{"W": W.copy(), "b": b.copy()} for W, b in self.net.params],
         }
+
+
+def divergence_message(config: RunConfig, step: int, problem: str) -> str:
+    """What went wrong at ``step`` and what to change."""
+    t = config.training
+    advice = f"lower training.learning_rate (now {t.learning_rate:g})"
+    if t.regularization != "none" and t.reg_lambda > 0:
+        advice += f" or training.reg_lambda (now {t.reg_lambda:g})"
+    return f"Training diverged: {problem} at step {step}; {advice}."
 
 
 Emit = Callable[[RunEvent], None]
