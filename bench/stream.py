@@ -1,4 +1,4 @@
-"""Streaming benchmarks against a real uvicorn server on loopback (DESIGN.md "Targets").
+"""Streaming benchmarks against a real uvicorn server on loopback (targets: README "Benchmarks").
 
 Measures, per worker mode (process pool vs threads), in one run side by side:
   * POST /api/runs -> first boundary frame at a WebSocket client (median, target <= 150 ms)
@@ -41,7 +41,10 @@ TERMINAL = {"completed", "cancelled", "diverged", "failed"}
 
 def start_server(mode: str, max_running: int) -> tuple[subprocess.Popen[bytes], str]:
     level = os.environ.get("BOUNDARYLAB_LOG_LEVEL", "warning")
-    return serverproc.start_server(max_running, {"WORKERS": mode, "LOG_LEVEL": level}, 60.0)
+    settings = {"workers": mode, "log_level": level, "max_running": max_running,
+                "debug_routes": True}  # fmt: skip
+    server = serverproc.start_server(settings=settings, workers_ready=max_running)
+    return server.proc, server.base
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> float:

@@ -1,25 +1,19 @@
-"""Helpers of the reliability tests: in-process apps, a real server subprocess, faults.
+"""Helpers of the reliability tests: in-process apps, real server processes, faults.
 
 Run factories here follow the worker protocol of boundarylab.server.worker (a callable
 `(config, emit, next_command) -> handle` with `run()` and `export_model()`); passing one to
-`RunRegistry(run_factory=...)` is the test-only hook for injecting faults into workers.
-They live in an importable module (not conftest) so spawned worker processes can unpickle them.
+`make_client` (a WorkerPool running it) is the test-only hook for injecting faults into
+workers. They live in an importable module (not conftest) so spawned worker processes can
+unpickle them. Real servers come from bench/serverproc.py, as the benchmarks' do.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 from fastapi.testclient import TestClient
 
 # Re-exported: the tests of this folder import them from here.
@@ -27,6 +21,7 @@ from app_client import is_terminal as is_terminal
 from app_client import make_client as make_client
 from app_client import read_until as read_until
 from app_client import strict_loads as strict_loads
+from app_client import watch as watch
 from boundarylab.engine.config import RunConfig
 from boundarylab.server import messages
 from boundarylab.server.worker import EngineRun
@@ -50,7 +45,8 @@ class InstantRun:
         return "completed"
 
     def export_model(self) -> dict:
-        return {"iteration": self.config.training.iterations, "layers": []}
+        config = self.config.model_dump(mode="json")
+        return {"config": config, "iteration": self.config.training.iterations, "layers": []}
 
 
 class FaultyEngineRun(EngineRun):
@@ -86,61 +82,3 @@ def wait_status(client: TestClient, run_id: str, statuses: set[str], timeout: fl
             return detail
         assert time.monotonic() < deadline, f"run stuck in {detail['status']}"
         time.sleep(0.01)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """A real server subprocess (uvicorn via boundarylab.server.app.serve) on loopback."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_base(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-
-def server_env(**settings: Any) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNDARYLAB_")}
-    env.update({f"BOUNDARYLAB_{k.upper()}": str(v) for k, v in settings.items()})
-    return env
-
-
-@contextmanager
-def run_server(argv: list[str] | None = None, **settings: Any) -> Iterator[Server]:
-    """Start `python -c serve(...)` (or `argv`, formatted with {port}) and wait for health."""
-    port = free_port()
-    code = f"from boundarylab.server.app import serve; serve(port={port}, log_level='warning')"
-    cmd = [part.format(port=port) for part in argv] if argv else [sys.executable, "-c", code]
-    proc = subprocess.Popen(cmd, env=server_env(**settings), stdin=subprocess.DEVNULL)
-    server = Server(proc, port)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, f"server exited with {proc.returncode}"
-            try:
-                if httpx.get(f"{server.base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not come up in 30 s"
-            time.sleep(0.1)
-        yield server
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)

@@ -69,7 +69,8 @@ def test_100_viewers_leave_mid_run_and_leave_nothing_behind(engine_client: TestC
     }
     run_id = client.post("/api/runs", json=slow).json()["id"]
     wait_status(client, run_id, {"running"})
-    run = client.app.state.registry.get(run_id)  # type: ignore[attr-defined]
+    service = client.app.state.service  # type: ignore[attr-defined]
+    run = service.get(run_id)
     base_threads, base_tasks = threading.active_count(), _tasks(client)
     for index in range(100):
         with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
@@ -77,7 +78,7 @@ def test_100_viewers_leave_mid_run_and_leave_nothing_behind(engine_client: TestC
             for _ in range(index % 3):  # leave at different points of the stream
                 ws.receive_text()
     assert run.status == "running", "every disconnect must have happened mid-run"
-    assert _settle(lambda: len(run.viewers), 0) == 0
+    assert _settle(lambda: service.feed.viewers(run_id), 0) == 0
     assert _settle(lambda: _tasks(client), base_tasks) == base_tasks
     assert _settle(threading.active_count, base_threads) == base_threads
     assert client.post(f"/api/runs/{run_id}/pause").json()["status"] == "paused"
