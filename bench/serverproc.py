@@ -36,10 +36,12 @@ def free_port() -> int:
 
 
 def server_env(base: Mapping[str, str] | None = None, **settings: Any) -> dict[str, str]:
-    """`base` (default: this process's environment) without any BOUNDARYLAB_ setting, plus
-    `settings` as BOUNDARYLAB_<NAME> (names without the prefix, any case)."""
-    source = os.environ if base is None else base
-    env = {k: v for k, v in source.items() if not k.startswith("BOUNDARYLAB_")}
+    """`base` (default: this process's environment without any BOUNDARYLAB_ setting, so the
+    server runs on its defaults), plus `settings` as BOUNDARYLAB_<NAME> (names without the
+    prefix, any case)."""
+    if base is None:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("BOUNDARYLAB_")}
+    env = dict(base)
     env.update({f"BOUNDARYLAB_{k.upper()}": str(v) for k, v in settings.items()})
     return env
 
@@ -107,10 +109,9 @@ def start_server(
     """Start a server and wait until /api/health answers (with `workers_ready` workers).
 
     `argv`: the command, "{port}" in it replaced by the port; default `serve()` in this
-    Python, on BOUNDARYLAB_PORT. `env`: the environment (default: this one) from which every
-    BOUNDARYLAB_ setting is dropped before `settings` are added. `log_path`: where its output
-    goes (default: this process's). `own_session`: a process group of its own, so `stop` can
-    kill its workers too.
+    Python, on BOUNDARYLAB_PORT. `env`, `settings`: its environment (see `server_env`).
+    `log_path`: where its output goes (default: this process's). `own_session`: a process
+    group of its own, so `stop` can kill its workers too.
     """
     port = port or free_port()
     extra = dict(settings or {})
