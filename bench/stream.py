@@ -222,11 +222,12 @@ def bench_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def report(mode: str, r: dict[str, Any], runs: int, viewers: int) -> None:
+def rows(r: dict[str, Any], runs: int, viewers: int) -> list[tuple[str, str, str, bool]]:
+    """(measure, value, target, met) for one worker mode's results."""
     overhead = r["streamed"] / r["bare"] - 1
     cpu_overhead = r["streamed_cpu"] / r["bare_cpu"] - 1
     lag = r["lag"]
-    rows = [
+    return [
         (
             "POST -> first frame, median",
             f"{r['latency_median']:.1f} ms",
@@ -274,9 +275,12 @@ def report(mode: str, r: dict[str, Any], runs: int, viewers: int) -> None:
         ),
         ("SIGTERM -> server exited", f"{r['shutdown']:.2f} s", "<= 5 s", r["shutdown"] <= 5),
     ]
+
+
+def report(mode: str, r: dict[str, Any], runs: int, viewers: int) -> None:
     print(f"\nworkers = {mode}")
     print(f"{'measure':38} {'value':40} {'target':10} ok")
-    for name, value, target, ok in rows:
+    for name, value, target, ok in rows(r, runs, viewers):
         print(f"{name:38} {value:40} {target:10} {'yes' if ok else 'NO'}")
 
 

@@ -20,6 +20,7 @@ from reliability_support import (
     read_until,
     strict_loads,
     wait_status,
+    watch,
 )
 
 PACED = {"training": {"iterations": 4000, "report_every": 50, "steps_per_second": 2000}}
@@ -149,16 +150,13 @@ def test_pause_and_resume_twenty_times_then_complete(engine_client: TestClient) 
         for _ in range(20):
             assert _control(client, run_id, "pause") in ("paused", "completed")
             assert _control(client, run_id, "resume") in ("running", "completed")
-        seen = read_until(ws, is_terminal)
+        seen = watch(ws.receive_text)
     detail = wait_status(client, run_id, {"completed"})
     assert detail["iteration"] == 4000
     _assert_history_consistent(detail)
     # What the viewer saw agrees with the server: same history, alternating statuses.
-    streamed = seen[0]["history"] + [
-        {k: v for k, v in m.items() if k != "type"} for m in seen if m["type"] == "progress"
-    ]
-    assert streamed == detail["history"]
-    statuses = [m["status"] for m in seen if m["type"] == "status"]
+    assert seen.progress == detail["history"]
+    statuses = [m["status"] for m in seen.live("status")]
     assert statuses[-1] == "completed"
     assert all(a != b for a, b in itertools.pairwise(statuses)), statuses
 
