@@ -128,11 +128,12 @@ def bare_article() -> tuple[float, float]:
     return float(wall), float(cpu)
 
 
-def tree_cpu(proc: subprocess.Popen[bytes]) -> float:
-    """CPU seconds used so far by the server process and every worker under it."""
+def tree_cpu(proc: subprocess.Popen[bytes], workers: bool = True) -> float:
+    """CPU seconds used so far by the server process and (`workers`) every worker under it.
+    The server process alone is what the event loop costs."""
     total = 0.0
     root = psutil.Process(proc.pid)
-    for p in [root, *root.children(recursive=True)]:
+    for p in [root, *(root.children(recursive=True) if workers else [])]:
         with contextlib.suppress(psutil.Error):
             times = p.cpu_times()
             total += times.user + times.system
@@ -190,16 +191,19 @@ def bench_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     try:
         idle = asyncio.run(idle_lag(base))
         latency = asyncio.run(first_frame_latency(base, args.latency_runs))
-        streamed, bare, streamed_cpu, bare_cpu, frame_bytes = [], [], [], [], 0
+        streamed, bare, streamed_cpu, bare_cpu, loop_cpu, frame_bytes = [], [], [], [], [], 0
         for _ in range(args.repeats):  # interleaved, so drift hits both sides alike
-            cpu0 = tree_cpu(proc)
+            cpu0, loop0 = tree_cpu(proc), tree_cpu(proc, workers=False)
             seconds, frame_bytes = asyncio.run(streamed_article(base))
             streamed_cpu.append(tree_cpu(proc) - cpu0)
+            loop_cpu.append(tree_cpu(proc, workers=False) - loop0)
             streamed.append(seconds)
             wall, cpu = bare_article()
             bare.append(wall)
             bare_cpu.append(cpu)
+        loop0 = tree_cpu(proc, workers=False)
         loaded = asyncio.run(load(base, args.runs, args.viewers))
+        loaded["load_loop_cpu"] = tree_cpu(proc, workers=False) - loop0
     finally:
         shutdown = stop_server(proc)
     return {
@@ -214,6 +218,7 @@ def bench_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         # and hardly move when other processes compete for the cores.
         "streamed_cpu": min(streamed_cpu),
         "bare_cpu": min(bare_cpu),
+        "loop_cpu": statistics.median(loop_cpu),
         "streamed_median": statistics.median(streamed),
         "bare_median": statistics.median(bare),
         "shutdown": shutdown,
@@ -253,6 +258,7 @@ def rows(r: dict[str, Any], runs: int, viewers: int) -> list[tuple[str, str, str
             "<= +15%",
             cpu_overhead <= 0.15,
         ),
+        ("  (of which the server process, median)", f"{r['loop_cpu']:.3f} s", "", True),
         (
             "  (medians: streamed / bare)",
             f"{r['streamed_median']:.2f} s / {r['bare_median']:.2f} s",
@@ -266,6 +272,7 @@ def rows(r: dict[str, Any], runs: int, viewers: int) -> list[tuple[str, str, str
             lag["p99_ms"] <= 50,
         ),
         ("  (same server idle: loop lag p99)", f"{r['idle_lag']['p99_ms']:.1f} ms", "", True),
+        ("  server process CPU meanwhile", f"{r['load_loop_cpu']:.2f} s", "", True),
         ("  /api/health round trip p99", f"{r['probe_p99']:.1f} ms", "", True),
         (
             "  viewers with final status + frame",
