@@ -233,8 +233,8 @@ def test_every_refusal_of_the_service_has_one_http_status() -> None:
 
     statuses = {
         kind: next(HTTP_STATUS[c] for c in kind.__mro__ if c in HTTP_STATUS)
-        for kind in kinds(errors.RegistryError)
-        if kind is not errors.RegistryError
+        for kind in kinds(errors.Refusal)
+        if kind is not errors.Refusal
     }
     assert statuses == {errors.Conflict: 409, errors.Busy: 429, errors.TooManyViewers: 429,
                         errors.ShuttingDown: 503}  # fmt: skip

@@ -28,7 +28,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 import boundarylab
 from boundarylab.engine.config import CompareConfig, DatasetConfig, RunConfig
 from boundarylab.engine.datasets import make_dataset
-from boundarylab.server.errors import Busy, Conflict, RegistryError, ShuttingDown
+from boundarylab.server.errors import Busy, Conflict, Refusal, ShuttingDown
 from boundarylab.server.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps, jsonable
 from boundarylab.server.middleware import GuardMiddleware, HeadAsGet, LoopLag, trusted_hosts
 from boundarylab.server.responses import (
@@ -49,7 +49,7 @@ from boundarylab.server.settings import Settings, get_settings
 from boundarylab.server.stream import router as stream_router
 
 # The HTTP answer to each kind of refusal (errors.py); the most specific class wins.
-HTTP_STATUS: dict[type[RegistryError], int] = {Conflict: 409, Busy: 429, ShuttingDown: 503}
+HTTP_STATUS: dict[type[Refusal], int] = {Conflict: 409, Busy: 429, ShuttingDown: 503}
 
 
 def frontend_dir() -> Path:
@@ -167,8 +167,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return WireJSON({"detail": exc.detail}, exc.status_code, headers=exc.headers)
 
 
-async def _registry_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RegistryError)
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refusal)
     status = next(HTTP_STATUS[c] for c in type(exc).__mro__ if c in HTTP_STATUS)
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     return WireJSON({"detail": exc.message}, status, headers=headers)
@@ -334,7 +334,7 @@ def create_app(settings: Settings | None = None, service: RunService | None = No
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RegistryError, _registry_error)
+    app.add_exception_handler(Refusal, _refused)
     app.state.service = service
     app.state.settings = settings
     app.state.loop_lag = lag

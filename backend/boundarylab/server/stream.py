@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 from fastapi import APIRouter, WebSocket
 
-from boundarylab.server.errors import RegistryError, TooManyViewers
+from boundarylab.server.errors import Refusal, TooManyViewers
 from boundarylab.server.fanout import Viewer
 from boundarylab.server.messages import CONTROL_ACTIONS, dumps, error_message
 from boundarylab.server.middleware import same_site
@@ -127,5 +127,5 @@ async def _receive_loop(
             continue
         try:
             service.request(run, action)
-        except RegistryError as exc:
+        except Refusal as exc:
             viewer.put(dumps(error_message(exc.message)))
