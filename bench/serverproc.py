@@ -103,7 +103,7 @@ def start_server(
     cwd: Path | None = None,
     log_path: Path | None = None,
     workers_ready: int = 0,
-    timeout: float = 60.0,
+    timeout: float = 120.0,
     own_session: bool = False,
 ) -> ServerProcess:
     """Start a server and wait until /api/health answers (with `workers_ready` workers).

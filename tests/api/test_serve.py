@@ -85,6 +85,10 @@ class _NoRuns:
     """A run service with nothing to cancel."""
 
     cancelled = False
+    deadline: float | None = None
+
+    def stop_by(self, deadline: float) -> None:
+        self.deadline = deadline
 
     async def cancel_all(self, timeout: float) -> None:
         self.cancelled = True
@@ -106,4 +110,4 @@ def test_shutdown_survives_a_close_that_crosses_the_peers_close() -> None:
     peer = _ClosingPeer()
     server.server_state.connections.add(peer)  # type: ignore[arg-type]
     asyncio.run(server.shutdown())  # raised InvalidState (exit code 1) before the fix
-    assert service.cancelled and peer.transport_closed
+    assert service.cancelled and service.deadline is not None and peer.transport_closed

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 # Re-exported: the tests of this folder import them from here.
@@ -49,6 +50,22 @@ class InstantRun:
         return {"config": config, "iteration": self.config.training.iterations, "layers": []}
 
 
+class StuckRun:
+    """A run that never reads its commands again (a worker stuck in one long computation):
+    only killing its process ends it."""
+
+    def __init__(self, config: RunConfig, emit: Callable[[dict], None], next_command: Any):
+        self.emit = emit
+
+    def run(self) -> str:
+        self.emit({"type": "status", "status": "running"})
+        time.sleep(3600)
+        return "completed"
+
+    def export_model(self) -> dict | None:
+        return None
+
+
 class FaultyEngineRun(EngineRun):
     """The real engine, with faults injected by training.seed.
 
@@ -73,7 +90,11 @@ class FaultyEngineRun(EngineRun):
         super().__init__(config, emit, faulty_next_command)
 
 
-def wait_status(client: TestClient, run_id: str, statuses: set[str], timeout: float = 30.0) -> dict:
+# An in-process TestClient, or an httpx.Client(base_url=...) for a real server.
+Client = TestClient | httpx.Client
+
+
+def wait_status(client: Client, run_id: str, statuses: set[str], timeout: float = 60.0) -> dict:
     """Poll GET /api/runs/{id} until its status is one of `statuses`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -82,3 +103,16 @@ def wait_status(client: TestClient, run_id: str, statuses: set[str], timeout: fl
             return detail
         assert time.monotonic() < deadline, f"run stuck in {detail['status']}"
         time.sleep(0.01)
+
+
+def control(client: Client, run_id: str, action: str, until: set[str]) -> dict:
+    """POST a control action (a 429 from the per-run rate limit is retried), then wait until
+    the run shows one of `until`. The POST answers once the action applied or after 2 s,
+    whichever comes first, and on a busy machine a worker may take longer than that."""
+    for _ in range(100):
+        response = client.post(f"/api/runs/{run_id}/{action}")
+        if response.status_code != 429:
+            assert response.status_code == 200, response.text
+            return wait_status(client, run_id, until)
+        time.sleep(0.05)
+    raise AssertionError(f"{action} kept being refused with 429")

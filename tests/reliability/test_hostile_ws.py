@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from reliability_support import is_terminal, read_until, strict_loads, wait_status
+from reliability_support import control, is_terminal, read_until, strict_loads, wait_status
 from starlette.websockets import WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -90,4 +90,5 @@ def test_binary_frame_on_a_real_server(server: ServerProcess) -> None:
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
     detail = httpx.get(f"{server.base}/api/runs/{run_id}").json()
     assert detail["status"] == "running"
-    assert httpx.post(f"{server.base}/api/runs/{run_id}/cancel").json()["status"] == "cancelled"
+    with httpx.Client(base_url=server.base) as http:
+        control(http, run_id, "cancel", {"cancelled"})

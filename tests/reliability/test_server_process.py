@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import psutil
-from reliability_support import TERMINAL, strict_loads, watch
+from reliability_support import TERMINAL, control, strict_loads, watch
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -100,8 +100,8 @@ def test_100_viewers_vanish_mid_run_and_the_server_returns_to_baseline(
             _drop_connection(server, run_id)
         else:
             with connect(url, max_size=None) as ws:
-                for _ in range(1 + index % 3):
-                    ws.recv(timeout=10)
+                for _ in range(1 + index % 3):  # frames: a busy machine may delay them
+                    ws.recv(timeout=60)
     detail = httpx.get(f"{server.base}/api/runs/{run_id}").json()
     assert detail["status"] == "running", "every disconnect must have happened mid-run"
 
@@ -112,7 +112,8 @@ def test_100_viewers_vanish_mid_run_and_the_server_returns_to_baseline(
 
     assert _settle(leaked, (0, 0, 0)) == (0, 0, 0)
     # The run never noticed: pause it and step it to its end.
-    assert httpx.post(f"{server.base}/api/runs/{run_id}/pause").json()["status"] == "paused"
+    with httpx.Client(base_url=server.base) as http:
+        control(http, run_id, "pause", {"paused"})
     with connect(url, max_size=None) as ws:
         ws.recv(timeout=10)
         for _ in range(4):
@@ -126,7 +127,7 @@ def _read_to_end(ws: ClientConnection) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     try:
         while True:
-            messages.append(strict_loads(ws.recv(timeout=15)))
+            messages.append(strict_loads(ws.recv(timeout=60)))
     except (ConnectionClosed, TimeoutError):
         pass
     return messages

@@ -147,14 +147,15 @@ class Worker:
         return bool(self._proc.is_alive())
 
     def join(self, timeout: float) -> None:
-        """Wait for the worker to exit (after Stop); kill a process that does not."""
+        """Wait up to `timeout` seconds for the worker to exit (after Stop)."""
         self._proc.join(max(0.0, timeout))
+
+    def kill(self) -> bool:
+        """Kill a worker process that is still alive; True when there was one to kill."""
         if self.mode == "process" and self._proc.is_alive():
-            self._proc.terminate()
-            self._proc.join(1.0)
-            if self._proc.is_alive():
-                self._proc.kill()
-                self._proc.join(1.0)
+            self._proc.kill()
+            return True
+        return False
 
     def close(self) -> None:
         """Release the pipes (on the event loop thread, after join)."""
@@ -225,9 +226,15 @@ class WorkerPool:
             worker.close()
 
     def _join_all(self, timeout: float) -> None:
+        """Wait for the workers to stop; kill those that have not by then (their runs were
+        cancelled already: nothing of them is lost)."""
         deadline = time.monotonic() + timeout
         for worker in self._workers:
-            worker.join(max(0.1, deadline - time.monotonic()))
+            worker.join(deadline - time.monotonic())
+        killed = [worker for worker in self._workers if worker.kill()]
+        reaped_by = time.monotonic() + 0.5
+        for worker in killed:
+            worker.join(reaped_by - time.monotonic())
 
     # -- queries ---------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

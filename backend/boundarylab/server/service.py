@@ -28,6 +28,7 @@ from boundarylab.server.store import MemoryRunStore
 
 CONTROL_WAIT_S = 2.0
 COMMANDS_PER_S = 20
+CANCEL_WAIT_S = 1.5  # at shutdown, for workers to confirm and viewers to get the last status
 
 
 class CommandRate:
@@ -76,6 +77,7 @@ class RunService:
             self.store, self._idle, settings.retention_seconds, self._forget
         )
         self._closing = False
+        self._deadline: float | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -90,12 +92,19 @@ class RunService:
         while self.feed.unsent() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
+    def stop_by(self, deadline: float) -> None:
+        """Shutting down has begun and must be over by `deadline` (time.monotonic())."""
+        self._deadline = deadline if self._deadline is None else min(deadline, self._deadline)
+
     async def shutdown(self, timeout: float = 5.0) -> None:
-        """Cancel runs, stop the workers within `timeout` seconds, end the housekeeping."""
-        deadline = time.monotonic() + timeout
-        await self.cancel_all(min(2.0, timeout / 2))
+        """Cancel runs, stop the workers, end the housekeeping: within `timeout` seconds, or
+        by the deadline `stop_by` set."""
+        self.stop_by(time.monotonic() + timeout)
+        assert self._deadline is not None
+        remaining = self._deadline - time.monotonic()
+        await self.cancel_all(max(0.0, min(CANCEL_WAIT_S, remaining / 2)))
         await self._housekeeper.stop()
-        await self.scheduler.shutdown(max(0.5, deadline - time.monotonic()))
+        await self.scheduler.shutdown(max(0.2, self._deadline - time.monotonic()))
 
     def _idle(self) -> bool:
         return not any(self.scheduler.counts().values())

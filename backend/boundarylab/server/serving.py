@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,12 @@ from boundarylab.server.service import RunService
 from boundarylab.server.settings import get_settings
 
 log = logging.getLogger("boundarylab")
+# SIGTERM to exit within 5 s, even when the workers (at low priority) hardly get a CPU:
+# viewers get a final status within CANCEL_S, workers that have not stopped SHUTDOWN_S after
+# the signal are killed (their runs were cancelled already), and that takes up to a second
+# more on a machine busy enough to starve them.
+SHUTDOWN_S = 3.5
+CANCEL_S = 1.5
 
 
 def _configure_logging(level: str) -> None:
@@ -35,7 +42,8 @@ class GracefulServer(uvicorn.Server):
         self.service = service
 
     async def shutdown(self, sockets: Any = None) -> None:
-        await self.service.cancel_all(2.0)
+        self.service.stop_by(time.monotonic() + SHUTDOWN_S)
+        await self.service.cancel_all(CANCEL_S)
         for connection in list(self.server_state.connections):
             connection.shutdown = _tolerant_shutdown(connection)  # type: ignore[method-assign]
         await super().shutdown(sockets)
@@ -82,6 +90,6 @@ def run(host: str | None = None, port: int | None = None, log_level: str | None 
         port=port or settings.port,
         log_level=level,
         ws_max_size=max(65536, 4 * settings.max_ws_message_bytes),
-        timeout_graceful_shutdown=3,
+        timeout_graceful_shutdown=1,  # then connections that do not close are cut
     )
     GracefulServer(config, target.state.service).run()

@@ -169,14 +169,16 @@ def worker_main(
     No `gc.collect()` here: it writes to every object the worker shares with the forkserver
     and so copies those pages (measured: a worker's PSS went from 20 to 42 MiB).
     """
-    if niceness:
-        with contextlib.suppress(OSError):
-            os.nice(niceness)
     with contextlib.suppress(ImportError):
         import boundarylab.engine.training  # noqa: F401  (a no-op when the forkserver preloaded it)
     events = EventWriter(events_conn)
     try:
+        # Ready first: at low priority on a busy machine the worker may wait seconds for a
+        # CPU, and the server should know it can take a run meanwhile.
         events.send(Ready())
+        if niceness:
+            with contextlib.suppress(OSError):
+                os.nice(niceness)
         while True:
             command = commands.recv()
             if isinstance(command, Stop):
