@@ -28,7 +28,8 @@ from boundarylab.server.store import MemoryRunStore
 
 CONTROL_WAIT_S = 2.0
 COMMANDS_PER_S = 20
-CANCEL_WAIT_S = 1.5  # at shutdown, for workers to confirm and viewers to get the last status
+CANCEL_WAIT_S = 1.5  # at shutdown, for workers to confirm their runs ended
+DRAIN_S = 0.5  # then for viewers to get what they hold: sending is quick, waiting for a CPU not
 
 
 class CommandRate:
@@ -85,10 +86,12 @@ class RunService:
         self._housekeeper.start()
 
     async def cancel_all(self, timeout: float, reason: str = "the server is shutting down") -> None:
-        """Cancel every run, wait for the workers to confirm, then let viewers flush."""
+        """Cancel every run, wait (up to `timeout`) for the workers to confirm, then let the
+        viewers send what they hold, the final statuses among it (up to DRAIN_S: a viewer
+        that does not read never drains)."""
         self._closing = True
-        deadline = time.monotonic() + timeout
         await self.scheduler.cancel_all(reason, timeout)
+        deadline = time.monotonic() + DRAIN_S
         while self.feed.unsent() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 

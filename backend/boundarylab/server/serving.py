@@ -15,11 +15,12 @@ from boundarylab.server.service import RunService
 from boundarylab.server.settings import get_settings
 
 log = logging.getLogger("boundarylab")
-# SIGTERM to exit within 5 s, even when the workers (at low priority) hardly get a CPU:
-# viewers get a final status within CANCEL_S, workers that have not stopped SHUTDOWN_S after
-# the signal are killed (their runs were cancelled already), and that takes up to a second
-# more on a machine busy enough to starve them.
-SHUTDOWN_S = 3.5
+# SIGTERM to exit within 5 s, even when the workers (at low priority) hardly get a CPU: runs
+# are cancelled within CANCEL_S (aborted if their worker has not confirmed by then), viewers
+# then get their final status (service.DRAIN_S), and workers that have not stopped
+# SHUTDOWN_S after the signal are killed, which takes up to a second more on a machine busy
+# enough to starve them.
+SHUTDOWN_S = 3.0
 CANCEL_S = 1.5
 
 
