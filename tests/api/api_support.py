@@ -1,12 +1,14 @@
 """Helpers for the API tests: an app with thread workers and an optional fake run.
 
 `FakeRun` follows the RunLoop contract (status, k=0 progress + frame, pacing through
-next_command, pause/resume/step/cancel) without any maths, so the registry, fan-out and
-control paths can be tested deterministically; the real engine is tested separately.
+next_command, pause/resume/step/cancel) without any maths, so the run service, the worker
+pool, fan-out and control paths can be tested deterministically; the real engine is tested
+separately.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +18,7 @@ from app_client import is_terminal as is_terminal
 from app_client import make_client as make_client
 from app_client import read_until as read_until
 from app_client import strict_loads as strict_loads
+from app_client import watch as watch
 from boundarylab.engine.config import RunConfig
 from boundarylab.server import messages
 
@@ -78,19 +81,9 @@ class FakeRun:
         return "completed"
 
     def export_model(self) -> dict:
-        return {"iteration": self.k, "layers": [{"W": [[float("nan")]], "b": [0.0]}]}
+        config = self.config.model_dump(mode="json")
+        return {"config": config, "iteration": self.k, "layers": [{"W": [[math.nan]], "b": [0.0]}]}
 
 
 def worker_threads() -> set[str]:
     return {t.name for t in threading.enumerate() if t.name.startswith("boundarylab-")}
-
-
-def last_frame(messages: list[dict]) -> dict:
-    """The latest boundary frame a viewer has: the last frame message, else the snapshot's
-    (a viewer that joined after the run ended gets only the snapshot)."""
-    frames = [m for m in messages if m["type"] == "boundary"]
-    if frames:
-        return frames[-1]
-    snapshot = next(m for m in messages if m["type"] == "snapshot")
-    assert snapshot["boundary"] is not None
-    return snapshot["boundary"]

@@ -1,12 +1,14 @@
-"""The per-viewer outbox: progress and status never dropped, frames conflated, bounded."""
+"""The per-viewer outbox and the fan-out of each run's messages to its viewers."""
 
 from __future__ import annotations
 
 import asyncio
 
-from boundarylab.engine.config import RunConfig
-from boundarylab.server.fanout import Run, Viewer
-from boundarylab.server.messages import dumps
+import pytest
+
+from boundarylab.server.errors import TooManyViewers
+from boundarylab.server.fanout import Fanout, Viewer
+from boundarylab.server.messages import encode
 
 
 async def _drain(viewer: Viewer) -> list[str]:
@@ -22,7 +24,7 @@ def test_a_slow_viewer_gets_every_small_message_and_only_the_latest_frame() -> N
         viewer.put("snapshot")
         for k in range(5):
             viewer.put(f"progress {k}")
-            viewer.put(f"frame {k}", frame=True)
+            viewer.put(f"frame {k}", conflate="boundary")
         viewer.put("status completed")
         viewer.finish()
         return await _drain(viewer)
@@ -39,6 +41,24 @@ def test_a_slow_viewer_gets_every_small_message_and_only_the_latest_frame() -> N
     ]
 
 
+def test_each_conflated_kind_has_its_own_slot_and_order_stays_causal() -> None:
+    """A second kind of frame never evicts the boundary frame (nor the other way round);
+    each kind's latest sits after every message that came before it."""
+
+    async def scenario() -> list[str]:
+        viewer = Viewer()
+        viewer.put("boundary 1", conflate="boundary")
+        viewer.put("neurons 1", conflate="neurons")
+        viewer.put("progress 1")
+        viewer.put("boundary 2", conflate="boundary")
+        viewer.put("status paused")
+        viewer.put("neurons 2", conflate="neurons")
+        viewer.finish()
+        return await _drain(viewer)
+
+    assert asyncio.run(scenario()) == ["progress 1", "boundary 2", "status paused", "neurons 2"]
+
+
 def test_a_viewer_whose_backlog_overflows_is_closed_not_grown() -> None:
     async def scenario() -> tuple[bool, str | None]:
         viewer = Viewer(max_backlog=10)
@@ -47,6 +67,17 @@ def test_a_viewer_whose_backlog_overflows_is_closed_not_grown() -> None:
         return viewer.overflowed, await viewer.get()
 
     assert asyncio.run(scenario()) == (True, None)
+
+
+def test_frames_never_count_towards_the_backlog() -> None:
+    async def scenario() -> bool:
+        viewer = Viewer(max_backlog=3)
+        for k in range(1000):
+            viewer.put(f"frame {k}", conflate="boundary")
+            viewer.put(f"neurons {k}", conflate="neurons")
+        return viewer.overflowed or viewer.pending() != 2
+
+    assert asyncio.run(scenario()) is False
 
 
 def test_get_waits_for_the_next_message() -> None:
@@ -61,20 +92,38 @@ def test_get_waits_for_the_next_message() -> None:
     assert asyncio.run(scenario()) == "progress 1"
 
 
-def test_a_finished_runs_history_is_kept_as_one_json_text_and_reads_back_the_same() -> None:
+def test_fanout_sends_one_text_to_every_viewer_of_that_run_only() -> None:
     async def scenario() -> None:
-        run = Run("r", RunConfig(), "client", "{}")
-        entries = [
-            {"iteration": k * 100, "loss": 0.1 / (k + 1), "train_accuracy": 0.5, "test_loss": None}
-            for k in range(50)
-        ]
-        for entry in entries:
-            run.add_progress(dict(entry))
-        assert run.history == entries and run.history_json() == dumps(entries)
-        run.compact()
-        assert isinstance(run._history_text, str) and run._entries == []  # one block, no dicts
-        assert run.history == entries  # the same keys, order and floats, bit for bit
-        assert run.history_json() == dumps(entries)
-        assert run.metrics() == entries[-1]
+        feed = Fanout()
+        a = feed.subscribe("r1", "snap a", limit=5, ended=False)
+        b = feed.subscribe("r1", "snap b", limit=5, ended=False)
+        other = feed.subscribe("r2", "snap other", limit=5, ended=False)
+        progress = encode({"type": "progress", "iteration": 1, "loss": 0.5, "train_accuracy": 1})
+        frame = encode({"type": "boundary", "iteration": 1, "data": "x"})
+        feed.publish("r1", progress)
+        feed.publish("r1", frame)
+        feed.publish("r1", encode({"type": "boundary", "iteration": 2, "data": "y"}))
+        assert feed.viewers("r1") == 2 and feed.unsent() == 3 + 3 + 1
+        feed.end("r1")
+        for viewer, snap in ((a, "snap a"), (b, "snap b")):
+            texts = await _drain(viewer)
+            assert texts[:2] == [snap, progress.text] and '"iteration":2' in texts[2]
+            assert len(texts) == 3
+        assert other.pending() == 1 and not other.finished
+        feed.unsubscribe("r1", a)
+        assert feed.viewers("r1") == 1
+
+    asyncio.run(scenario())
+
+
+def test_fanout_limits_viewers_and_a_finished_run_gets_only_its_snapshot() -> None:
+    async def scenario() -> None:
+        feed = Fanout()
+        feed.subscribe("r", "s", limit=1, ended=False)
+        with pytest.raises(TooManyViewers):
+            feed.subscribe("r", "s", limit=1, ended=False)
+        late = feed.subscribe("done", "final snapshot", limit=1, ended=True)
+        assert await _drain(late) == ["final snapshot"]
+        assert feed.viewers("done") == 0  # not kept: nothing more will come
 
     asyncio.run(scenario())

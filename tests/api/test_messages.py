@@ -6,11 +6,15 @@ import base64
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from app_client import strict_loads
+from boundarylab.engine.config import RunConfig
 from boundarylab.engine.events import BoundaryFrame, Grid, Progress, StatusChanged
-from boundarylab.server.messages import dumps, event_message
+from boundarylab.server import messages
+from boundarylab.server.messages import dumps, encode, event_message, status_message
+from boundarylab.server.run import Run
 
 GRID = Grid(-1.0, 1.0, -2.0, 2.0, nx=3, ny=2)
 
@@ -55,3 +59,73 @@ def test_an_event_without_a_wire_message_fails_loudly() -> None:
 
     with pytest.raises(TypeError, match="Unheard"):
         event_message(Unheard(1))  # type: ignore[arg-type]
+
+
+def test_dumps_is_compact_and_maps_whatever_json_refuses() -> None:
+    assert dumps({"a": [1, 2.5, "x", None, True]}) == '{"a":[1,2.5,"x",null,true]}'
+    odd = {
+        "nan": math.nan,
+        "inf": [math.inf, -math.inf],
+        "np": np.float32(0.5),
+        "arr": np.array([[1.0, np.nan]]),
+        "int": np.int64(3),
+        "tuple": (1, 2),
+        "error": ValueError("bad value"),
+        "bytes": b"\xffok",
+    }
+    assert strict_loads(dumps(odd)) == {
+        "nan": None,
+        "inf": [None, None],
+        "np": 0.5,
+        "arr": [[1.0, None]],
+        "int": 3,
+        "tuple": [1, 2],
+        "error": "bad value",
+        "bytes": "\ufffdok",
+    }
+
+
+def test_encode_keeps_what_the_server_reads_from_a_message() -> None:
+    progress = encode({"type": "progress", "iteration": 7, "loss": math.nan, "train_accuracy": 1})
+    assert progress.kind == "progress" and progress.iteration == 7 and not progress.conflated
+    assert progress.text == '{"type":"progress","iteration":7,"loss":null,"train_accuracy":1}'
+    assert progress.entry == '{"iteration":7,"loss":null,"train_accuracy":1}'
+    status = encode(status_message("failed", "why"))
+    assert (status.kind, status.status, status.detail) == ("status", "failed", "why")
+    frame = encode({"type": "boundary", "iteration": 3, "data": "AA=="})
+    assert frame.conflated and frame.iteration == 3 and frame.entry is None
+
+
+def test_the_snapshot_keeps_its_keys_in_their_order() -> None:
+    """The wire format the page reads: unchanged by the server's split into parts."""
+    run = Run("r", RunConfig(), "client", '{"train":{"x":[],"y":[]}}')
+    run.add_progress(encode({"type": "progress", "iteration": 100, "loss": 0.25,
+                             "train_accuracy": 0.75}))  # fmt: skip
+    frame = {"type": "boundary", "iteration": 100, "data": "AA=="}
+    run.keep_latest(encode(frame))
+    run.status, run.iteration, run.position = "running", 100, 2
+    config = dumps(RunConfig().model_dump(mode="json"))
+    assert run.snapshot_text() == (
+        f'{{"type":"snapshot","id":"r","config":{config},"status":"running","iteration":100,'
+        '"history":[{"iteration":100,"loss":0.25,"train_accuracy":0.75}],"position":2,'
+        '"dataset":{"train":{"x":[],"y":[]}},'
+        '"boundary":{"type":"boundary","iteration":100,"data":"AA=="}}'
+    )
+    fresh = Run("q", RunConfig(), "client", "{}")
+    assert strict_loads(fresh.snapshot_text())["boundary"] is None
+
+
+def test_a_new_conflated_kind_is_one_name_in_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With "neurons" added to CONFLATED_KINDS, the snapshot carries the latest of each kind
+    (a boundary frame is not evicted by a neurons frame) and the server accepts the kind."""
+    monkeypatch.setattr(messages, "CONFLATED_KINDS", ("boundary", "neurons"))
+    run = Run("r", RunConfig(), "client", "{}")
+    assert strict_loads(run.snapshot_text())["neurons"] is None
+    boundary = encode({"type": "boundary", "iteration": 1, "data": "b"})
+    neurons = encode({"type": "neurons", "iteration": 1, "data": "n"})
+    assert neurons.conflated and messages.is_run_kind("neurons")
+    run.keep_latest(boundary)
+    run.keep_latest(neurons)
+    snapshot = strict_loads(run.snapshot_text())
+    assert snapshot["boundary"]["data"] == "b" and snapshot["neurons"]["data"] == "n"
+    assert list(snapshot)[-2:] == ["boundary", "neurons"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 
@@ -9,6 +10,8 @@ from api_support import FakeRun, is_terminal, make_client, read_until, strict_lo
 from fastapi.testclient import TestClient
 
 from boundarylab.engine.config import RunConfig
+from boundarylab.server import errors
+from boundarylab.server.app import HTTP_STATUS
 
 
 def _finished_run(client: TestClient, **training: object) -> str:
@@ -173,3 +176,65 @@ def test_too_many_progress_reports_is_422_on_report_every(fake_client: TestClien
     assert detail["loc"] == ["body", "training", "report_every"] and "10" in detail["msg"]
     body["training"]["report_every"] = 10
     assert fake_client.post("/api/runs", json=body).status_code == 201
+
+
+def test_head_answers_like_get_without_a_body(fake_client: TestClient) -> None:
+    run_id = _finished_run(fake_client)
+    for path in ["/api/health", "/api/runs", f"/api/runs/{run_id}", f"/api/runs/{run_id}/model",
+                 f"/api/runs/{run_id}/history.csv", "/api/schema", "/"]:  # fmt: skip
+        get, head = fake_client.get(path), fake_client.head(path)
+        assert head.status_code == get.status_code == 200, path
+        assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"]
+        assert head.headers["content-length"] == str(len(get.content)), path
+        assert head.headers["content-security-policy"] == get.headers["content-security-policy"]
+    assert fake_client.head("/api/runs/nope").status_code == 404
+
+
+def test_debug_routes_exist_only_when_the_setting_turns_them_on(fake_client: TestClient) -> None:
+    assert fake_client.get("/api/debug/loop-lag").status_code == 404
+    assert fake_client.post("/api/debug/loop-lag/reset").status_code == 405  # static files
+    assert "/api/debug/loop-lag" not in fake_client.get("/openapi.json").json()["paths"]
+    with make_client(FakeRun, debug_routes=True) as client:
+        assert client.post("/api/debug/loop-lag/reset").json()["samples"] == 0
+        for _ in range(200):  # the ticker samples every 10 ms
+            if client.get("/api/debug/loop-lag").json()["samples"]:
+                break
+            client.portal.call(asyncio.sleep, 0.02)  # type: ignore[union-attr]
+        assert client.get("/api/debug/loop-lag").json()["samples"] > 0
+
+
+def test_openapi_describes_every_json_answer(fake_client: TestClient) -> None:
+    openapi = fake_client.get("/openapi.json").json()
+
+    def answer(path: str, method: str = "get", status: str = "200") -> str:
+        content = openapi["paths"][path][method]["responses"][status]["content"]
+        schema = content["application/json"]["schema"]
+        return schema.get("$ref", "") or schema.get("items", {}).get("$ref", "")
+
+    assert answer("/api/health").endswith("/Health")
+    assert answer("/api/runs").endswith("/RunSummary")
+    assert answer("/api/runs", "post", "201").endswith("/RunCreated")
+    assert answer("/api/runs/{run_id}").endswith("/RunDetail")
+    assert answer("/api/runs/{run_id}/model").endswith("/ModelExport")
+    assert answer("/api/datasets/preview", "post").endswith("/DatasetPoints")
+    for action in ("pause", "resume", "step", "cancel"):
+        assert answer(f"/api/runs/{{run_id}}/{action}", "post").endswith("/ControlResult")
+    assert answer("/api/runs/{run_id}", status="404").endswith("/Detail")
+    csv_answer = openapi["paths"]["/api/runs/{run_id}/history.csv"]["get"]["responses"]["200"]
+    assert "text/csv" in csv_answer["content"]
+
+
+def test_every_refusal_of_the_service_has_one_http_status() -> None:
+    """The run service's refusals are kinds; HTTP maps each to a status, and a WebSocket
+    close code (1013, too many viewers) never passes for an HTTP status."""
+
+    def kinds(cls: type) -> list[type]:
+        return [cls, *(k for sub in cls.__subclasses__() for k in kinds(sub))]
+
+    statuses = {
+        kind: next(HTTP_STATUS[c] for c in kind.__mro__ if c in HTTP_STATUS)
+        for kind in kinds(errors.Refusal)
+        if kind is not errors.Refusal
+    }
+    assert statuses == {errors.Conflict: 409, errors.Busy: 429, errors.TooManyViewers: 429,
+                        errors.ShuttingDown: 503}  # fmt: skip

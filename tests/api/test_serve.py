@@ -3,36 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import psutil
 from websockets.sync.client import connect
 
+from serverproc import start_server
+
 SLOW = {"training": {"iterations": 100_000, "steps_per_second": 200.0}}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_ready(base: str, proc: subprocess.Popen[str]) -> None:
-    for _ in range(1200):  # a hang guard, not a timing: the server imports the engine first
-        assert proc.poll() is None, "the server exited during start-up"
-        try:
-            if httpx.get(f"{base}/api/health", timeout=1).json()["workers"]["ready"] >= 1:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("the server never became ready")
+CLI = [sys.executable, "-c", "from boundarylab.cli import main; raise SystemExit(main())"]
 
 
 def _alive(pid: int) -> bool:
@@ -42,23 +25,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_sigterm_cancels_runs_tells_viewers_and_leaves_no_process() -> None:
-    port = _free_port()
-    env = {**os.environ, "BOUNDARYLAB_MAX_RUNNING": "1", "BOUNDARYLAB_LOG_LEVEL": "info"}
-    code = "from boundarylab.cli import main; raise SystemExit(main())"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+def test_sigterm_cancels_runs_tells_viewers_and_leaves_no_process(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    settings = {"max_running": 1, "log_level": "info"}
+    server = start_server(
+        [*CLI, "serve", "--port", "{port}"], settings=settings, log_path=log, workers_ready=1
     )
-    base = f"http://127.0.0.1:{port}"
+    proc = server.proc
     try:
-        _wait_ready(base, proc)
-        run_id = httpx.post(f"{base}/api/runs", json=SLOW).json()["id"]
+        run_id = httpx.post(f"{server.base}/api/runs", json=SLOW).json()["id"]
         descendants = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
-        with connect(f"ws://127.0.0.1:{port}/api/runs/{run_id}/stream") as ws:
+        with connect(f"{server.ws_base}/api/runs/{run_id}/stream") as ws:
             assert json.loads(ws.recv(timeout=30))["type"] == "snapshot"
             proc.send_signal(signal.SIGTERM)
             last = None
@@ -67,12 +44,11 @@ def test_sigterm_cancels_runs_tells_viewers_and_leaves_no_process() -> None:
                 if message["type"] == "status" and message["status"] != "running":
                     last = message
                     break
-        output, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        output = log.read_text()
         assert last is not None and last["status"] == "cancelled" and last["message"], output
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        server.stop()
     # uvicorn re-raises the signal once shut down, so the exit reads as "terminated".
     assert proc.returncode in (0, -signal.SIGTERM), output
     assert "Traceback" not in output, output
@@ -106,7 +82,13 @@ class _ClosingPeer:
 
 
 class _NoRuns:
+    """A run service with nothing to cancel."""
+
     cancelled = False
+    deadline: float | None = None
+
+    def stop_by(self, deadline: float) -> None:
+        self.deadline = deadline
 
     async def cancel_all(self, timeout: float) -> None:
         self.cancelled = True
@@ -117,13 +99,15 @@ def test_shutdown_survives_a_close_that_crosses_the_peers_close() -> None:
 
     import uvicorn
 
-    from boundarylab.server.app import GracefulServer, create_app
+    from boundarylab.server.app import create_app
+    from boundarylab.server.serving import GracefulServer
 
-    registry = _NoRuns()
-    server = GracefulServer(uvicorn.Config(create_app(), timeout_graceful_shutdown=1), registry)
+    service = _NoRuns()
+    config = uvicorn.Config(create_app(), timeout_graceful_shutdown=1)
+    server = GracefulServer(config, service)  # type: ignore[arg-type]
     server.servers = []  # not started: no listening sockets to close
     server.force_exit = True  # skip the wait for connections and the lifespan (not started)
     peer = _ClosingPeer()
     server.server_state.connections.add(peer)  # type: ignore[arg-type]
     asyncio.run(server.shutdown())  # raised InvalidState (exit code 1) before the fix
-    assert registry.cancelled and peer.transport_closed
+    assert service.cancelled and service.deadline is not None and peer.transport_closed

@@ -10,14 +10,15 @@ import sys
 import psutil
 from api_support import (
     is_terminal,
-    last_frame,
     make_client,
     read_until,
     strict_loads,
+    watch,
     worker_threads,
 )
 from fastapi.testclient import TestClient
 
+from app_client import Watched
 from boundarylab.engine.config import RunConfig
 from boundarylab.engine.training import Trainer
 from boundarylab.server.messages import progress_message
@@ -64,27 +65,25 @@ def _running(pid: int) -> bool:
         return False
 
 
-def _stream_to_end(client: TestClient, body: dict) -> tuple[str, list[dict]]:
+def _stream_to_end(client: TestClient, body: dict) -> tuple[str, Watched]:
     run_id = client.post("/api/runs", json=body).json()["id"]
     with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
-        return run_id, read_until(ws, is_terminal)
+        return run_id, watch(ws.receive_text)
 
 
 def test_process_workers_stream_the_engine_exactly_and_shut_down_clean() -> None:
     with make_client(mode="process", max_running=1) as client:
-        run_id, messages = _stream_to_end(client, ARTICLE_SHORT)
-        pids = client.app.state.registry.worker_pids()  # type: ignore[attr-defined]
+        run_id, seen = _stream_to_end(client, ARTICLE_SHORT)
+        pids = client.app.state.service.scheduler.worker_pids()  # type: ignore[attr-defined]
         assert pids and all(psutil.pid_exists(pid) for pid in pids)
         model = strict_loads(client.get(f"/api/runs/{run_id}/model").text)
-    history = messages[0]["history"] + [
-        {k: v for k, v in m.items() if k != "type"} for m in messages if m["type"] == "progress"
-    ]
-    assert history == _expected_history(ARTICLE_SHORT)  # same floats, bit for bit
-    assert [h["loss"] for h in history] == _cli_losses(1500, 100)
-    final_frame = last_frame(messages)
-    assert final_frame["iteration"] == 1500 and final_frame["encoding"] == "p1-uint8-base64"
-    assert messages[-1] == {"type": "status", "status": "completed"}
+    assert seen.progress == _expected_history(ARTICLE_SHORT)  # same floats, bit for bit
+    assert [h["loss"] for h in seen.progress] == _cli_losses(1500, 100)
+    assert seen.frame is not None
+    assert seen.frame["iteration"] == 1500 and seen.frame["encoding"] == "p1-uint8-base64"
+    assert seen.end["status"] == "completed"
     assert model["iteration"] == 1500 and len(model["layers"]) == 2
+    assert model["config"] == RunConfig.model_validate(ARTICLE_SHORT).model_dump(mode="json")
     # Lifespan exit stopped the pool: no worker process or thread is left.
     assert not any(_running(pid) for pid in pids)
     assert not worker_threads()
@@ -93,11 +92,11 @@ def test_process_workers_stream_the_engine_exactly_and_shut_down_clean() -> None
 def test_test_split_metrics_and_a_frame_of_100x100_under_16_kib() -> None:
     body = {"dataset": {"test_fraction": 0.3}, "training": {"iterations": 200}}
     with make_client() as client:
-        _, messages = _stream_to_end(client, body)
-    progress = [m for m in messages if m["type"] == "progress"]
-    assert progress and {"test_loss", "test_accuracy"} <= set(progress[-1])
-    frame = last_frame(messages)
-    assert frame["grid"]["nx"] == 100 and len(frame["data"]) <= 16 * 1024
+        _, seen = _stream_to_end(client, body)
+    # A 200-step run may end before the socket joins: then every entry is in the snapshot.
+    assert len(seen.progress) == 3 and {"test_loss", "test_accuracy"} <= set(seen.progress[-1])
+    assert seen.frame is not None
+    assert seen.frame["grid"]["nx"] == 100 and len(seen.frame["data"]) <= 16 * 1024
 
 
 def test_divergence_ends_as_diverged_with_a_message_and_strict_json() -> None:

@@ -1,4 +1,4 @@
-"""The stream and the registry with fake runs: fan-out, late join, control, limits, faults."""
+"""The stream and the run service with fake runs: fan-out, late join, control, limits, faults."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 from api_support import (
     FakeRun,
     is_terminal,
-    last_frame,
     make_client,
     read_until,
     strict_loads,
+    watch,
     worker_threads,
 )
 from fastapi.testclient import TestClient
@@ -38,16 +38,15 @@ def _server_tasks(client: TestClient) -> int:
 def test_snapshot_then_progress_frames_and_final_status(fake_client: TestClient) -> None:
     run_id = _start(fake_client, {"training": {"iterations": 1000, "steps_per_second": 200.0}})
     with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
-        messages = read_until(ws, is_terminal)
-    snapshot = messages[0]
-    assert snapshot["type"] == "snapshot" and snapshot["id"] == run_id
+        seen = watch(ws.receive_text)
+    snapshot = seen.snapshot
+    assert snapshot["id"] == run_id
     assert {"config", "status", "dataset", "history", "boundary", "iteration"} <= set(snapshot)
     assert len(snapshot["dataset"]["train"]["x"]) == 300
-    seen = [h["iteration"] for h in snapshot["history"]]
-    seen += [m["iteration"] for m in messages if m["type"] == "progress"]
-    assert seen == list(range(0, 1001, 100))  # nothing lost, nothing twice
-    assert last_frame(messages)["iteration"] == 1000
-    assert messages[-1] == {"type": "status", "status": "completed"}
+    steps = [entry["iteration"] for entry in seen.progress]
+    assert steps == list(range(0, 1001, 100))  # nothing lost, nothing twice
+    assert seen.frame is not None and seen.frame["iteration"] == 1000
+    assert seen.end == {"type": "status", "status": "completed"}
 
 
 def test_late_joiner_and_two_viewers_see_the_same_end(fake_client: TestClient) -> None:
@@ -55,13 +54,12 @@ def test_late_joiner_and_two_viewers_see_the_same_end(fake_client: TestClient) -
     with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as first:
         read_until(first, lambda m: m.get("type") == "boundary" and m["iteration"] >= 200)
         with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as second:
-            snapshot = strict_loads(second.receive_text())
-            assert [h["iteration"] for h in snapshot["history"]][:3] == [0, 100, 200]
-            assert snapshot["boundary"]["iteration"] >= 200
-            end_first = read_until(first, is_terminal)
-            end_second = read_until(second, is_terminal)
-    final_frame = last_frame(end_first)
-    assert final_frame == last_frame([snapshot, *end_second])
+            late = watch(second.receive_text)
+            rest_of_first = read_until(first, is_terminal)
+    assert [h["iteration"] for h in late.snapshot["history"]][:3] == [0, 100, 200]
+    assert late.snapshot["boundary"]["iteration"] >= 200
+    final_frame = [m for m in rest_of_first if m["type"] == "boundary"][-1]
+    assert final_frame["iteration"] == 600 and final_frame == late.frame
     # Reconnecting after the end: the snapshot alone carries everything.
     with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as again:
         final = strict_loads(again.receive_text())
@@ -166,12 +164,12 @@ def test_a_viewer_that_leaves_leaves_nothing_behind(fake_client: TestClient) -> 
     for _ in range(3):
         with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
             read_until(ws, lambda m: m.get("type") == "progress")
-    registry = fake_client.app.state.registry  # type: ignore[attr-defined]
+    feed = fake_client.app.state.service.feed  # type: ignore[attr-defined]
     for _ in range(200):  # the server notices the close asynchronously
-        if not registry.get(run_id).viewers and _server_tasks(fake_client) <= tasks_before:
+        if not feed.viewers(run_id) and _server_tasks(fake_client) <= tasks_before:
             break
         fake_client.portal.call(asyncio.sleep, 0.01)  # type: ignore[union-attr]
-    assert not registry.get(run_id).viewers
+    assert not feed.viewers(run_id)
     assert _server_tasks(fake_client) <= tasks_before
     assert worker_threads() == threads_before
     assert fake_client.get(f"/api/runs/{run_id}").json()["status"] == "running"
@@ -231,9 +229,9 @@ def test_finished_runs_are_forgotten_after_the_retention_count() -> None:
 def test_shutdown_cancels_runs_and_stops_every_worker_thread() -> None:
     with make_client(FakeRun) as client:
         run_id = _start(client)
-        registry = client.app.state.registry  # type: ignore[attr-defined]
+        service = client.app.state.service  # type: ignore[attr-defined]
         assert worker_threads()
-    assert registry.get(run_id).status == "cancelled"
+    assert service.get(run_id).status == "cancelled"
     assert not worker_threads()
 
 

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from serverproc import ServerStartError, free_port, start_server
 
 CHROMIUM = os.environ.get("BOUNDARYLAB_CHROMIUM", "/usr/bin/chromium")
 # The app under test; overridable so the page can be checked against another build.
@@ -53,46 +52,23 @@ def _require_chromium() -> None:
     pytest.skip(hint)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            pytest.fail(f"the server exited with {proc.returncode}:\n{err[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/api/health", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    pytest.fail(f"the server at {url} did not become healthy within {timeout_s} s")
-
-
 class ServerProcess:
     """A uvicorn subprocess serving the app on one loopback port; can stop and start again."""
 
     def __init__(self, port: int | None = None, env: dict[str, str] | None = None) -> None:
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
         cmd = [sys.executable, "-m", "uvicorn", APP, "--host", "127.0.0.1"]
-        self.proc = subprocess.Popen(
-            [*cmd, "--port", str(self.port), "--log-level", "warning"],
-            cwd=REPO,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        _wait_healthy(self.url, self.proc)
+        argv = [*cmd, "--port", "{port}", "--log-level", "warning"]
+        try:
+            started = start_server(argv, env=self.env, port=self.port, cwd=REPO)
+        except ServerStartError as exc:
+            pytest.fail(str(exc))
+        self.proc = started.proc
         return self.url
 
     def stop(self) -> None:

@@ -4,6 +4,7 @@ These tests install the project the way a user or the container does (from a bui
 in a virtualenv that shares nothing with the development one) and talk to the real server
 process over loopback HTTP, so they catch what an editable install hides: files missing from
 the wheel, dependencies missing from pyproject, code that only works from the repo root.
+The server process is started by bench/serverproc.py, as every other test's is.
 """
 
 from __future__ import annotations
@@ -12,29 +13,18 @@ import json
 import os
 import re
 import shlex
-import signal
-import socket
 import subprocess
 import sys
-import time
 import venv
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 60.0
-SHUTDOWN_TIMEOUT_S = 15.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+SHUTDOWN_TIMEOUT_S = 15.0  # what `docker stop` waits before it kills
 
 
 def clean_env(venv_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -72,62 +62,6 @@ def run_checked(args: list[str] | str, *, cwd: Path, env: Mapping[str, str]) -> 
             f"command failed ({result.returncode}): {args}\n"
             f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
         )
-
-
-@dataclass
-class Server:
-    """A server process started by a test, and where to reach it."""
-
-    process: subprocess.Popen[str]
-    base_url: str
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
-
-
-def start_server(
-    argv: list[str], *, cwd: Path, env: Mapping[str, str], port: int, log_path: Path
-) -> Server:
-    """Start `argv` in its own process group and wait until /api/health answers 200."""
-    # Its own session, so a server that ignores SIGTERM can be killed with its children.
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=dict(env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log_path)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited with {process.returncode}:\n{server.log()}")
-        try:
-            if httpx.get(f"{server.base_url}/api/health", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    stop_server(server)
-    pytest.fail(f"server did not answer /api/health within {STARTUP_TIMEOUT_S} s:\n{server.log()}")
-
-
-def stop_server(server: Server) -> int | None:
-    """SIGTERM the server (as `docker stop` does); SIGKILL its group if it ignores that.
-    Returns the exit code after SIGTERM, or None if it had to be killed."""
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-        try:
-            return server.process.wait(timeout=SHUTDOWN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(timeout=10)
-            return None
-    return server.process.returncode
 
 
 # --- the Dockerfile, read as data so tests can replay it ----------------------------------

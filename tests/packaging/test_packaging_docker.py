@@ -24,17 +24,17 @@ import pytest
 from docker_replay import Replay
 from packaging_support import (
     REPO,
-    Server,
+    SHUTDOWN_TIMEOUT_S,
+    STARTUP_TIMEOUT_S,
     Stage,
     clean_env,
     exec_form,
-    free_port,
     healthcheck_argv,
     parse_dockerfile,
     parse_env,
-    start_server,
-    stop_server,
 )
+
+from serverproc import ServerProcess, free_port, start_server
 
 
 def final_stage(stages: list[Stage]) -> Stage:
@@ -132,7 +132,7 @@ def test_dockerignore_keeps_the_context_small() -> None:
 @dataclass
 class Container:
     replay: Replay
-    server: Server
+    server: ServerProcess
     env: dict[str, str]
 
 
@@ -153,10 +153,12 @@ def container(image: Replay, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         env=env,
         port=port,
         log_path=root / "server.log",
+        timeout=STARTUP_TIMEOUT_S,
+        own_session=True,  # its workers are killed with it if it ignores SIGTERM
     )
     container = Container(replay, server, env)
     yield container
-    stop_server(server)
+    server.stop(SHUTDOWN_TIMEOUT_S)
 
 
 @pytest.mark.slow
@@ -195,7 +197,7 @@ def test_healthcheck_command_fails_when_nothing_listens(container: Container) ->
 
 @pytest.mark.slow
 def test_started_image_serves_page_and_api(container: Container) -> None:
-    base = container.server.base_url
+    base = container.server.base
     page = httpx.get(f"{base}/", timeout=10)
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     health = httpx.get(f"{base}/api/health", timeout=10).json()
@@ -205,7 +207,7 @@ def test_started_image_serves_page_and_api(container: Container) -> None:
 @pytest.mark.slow
 def test_sigterm_stops_the_server_cleanly(container: Container) -> None:
     # What `docker stop` does: SIGTERM to PID 1, which exec-form CMD makes the server itself.
-    code = stop_server(container.server)
+    code = container.server.stop(SHUTDOWN_TIMEOUT_S)
     log = container.server.log()
     # uvicorn re-raises the signal after its graceful shutdown, so -SIGTERM is a clean exit;
     # None would mean it ignored SIGTERM and had to be killed.

@@ -25,12 +25,12 @@ from docker_replay import Replay, built_wheels
 from httpx_ws import connect_ws
 from packaging_support import (
     REPO,
-    Server,
+    SHUTDOWN_TIMEOUT_S,
+    STARTUP_TIMEOUT_S,
     clean_env,
-    free_port,
-    start_server,
-    stop_server,
 )
+
+from serverproc import ServerProcess, free_port, start_server
 
 STREAM_TIMEOUT_S = 60.0
 FINAL_STATUSES = {"completed", "cancelled", "diverged", "failed"}
@@ -116,7 +116,7 @@ def test_testclient_imports_without_a_warning() -> None:
 class Installed:
     venv_dir: Path
     cwd: Path
-    server: Server
+    server: ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -133,9 +133,11 @@ def installed(image: Replay, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         env=clean_env(image.venv_dir),
         port=port,
         log_path=root / "server.log",
+        timeout=STARTUP_TIMEOUT_S,
+        own_session=True,  # its workers are killed with it if it ignores SIGTERM
     )
     yield Installed(image.venv_dir, cwd, server)
-    stop_server(server)
+    server.stop(SHUTDOWN_TIMEOUT_S)
 
 
 @pytest.mark.slow
@@ -154,7 +156,7 @@ def test_installed_package_is_imported_from_the_venv(installed: Installed) -> No
 
 @pytest.mark.slow
 def test_serves_the_page(installed: Installed) -> None:
-    response = httpx.get(f"{installed.server.base_url}/", timeout=10)
+    response = httpx.get(f"{installed.server.base}/", timeout=10)
     assert response.status_code == 200
     assert "text/html" in response.headers["content-type"]
     assert "<html" in response.text.lower()
@@ -162,7 +164,7 @@ def test_serves_the_page(installed: Installed) -> None:
 
 @pytest.mark.slow
 def test_serves_the_vendored_plotly(installed: Installed) -> None:
-    response = httpx.get(f"{installed.server.base_url}/vendor/plotly.min.js", timeout=30)
+    response = httpx.get(f"{installed.server.base}/vendor/plotly.min.js", timeout=30)
     assert response.status_code == 200
     assert "javascript" in response.headers["content-type"]
     assert len(response.content) > 1_000_000
@@ -170,14 +172,14 @@ def test_serves_the_vendored_plotly(installed: Installed) -> None:
 
 @pytest.mark.slow
 def test_health_reports_the_installed_version(installed: Installed) -> None:
-    health = httpx.get(f"{installed.server.base_url}/api/health", timeout=10).json()
+    health = httpx.get(f"{installed.server.base}/api/health", timeout=10).json()
     version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     assert health["status"] == "ok" and health["version"] == version
 
 
 @pytest.mark.slow
 def test_a_short_run_trains_and_streams(installed: Installed) -> None:
-    base = installed.server.base_url
+    base = installed.server.base
     config = {
         "dataset": {"n_samples": 60},
         "training": {"iterations": 300, "report_every": 100},

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from reliability_support import FaultyEngineRun, Server, make_client, run_server
+from reliability_support import FaultyEngineRun, make_client
+
+from serverproc import ServerProcess, running_server
 
 CLI = str(Path(sys.executable).parent / "boundarylab")
 SERVE = [CLI, "serve", "--port", "{port}", "--log-level", "warning"]
@@ -28,8 +30,8 @@ def serve_argv() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def server(serve_argv: list[str]) -> Iterator[Server]:
+def server(serve_argv: list[str]) -> Iterator[ServerProcess]:
     """One real server (process workers, default settings) shared by the tests that only
     need one: starting it costs seconds (it imports NumPy, scikit-learn and spawns workers)."""
-    with run_server(serve_argv) as srv:
+    with running_server(serve_argv) as srv:
         yield srv

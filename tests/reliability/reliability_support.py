@@ -1,22 +1,17 @@
-"""Helpers of the reliability tests: in-process apps, a real server subprocess, faults.
+"""Helpers of the reliability tests: in-process apps, real server processes, faults.
 
 Run factories here follow the worker protocol of boundarylab.server.worker (a callable
 `(config, emit, next_command) -> handle` with `run()` and `export_model()`); passing one to
-`RunRegistry(run_factory=...)` is the test-only hook for injecting faults into workers.
-They live in an importable module (not conftest) so spawned worker processes can unpickle them.
+`make_client` (a WorkerPool running it) is the test-only hook for injecting faults into
+workers. They live in an importable module (not conftest) so spawned worker processes can
+unpickle them. Real servers come from bench/serverproc.py, as the benchmarks' do.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -27,6 +22,7 @@ from app_client import is_terminal as is_terminal
 from app_client import make_client as make_client
 from app_client import read_until as read_until
 from app_client import strict_loads as strict_loads
+from app_client import watch as watch
 from boundarylab.engine.config import RunConfig
 from boundarylab.server import messages
 from boundarylab.server.worker import EngineRun
@@ -50,7 +46,24 @@ class InstantRun:
         return "completed"
 
     def export_model(self) -> dict:
-        return {"iteration": self.config.training.iterations, "layers": []}
+        config = self.config.model_dump(mode="json")
+        return {"config": config, "iteration": self.config.training.iterations, "layers": []}
+
+
+class StuckRun:
+    """A run that never reads its commands again (a worker stuck in one long computation):
+    only killing its process ends it."""
+
+    def __init__(self, config: RunConfig, emit: Callable[[dict], None], next_command: Any):
+        self.emit = emit
+
+    def run(self) -> str:
+        self.emit({"type": "status", "status": "running"})
+        time.sleep(3600)
+        return "completed"
+
+    def export_model(self) -> dict | None:
+        return None
 
 
 class FaultyEngineRun(EngineRun):
@@ -77,7 +90,11 @@ class FaultyEngineRun(EngineRun):
         super().__init__(config, emit, faulty_next_command)
 
 
-def wait_status(client: TestClient, run_id: str, statuses: set[str], timeout: float = 30.0) -> dict:
+# An in-process TestClient, or an httpx.Client(base_url=...) for a real server.
+Client = TestClient | httpx.Client
+
+
+def wait_status(client: Client, run_id: str, statuses: set[str], timeout: float = 60.0) -> dict:
     """Poll GET /api/runs/{id} until its status is one of `statuses`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -88,59 +105,14 @@ def wait_status(client: TestClient, run_id: str, statuses: set[str], timeout: fl
         time.sleep(0.01)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """A real server subprocess (uvicorn via boundarylab.server.app.serve) on loopback."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_base(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-
-def server_env(**settings: Any) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNDARYLAB_")}
-    env.update({f"BOUNDARYLAB_{k.upper()}": str(v) for k, v in settings.items()})
-    return env
-
-
-@contextmanager
-def run_server(argv: list[str] | None = None, **settings: Any) -> Iterator[Server]:
-    """Start `python -c serve(...)` (or `argv`, formatted with {port}) and wait for health."""
-    port = free_port()
-    code = f"from boundarylab.server.app import serve; serve(port={port}, log_level='warning')"
-    cmd = [part.format(port=port) for part in argv] if argv else [sys.executable, "-c", code]
-    proc = subprocess.Popen(cmd, env=server_env(**settings), stdin=subprocess.DEVNULL)
-    server = Server(proc, port)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, f"server exited with {proc.returncode}"
-            try:
-                if httpx.get(f"{server.base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not come up in 30 s"
-            time.sleep(0.1)
-        yield server
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+def control(client: Client, run_id: str, action: str, until: set[str]) -> dict:
+    """POST a control action (a 429 from the per-run rate limit is retried), then wait until
+    the run shows one of `until`. The POST answers once the action applied or after 2 s,
+    whichever comes first, and on a busy machine a worker may take longer than that."""
+    for _ in range(100):
+        response = client.post(f"/api/runs/{run_id}/{action}")
+        if response.status_code != 429:
+            assert response.status_code == 200, response.text
+            return wait_status(client, run_id, until)
+        time.sleep(0.05)
+    raise AssertionError(f"{action} kept being refused with 429")

@@ -10,16 +10,20 @@ import threading
 import time
 from typing import Any
 
+import psutil
 from fastapi.testclient import TestClient
 from reliability_support import (
     CRASH_SEED,
     FAULT_SEED,
     FaultyEngineRun,
+    StuckRun,
+    control,
     is_terminal,
     make_client,
     read_until,
     strict_loads,
     wait_status,
+    watch,
 )
 
 PACED = {"training": {"iterations": 4000, "report_every": 50, "steps_per_second": 2000}}
@@ -37,17 +41,6 @@ def _settle(probe: Any, target: int, timeout: float = 5.0) -> int:
     while (value := probe()) != target and time.monotonic() < deadline:
         time.sleep(0.02)
     return value
-
-
-def _control(client: TestClient, run_id: str, action: str) -> str:
-    """POST a control action; a 429 (the server's per-run command rate limit) is retried."""
-    for _ in range(50):
-        response = client.post(f"/api/runs/{run_id}/{action}")
-        if response.status_code != 429:
-            assert response.status_code == 200, response.text
-            return str(response.json()["status"])
-        time.sleep(0.05)
-    raise AssertionError(f"{action} kept being refused with 429")
 
 
 def _assert_history_consistent(detail: dict[str, Any]) -> None:
@@ -69,7 +62,8 @@ def test_100_viewers_leave_mid_run_and_leave_nothing_behind(engine_client: TestC
     }
     run_id = client.post("/api/runs", json=slow).json()["id"]
     wait_status(client, run_id, {"running"})
-    run = client.app.state.registry.get(run_id)  # type: ignore[attr-defined]
+    service = client.app.state.service  # type: ignore[attr-defined]
+    run = service.get(run_id)
     base_threads, base_tasks = threading.active_count(), _tasks(client)
     for index in range(100):
         with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
@@ -77,10 +71,10 @@ def test_100_viewers_leave_mid_run_and_leave_nothing_behind(engine_client: TestC
             for _ in range(index % 3):  # leave at different points of the stream
                 ws.receive_text()
     assert run.status == "running", "every disconnect must have happened mid-run"
-    assert _settle(lambda: len(run.viewers), 0) == 0
+    assert _settle(lambda: service.feed.viewers(run_id), 0) == 0
     assert _settle(lambda: _tasks(client), base_tasks) == base_tasks
     assert _settle(threading.active_count, base_threads) == base_threads
-    assert client.post(f"/api/runs/{run_id}/pause").json()["status"] == "paused"
+    control(client, run_id, "pause", {"paused"})
     with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
         ws.receive_text()
         for _ in range(4):
@@ -120,12 +114,11 @@ def test_cancel_while_queued_paused_and_after_completion() -> None:
         assert detail["history"] == [] and detail["iteration"] == 0 and detail["message"]
 
         wait_status(client, busy, {"running"})
-        assert client.post(f"/api/runs/{busy}/pause").json()["status"] == "paused"
+        control(client, busy, "pause", {"paused"})
         paused_at = client.get(f"/api/runs/{busy}").json()["iteration"]
         time.sleep(0.2)  # paused means paused: nothing moves meanwhile
         assert client.get(f"/api/runs/{busy}").json()["iteration"] == paused_at
-        assert client.post(f"/api/runs/{busy}/cancel").json()["status"] == "cancelled"
-        detail = wait_status(client, busy, {"cancelled"})
+        detail = control(client, busy, "cancel", {"cancelled"})
         assert detail["iteration"] == paused_at and detail["message"]
         _assert_history_consistent(detail)
 
@@ -146,18 +139,15 @@ def test_pause_and_resume_twenty_times_then_complete(engine_client: TestClient) 
     with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
         wait_status(client, run_id, {"running"})
         for _ in range(20):
-            assert _control(client, run_id, "pause") in ("paused", "completed")
-            assert _control(client, run_id, "resume") in ("running", "completed")
-        seen = read_until(ws, is_terminal)
+            control(client, run_id, "pause", {"paused", "completed"})
+            control(client, run_id, "resume", {"running", "completed"})
+        seen = watch(ws.receive_text)
     detail = wait_status(client, run_id, {"completed"})
     assert detail["iteration"] == 4000
     _assert_history_consistent(detail)
     # What the viewer saw agrees with the server: same history, alternating statuses.
-    streamed = seen[0]["history"] + [
-        {k: v for k, v in m.items() if k != "type"} for m in seen if m["type"] == "progress"
-    ]
-    assert streamed == detail["history"]
-    statuses = [m["status"] for m in seen if m["type"] == "status"]
+    assert seen.progress == detail["history"]
+    statuses = [m["status"] for m in seen.live("status")]
     assert statuses[-1] == "completed"
     assert all(a != b for a, b in itertools.pairwise(statuses)), statuses
 
@@ -187,3 +177,17 @@ def test_a_worker_process_that_dies_fails_its_run_and_is_replaced() -> None:
         for _ in range(2):  # both slots work again, the dead worker's included
             again = client.post("/api/runs", json={"training": {"iterations": 20}}).json()["id"]
             assert wait_status(client, again, {"completed", "failed"})["status"] == "completed"
+
+
+def test_a_worker_that_never_answers_is_killed_at_shutdown() -> None:
+    with make_client(StuckRun, mode="process", max_running=1) as client:
+        run_id = client.post("/api/runs", json={"training": {"iterations": 10}}).json()["id"]
+        wait_status(client, run_id, {"running"})
+        service = client.app.state.service  # type: ignore[attr-defined]
+        workers = [psutil.Process(pid) for pid in service.scheduler.worker_pids()]
+    # Shutdown gave up waiting for it: the run was cancelled, the process killed (a killed
+    # process at low priority on a busy machine may take a moment to be gone).
+    run = service.get(run_id)
+    assert run.status == "cancelled" and run.message == "the server is shutting down"
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert workers and not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_support import InstantRun, make_client, strict_loads
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from boundarylab.server.app import create_app
 from boundarylab.server.settings import Settings
@@ -78,6 +79,8 @@ def _send(client: TestClient, case: Any) -> tuple[int, Any]:
         _check_rejection(response.status_code, sent, strict_loads(response.text))
     elif response.headers.get("content-type", "").startswith("application/json"):
         strict_loads(response.text)  # never NaN/Infinity on the wire
+    # The answer matches the schema /openapi.json gives for its status (schemathesis).
+    case.validate_response(response, checks=[response_schema_conformance])
     return response.status_code, sent
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from reliability_support import Server, is_terminal, read_until, strict_loads, wait_status
+from reliability_support import control, is_terminal, read_until, strict_loads, wait_status
 from starlette.websockets import WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+
+from serverproc import ServerProcess
 
 PACED = {"training": {"iterations": 3000, "report_every": 50, "steps_per_second": 1500}}
 NOT_ACTIONS = [
@@ -74,7 +76,7 @@ def test_binary_and_oversized_frames_close_that_socket_only(
     assert "paused" not in [m.get("status") for m in seen]
 
 
-def test_binary_frame_on_a_real_server(server: Server) -> None:
+def test_binary_frame_on_a_real_server(server: ServerProcess) -> None:
     import httpx
 
     slow = {"training": {"iterations": 100_000, "steps_per_second": 10}}
@@ -88,4 +90,5 @@ def test_binary_frame_on_a_real_server(server: Server) -> None:
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
     detail = httpx.get(f"{server.base}/api/runs/{run_id}").json()
     assert detail["status"] == "running"
-    assert httpx.post(f"{server.base}/api/runs/{run_id}/cancel").json()["status"] == "cancelled"
+    with httpx.Client(base_url=server.base) as http:
+        control(http, run_id, "cancel", {"cancelled"})

@@ -13,13 +13,14 @@ import uuid
 import httpx
 import psutil
 import pytest
-from reliability_support import InstantRun, Server, make_client, strict_loads
+from reliability_support import InstantRun, make_client, strict_loads
 from starlette.websockets import WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from boundarylab.server.app import frontend_dir
 from boundarylab.server.settings import Settings
+from serverproc import ServerProcess
 
 OUTSIDE_MARKERS = (b"root:", b"[project]", b"[tool.", b"def create_app", b"[core]")
 TRAVERSALS = [
@@ -45,7 +46,7 @@ TRAVERSALS = [
 ]
 
 
-def raw_get(server: Server, target: str) -> tuple[int, bytes]:
+def raw_get(server: ServerProcess, target: str) -> tuple[int, bytes]:
     """GET exactly `target` (no client-side normalisation); (status, body)."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
         request = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
@@ -57,19 +58,19 @@ def raw_get(server: Server, target: str) -> tuple[int, bytes]:
     return int(head.split(b" ")[1]), body
 
 
-def test_static_route_serves_the_page(server: Server) -> None:
+def test_static_route_serves_the_page(server: ServerProcess) -> None:
     assert raw_get(server, "/")[0] == 200
     assert raw_get(server, "/js/main.js")[0] == 200
 
 
 @pytest.mark.parametrize("target", TRAVERSALS)
-def test_static_route_never_reads_outside_frontend(server: Server, target: str) -> None:
+def test_static_route_never_reads_outside_frontend(server: ServerProcess, target: str) -> None:
     status, body = raw_get(server, target)
     assert status in (400, 404), (status, body[:200])
     assert not any(marker in body for marker in OUTSIDE_MARKERS)
 
 
-def test_security_headers_on_every_kind_of_response(server: Server) -> None:
+def test_security_headers_on_every_kind_of_response(server: ServerProcess) -> None:
     for method, path, body in [
         ("GET", "/", None),
         ("GET", "/js/main.js", None),
@@ -98,7 +99,7 @@ def test_the_page_needs_no_inline_script() -> None:
         assert "javascript:" not in html
 
 
-def test_serve_binds_loopback_by_default(server: Server) -> None:
+def test_serve_binds_loopback_by_default(server: ServerProcess) -> None:
     assert Settings.model_fields["host"].default == "127.0.0.1"  # whatever this env says
     listening = [
         c.laddr
@@ -108,7 +109,7 @@ def test_serve_binds_loopback_by_default(server: Server) -> None:
     assert listening and all(addr.ip == "127.0.0.1" for addr in listening), listening
 
 
-def test_cross_site_websocket_is_closed_same_host_is_served(server: Server) -> None:
+def test_cross_site_websocket_is_closed_same_host_is_served(server: ServerProcess) -> None:
     run = httpx.post(f"{server.base}/api/runs", json={"training": {"iterations": 50}}).json()
     url = f"{server.ws_base}/api/runs/{run['id']}/stream"
     evil = connect(url, origin="http://evil.example")  # type: ignore[arg-type]
@@ -133,7 +134,7 @@ def test_allowed_origins_setting_lets_one_other_site_in() -> None:
             assert closed.value.code == 1008
 
 
-def test_websocket_frames_over_the_limits_are_closed_with_1009(server: Server) -> None:
+def test_websocket_frames_over_the_limits_are_closed_with_1009(server: ServerProcess) -> None:
     slow = {"training": {"iterations": 100_000, "steps_per_second": 10}}  # still running
     run = httpx.post(f"{server.base}/api/runs", json=slow).json()
     url = f"{server.ws_base}/api/runs/{run['id']}/stream"

@@ -17,9 +17,11 @@ from typing import Any
 
 import httpx
 import psutil
-from reliability_support import TERMINAL, Server, run_server, strict_loads
+from reliability_support import TERMINAL, control, strict_loads, watch
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
+
+from serverproc import ServerProcess, running_server
 
 
 def _resources(proc: psutil.Process, port: int) -> tuple[int, int, int]:
@@ -39,7 +41,7 @@ def _settle(probe: Any, target: Any, timeout: float = 10.0) -> Any:
     return value
 
 
-def _raw_stream(server: Server, run_id: str) -> socket.socket:
+def _raw_stream(server: ServerProcess, run_id: str) -> socket.socket:
     """A hand-made WebSocket handshake on a socket with a tiny receive buffer; the caller
     decides whether to read (nothing parses frames here)."""
     key = base64.b64encode(os.urandom(16)).decode()
@@ -57,7 +59,7 @@ def _raw_stream(server: Server, run_id: str) -> socket.socket:
     return s
 
 
-def _drop_connection(server: Server, run_id: str) -> None:
+def _drop_connection(server: ServerProcess, run_id: str) -> None:
     """Open the stream by hand, read a little, then drop TCP without a close frame."""
     with _raw_stream(server, run_id) as s:
         s.recv(4096)
@@ -65,20 +67,22 @@ def _drop_connection(server: Server, run_id: str) -> None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
 
-def test_a_viewer_that_never_reads_slows_nobody(server: Server) -> None:
+def test_a_viewer_that_never_reads_slows_nobody(server: ServerProcess) -> None:
     fast = {"training": {"iterations": 20_000, "report_every": 20}, "view": {"max_fps": 60}}
     run_id = httpx.post(f"{server.base}/api/runs", json=fast).json()["id"]
     with _raw_stream(server, run_id) as stuck:
         with connect(f"{server.ws_base}/api/runs/{run_id}/stream", max_size=None) as ws:
-            seen = _read_to_end(ws)
-        assert seen[-1]["status"] == "completed"
-        progress = [m["iteration"] for m in seen if m["type"] == "progress"]
-        assert progress[-1] == 20_000 and len(seen[0]["history"]) + len(progress) == 1001
+            seen = watch(lambda: ws.recv(timeout=30))
+        assert seen.end["status"] == "completed"
+        # Every entry once, live or (if the run was quick) in the snapshot's history.
+        assert [entry["iteration"] for entry in seen.progress] == list(range(0, 20_001, 20))
         assert httpx.get(f"{server.base}/api/health", timeout=5).json()["status"] == "ok"
         stuck.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01" + b"\x00" * 7)
 
 
-def test_100_viewers_vanish_mid_run_and_the_server_returns_to_baseline(server: Server) -> None:
+def test_100_viewers_vanish_mid_run_and_the_server_returns_to_baseline(
+    server: ServerProcess,
+) -> None:
     proc = psutil.Process(server.proc.pid)
     slow = {
         "training": {"iterations": 20_000, "report_every": 5000, "steps_per_second": 500},
@@ -96,8 +100,8 @@ def test_100_viewers_vanish_mid_run_and_the_server_returns_to_baseline(server: S
             _drop_connection(server, run_id)
         else:
             with connect(url, max_size=None) as ws:
-                for _ in range(1 + index % 3):
-                    ws.recv(timeout=10)
+                for _ in range(1 + index % 3):  # frames: a busy machine may delay them
+                    ws.recv(timeout=60)
     detail = httpx.get(f"{server.base}/api/runs/{run_id}").json()
     assert detail["status"] == "running", "every disconnect must have happened mid-run"
 
@@ -108,7 +112,8 @@ def test_100_viewers_vanish_mid_run_and_the_server_returns_to_baseline(server: S
 
     assert _settle(leaked, (0, 0, 0)) == (0, 0, 0)
     # The run never noticed: pause it and step it to its end.
-    assert httpx.post(f"{server.base}/api/runs/{run_id}/pause").json()["status"] == "paused"
+    with httpx.Client(base_url=server.base) as http:
+        control(http, run_id, "pause", {"paused"})
     with connect(url, max_size=None) as ws:
         ws.recv(timeout=10)
         for _ in range(4):
@@ -122,7 +127,7 @@ def _read_to_end(ws: ClientConnection) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     try:
         while True:
-            messages.append(strict_loads(ws.recv(timeout=15)))
+            messages.append(strict_loads(ws.recv(timeout=60)))
     except (ConnectionClosed, TimeoutError):
         pass
     return messages
@@ -131,7 +136,7 @@ def _read_to_end(ws: ClientConnection) -> list[dict[str, Any]]:
 def test_sigterm_with_runs_in_progress_exits_within_5_s_and_leaves_nothing(
     serve_argv: list[str],
 ) -> None:
-    with run_server(serve_argv, max_running=2) as server:
+    with running_server(serve_argv, settings={"max_running": 2}) as server:
         proc = psutil.Process(server.proc.pid)
         paced = {"training": {"iterations": 100_000, "steps_per_second": 1000}}
         ids = [httpx.post(f"{server.base}/api/runs", json=paced).json()["id"] for _ in range(3)]
@@ -169,5 +174,6 @@ def test_sigterm_with_runs_in_progress_exits_within_5_s_and_leaves_nothing(
             assert statuses and statuses[-1]["status"] in TERMINAL, seen[n][-3:]
             assert statuses[-1]["status"] == "cancelled" and statuses[-1]["message"]
         stack.close()
-        _, alive = psutil.wait_procs(children, timeout=3)
+        # Workers killed at low priority on a busy machine may take a moment to be gone.
+        _, alive = psutil.wait_procs(children, timeout=10)
         assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive

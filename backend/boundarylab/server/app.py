@@ -1,39 +1,55 @@
-"""The HTTP and WebSocket API (DESIGN.md, "HTTP and WebSocket contract").
+"""The HTTP API (the WebSocket stream is stream.py) and the app that serves it.
 
-Routes stay thin: run lifecycle lives in runs.RunRegistry, training in worker processes.
+Routes stay thin: runs live in service.RunService, training in worker processes. Every JSON
+answer is a typed response model (responses.py) rendered through messages.dumps, and every
+refusal of the run service becomes its HTTP status in one handler (`HTTP_STATUS`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import csv
+import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from websockets.exceptions import InvalidState
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import boundarylab
 from boundarylab.engine.config import CompareConfig, DatasetConfig, RunConfig
 from boundarylab.engine.datasets import make_dataset
-from boundarylab.server.fanout import Run
-from boundarylab.server.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps
-from boundarylab.server.middleware import GuardMiddleware, LoopLag, is_loopback
-from boundarylab.server.runs import RegistryError, RunRegistry
+from boundarylab.server.errors import Busy, Conflict, Refusal, ShuttingDown
+from boundarylab.server.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps, jsonable
+from boundarylab.server.middleware import GuardMiddleware, HeadAsGet, LoopLag, trusted_hosts
+from boundarylab.server.responses import (
+    ControlResult,
+    DatasetPoints,
+    Detail,
+    Health,
+    ModelExport,
+    RunCreated,
+    RunDetail,
+    RunSummary,
+    WireJSON,
+    WireRoute,
+)
+from boundarylab.server.run import Run
+from boundarylab.server.service import RunService
 from boundarylab.server.settings import Settings, get_settings
 from boundarylab.server.stream import router as stream_router
 
-log = logging.getLogger("boundarylab")
+# The HTTP answer to each kind of refusal (errors.py); the most specific class wins.
+HTTP_STATUS: dict[type[Refusal], int] = {Conflict: 409, Busy: 429, ShuttingDown: 503}
 
 
 def frontend_dir() -> Path:
@@ -107,16 +123,18 @@ async def build_dataset(cfg: DatasetConfig, loc: tuple[str, ...] = ("body",)) ->
     return dataset_json(data)
 
 
-def _history_csv(run: Run) -> str:
-    lines = [",".join(PROGRESS_FIELDS)]
-    for entry in run.history:
-        cells = ("" if entry.get(k) is None else repr(entry[k]) for k in PROGRESS_FIELDS)
-        lines.append(",".join(cells))
-    return "\n".join(lines) + "\n"
+def history_csv_text(history: list[dict[str, Any]]) -> str:
+    """iteration,loss,train_accuracy,test_loss,test_accuracy; empty where absent or null."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(PROGRESS_FIELDS)
+    for entry in history:
+        writer.writerow("" if entry.get(k) is None else entry[k] for k in PROGRESS_FIELDS)
+    return out.getvalue()
 
 
-def _registry(request: Request) -> RunRegistry:
-    return request.app.state.registry  # type: ignore[no-any-return]
+def _service(request: Request) -> RunService:
+    return request.app.state.service  # type: ignore[no-any-return]
 
 
 def _settings(request: Request) -> Settings:
@@ -124,33 +142,36 @@ def _settings(request: Request) -> Settings:
 
 
 def _run(request: Request, run_id: str) -> Run:
-    run = _registry(request).get(run_id)
+    run = _service(request).get(run_id)
     if run is None:
         raise HTTPException(404, f"no run with id {run_id[:64]!r} (it may have expired)")
     return run
 
 
-Registry = Annotated[RunRegistry, Depends(_registry)]
+Service = Annotated[RunService, Depends(_service)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 RunById = Annotated[Run, Depends(_run)]
-router = APIRouter()
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response that can never carry NaN/Infinity (messages.dumps)."""
-    return Response(dumps(body), status, headers=headers, media_type="application/json")
-
-
-def _registry_error(exc: RegistryError) -> Response:
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-    return _json({"detail": exc.message}, exc.status, headers)
+UNKNOWN_RUN: dict[int | str, dict[str, Any]] = {404: {"model": Detail}}
+router = APIRouter(route_class=WireRoute)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's 422 body, minus what would break it: the NaN a client sent is echoed back
-    in "input", and the default handler's strict encoder turns that into a 500."""
+    """FastAPI's 422 body, encoded by messages.dumps: the NaN a client sent is echoed back
+    in "input", and the default handler's strict encoder turned that into a 500."""
     assert isinstance(exc, RequestValidationError)
-    return _json({"detail": jsonable_encoder(exc.errors(), custom_encoder={Exception: str})}, 422)
+    return WireJSON({"detail": exc.errors()}, 422)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    return WireJSON({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refusal)
+    status = next(HTTP_STATUS[c] for c in type(exc).__mro__ if c in HTTP_STATUS)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return WireJSON({"detail": exc.message}, status, headers=headers)
 
 
 @router.get("/vendor/plotly.min.js", include_in_schema=False)
@@ -158,19 +179,11 @@ async def plotly_bundle() -> FileResponse:
     return FileResponse(plotly_js(), media_type="text/javascript")
 
 
-@router.get("/api/health")
-async def health(registry: Registry, settings: AppSettings) -> dict[str, Any]:
+@router.get("/api/health", response_model=Health)
+async def health(service: Service) -> dict[str, Any]:
     """Liveness, version, run counts and worker pool state."""
-    return {
-        "status": "ok",
-        "version": boundarylab.__version__,
-        "runs": registry.counts(),
-        "workers": {
-            "mode": registry.mode,
-            "size": settings.max_running,
-            "ready": registry.workers_ready(),
-        },
-    }
+    counts, workers = service.counts(), service.workers()
+    return {"status": "ok", "version": boundarylab.__version__, "runs": counts, "workers": workers}
 
 
 @router.get("/api/schema")
@@ -184,19 +197,25 @@ async def schema() -> dict[str, Any]:
     return {**RunConfig.model_json_schema(), "x-compare": {"hidden_sizes": compare}}
 
 
-@router.post("/api/datasets/preview")
-async def preview(config: DatasetConfig, settings: AppSettings) -> Response:
+@router.post("/api/datasets/preview", response_model=DatasetPoints)
+async def preview(config: DatasetConfig, settings: AppSettings) -> dict[str, Any]:
     """The points a run with this `dataset` config would train and test on."""
     errors = _limit_errors(RunConfig.model_construct(dataset=config), settings)
     if errors:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"][2:])} for e in errors])
-    return _json(await build_dataset(config))
+    return await build_dataset(config)
 
 
-@router.post("/api/runs", status_code=201)
+@router.post(
+    "/api/runs",
+    status_code=201,
+    response_model=RunCreated,
+    response_model_exclude_unset=True,
+    responses={429: {"model": Detail}, 503: {"model": Detail}},
+)
 async def create_run(
-    request: Request, registry: Registry, settings: AppSettings, config: RunConfig | None = None
-) -> Response:
+    request: Request, service: Service, settings: AppSettings, config: RunConfig | None = None
+) -> dict[str, Any]:
     """Start a run (or queue it). Every field is optional: the article's defaults fill in."""
     config = config or RunConfig()
     errors = _limit_errors(config, settings)
@@ -204,179 +223,143 @@ async def create_run(
         raise RequestValidationError(errors)
     dataset = await build_dataset(config.dataset, ("body", "dataset"))
     client = request.client.host if request.client else "unknown"
-    try:
-        run = registry.submit(config, client, dumps(dataset))
-    except RegistryError as exc:
-        return _registry_error(exc)
-    body = run.summary()
-    body["config"] = config.model_dump(mode="json")
-    body["stream"] = f"/api/runs/{run.id}/stream"
-    return _json(body, 201)
+    run = service.submit(config, client, dumps(dataset))
+    config_json = config.model_dump(mode="json")
+    return {**run.summary(), "config": config_json, "stream": f"/api/runs/{run.id}/stream"}
 
 
-@router.get("/api/runs")
-async def list_runs(registry: Registry) -> Response:
+@router.get("/api/runs", response_model=list[RunSummary], response_model_exclude_unset=True)
+async def list_runs(service: Service) -> list[dict[str, Any]]:
     """Summaries of the runs the server holds (finished ones until they expire)."""
-    registry.prune()
-    return _json([run.summary() for run in registry.runs()])
+    return [run.summary() for run in service.runs()]
 
 
-@router.get("/api/runs/{run_id}")
-async def get_run(run: RunById) -> Response:
+@router.get(
+    "/api/runs/{run_id}",
+    response_model=RunDetail,
+    response_model_exclude_unset=True,
+    responses=UNKNOWN_RUN,
+)
+async def get_run(run: RunById) -> dict[str, Any]:
     """One run: status, config, iteration, latest metrics and the whole history."""
-    detail = run.summary()
-    detail["config"] = run.config.model_dump(mode="json")
-    detail["history"] = run.history
-    return _json(detail)
+    config = run.config.model_dump(mode="json")
+    return {**run.summary(), "config": config, "history": run.history}
 
 
-def _control_route(action: str) -> Callable[[RunById, Registry], Awaitable[Response]]:
-    async def route(run: RunById, registry: Registry) -> Response:
-        try:
-            status = await registry.control(run, action)
-        except RegistryError as exc:
-            return _registry_error(exc)
-        return _json({"id": run.id, "status": status, "iteration": run.iteration})
+def _control_route(action: str) -> Callable[[RunById, Service], Awaitable[dict[str, Any]]]:
+    async def route(run: RunById, service: Service) -> dict[str, Any]:
+        status = await service.control(run, action)
+        return {"id": run.id, "status": status, "iteration": run.iteration}
 
     route.__doc__ = f"{action.capitalize()} the run; answers its status once it applied."
     return route
 
 
 for _action in sorted(CONTROL_ACTIONS):
-    router.post(f"/api/runs/{{run_id}}/{_action}", name=f"{_action}_run")(_control_route(_action))
+    router.post(
+        f"/api/runs/{{run_id}}/{_action}",
+        name=f"{_action}_run",
+        response_model=ControlResult,
+        responses={**UNKNOWN_RUN, 409: {"model": Detail}, 429: {"model": Detail}},
+    )(_control_route(_action))
 
 
-@router.get("/api/runs/{run_id}/model")
-async def model(run: RunById, registry: Registry) -> Response:
+@router.get(
+    "/api/runs/{run_id}/model",
+    response_model=ModelExport,
+    responses={**UNKNOWN_RUN, 409: {"model": Detail}, 429: {"model": Detail}},
+)
+async def model(run: RunById, service: Service, response: Response) -> dict[str, Any]:
     """Weights and config as JSON, exported now (while training) or at the end."""
-    try:
-        exported = await registry.export_model(run)
-    except RegistryError as exc:
-        return _registry_error(exc)
+    exported = await service.export_model(run)
     if exported is None:
         raise HTTPException(409, f"run {run.id} has no weights yet (status {run.status})")
-    headers = {"Content-Disposition": f'attachment; filename="boundarylab-{run.id}.json"'}
-    return _json(exported, headers=headers)
+    filename = f"boundarylab-{run.id}.json"
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return jsonable(exported)  # type: ignore[no-any-return]
 
 
-@router.get("/api/runs/{run_id}/history.csv")
+@router.get(
+    "/api/runs/{run_id}/history.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}, **UNKNOWN_RUN},
+)
 async def history_csv(run: RunById) -> Response:
     """iteration,loss,train_accuracy,test_loss,test_accuracy (empty where absent)."""
     headers = {"Content-Disposition": f'attachment; filename="boundarylab-{run.id}.csv"'}
-    return Response(_history_csv(run), media_type="text/csv", headers=headers)
+    return Response(history_csv_text(run.history), media_type="text/csv", headers=headers)
 
 
-@router.get("/api/debug/loop-lag")
+debug_router = APIRouter(route_class=WireRoute)
+
+
+@debug_router.get("/api/debug/loop-lag")
 async def loop_lag(request: Request) -> dict[str, float | int]:
     """Event-loop lag measured by a 10 ms ticker since the last reset (for bench/)."""
     return request.app.state.loop_lag.stats()  # type: ignore[no-any-return]
 
 
-@router.post("/api/debug/loop-lag/reset")
+@debug_router.post("/api/debug/loop-lag/reset")
 async def loop_lag_reset(request: Request) -> dict[str, float | int]:
     request.app.state.loop_lag.samples.clear()
     return request.app.state.loop_lag.stats()  # type: ignore[no-any-return]
 
 
-def create_app(settings: Settings | None = None, registry: RunRegistry | None = None) -> FastAPI:
-    """The app; `registry` lets tests inject a RunRegistry (e.g. thread workers, a fault)."""
+def create_app(settings: Settings | None = None, service: RunService | None = None) -> FastAPI:
+    """The app; `service` lets tests inject a RunService (e.g. thread workers, a fault)."""
     settings = settings or get_settings()
-    registry = registry or RunRegistry(settings)
+    service = service or RunService(settings)
     lag = LoopLag()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await registry.start()
-        ticker = asyncio.create_task(lag.run(), name="boundarylab-loop-lag")
+        await service.start()
+        # Only when someone can read it: otherwise no 10 ms wake-ups.
+        ticker = asyncio.create_task(lag.run()) if settings.debug_routes else None
         try:
             yield
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
-            await registry.shutdown(5.0)
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+            await service.shutdown(5.0)
 
     app = FastAPI(
         title="Boundary Lab",
         version=boundarylab.__version__,
         description="Train a small NumPy network and stream its decision boundary live.",
         lifespan=lifespan,
+        default_response_class=WireJSON,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.state.registry = registry
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Refusal, _refused)
+    app.state.service = service
     app.state.settings = settings
     app.state.loop_lag = lag
+    # Added innermost first: the guard sees every request before the Host check.
+    app.add_middleware(HeadAsGet)
+    hosts = trusted_hosts(settings.allowed_hosts, settings.allowed_origins)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
     app.add_middleware(
         GuardMiddleware,
         max_body_bytes=settings.max_body_bytes,
         allowed_origins=settings.allowed_origins,
     )
     app.include_router(router)
+    if settings.debug_routes:
+        app.include_router(debug_router)
     app.include_router(stream_router)
     app.mount("/", StaticFiles(directory=frontend_dir(), html=True, check_dir=False), "frontend")
     return app
 
 
-def _configure_logging(level: str) -> None:
-    logger = logging.getLogger("boundarylab")
-    logger.setLevel(level.upper())
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
-
-
-class GracefulServer(uvicorn.Server):
-    """uvicorn's server, with runs cancelled before the sockets close (viewers get a last
-    status), and a close that crosses the peer's own close not turned into a crash."""
-
-    def __init__(self, config: uvicorn.Config, registry: RunRegistry) -> None:
-        super().__init__(config)
-        self.registry = registry
-
-    async def shutdown(self, sockets: Any = None) -> None:
-        await self.registry.cancel_all(2.0)
-        for connection in list(self.server_state.connections):
-            connection.shutdown = _tolerant_shutdown(connection)  # type: ignore[method-assign]
-        await super().shutdown(sockets)
-
-
-def _tolerant_shutdown(connection: Any) -> Callable[[], None]:
-    """uvicorn's sans-I/O WebSocket protocol raises InvalidState when it sends its 1012
-    close to a peer that has just sent its own close (seen when a viewer leaves as the
-    server stops); that exception would abort the shutdown with exit code 1. The socket
-    is closing either way, so close the transport and carry on."""
-    original = connection.shutdown
-
-    def shutdown() -> None:
-        try:
-            original()
-        except InvalidState:
-            connection.transport.close()
-
-    return shutdown
-
-
 def serve(host: str | None = None, port: int | None = None, log_level: str | None = None) -> None:
-    """Run the server with uvicorn (what `boundarylab serve` calls)."""
-    settings = get_settings()
-    level = log_level or settings.log_level
-    _configure_logging(level)
-    target = app if app.state.settings is settings else create_app(settings)
-    registry: RunRegistry = target.state.registry
-    # Bound to loopback, only local names may reach us: the DNS-rebinding guard (middleware).
-    target.state.loopback_only = is_loopback(host or settings.host)
+    """Run the server with uvicorn (what `boundarylab serve` calls; see serving.py)."""
+    from boundarylab.server.serving import run
 
-    config = uvicorn.Config(
-        target,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=level,
-        ws_max_size=max(65536, 4 * settings.max_ws_message_bytes),
-        timeout_graceful_shutdown=3,
-    )
-    GracefulServer(config, registry).run()
+    run(host, port, log_level)
 
 
 app = create_app()

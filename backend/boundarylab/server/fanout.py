@@ -1,49 +1,60 @@
-"""A run's state as the server holds it, and its fan-out to viewers.
+"""Each run's messages to its viewers, in this process: the default RunFeed.
 
-Each message is serialised once (`Run.broadcast`) and the same text goes into every
-viewer's outbox; the outboxes are drained by the WebSocket handlers in stream.py.
+A message arrives encoded once (messages.Encoded) and the same text goes into every viewer's
+outbox; the outboxes are drained by the WebSocket handlers in stream.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any
 
-from boundarylab.engine.config import RunConfig
-from boundarylab.server.messages import TERMINAL, dumps
-from boundarylab.server.worker import Worker
+from boundarylab.server.errors import TooManyViewers
+from boundarylab.server.messages import Encoded
+
+MAX_BACKLOG = 10_000
+
+
+class _Slot:
+    """Where the latest message of one conflated kind sits in an outbox."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
 
 
 class Viewer:
-    """One viewer's outbox: status and progress are never dropped, frames are conflated.
+    """One viewer's outbox: status and progress are never dropped; of each conflated kind
+    (a boundary frame, ...) only the latest waits, in one slot per kind.
 
-    A viewer that cannot keep up only ever has the latest boundary frame waiting; if its
-    backlog of small messages still passes `max_backlog` it is disconnected rather than
-    let memory grow.
+    A new message of a kind moves that kind's slot to the end of the outbox, so the order
+    stays causal: a frame is never delivered before a message that preceded it. Kinds never
+    evict each other. A viewer whose backlog of other messages still passes `max_backlog`
+    is disconnected rather than let memory grow.
     """
 
-    def __init__(self, max_backlog: int = 10_000) -> None:
-        self._items: deque[str | None] = deque()  # None marks where the latest frame goes
-        self._frame: str | None = None
+    def __init__(self, max_backlog: int = MAX_BACKLOG) -> None:
+        self._items: deque[str | _Slot] = deque()
+        self._latest: dict[str, str] = {}
+        self._slots: dict[str, _Slot] = {}
         self._wake = asyncio.Event()
         self._max_backlog = max_backlog
         self.finished = False  # the run ended: drain, then close
         self.overflowed = False
 
-    def put(self, text: str, *, frame: bool = False) -> None:
-        if frame:
-            if self._frame is not None:
-                self._items.remove(None)  # move the slot to the end: order stays causal
-            self._frame = text
-            self._items.append(None)
-        else:
+    def put(self, text: str, *, conflate: str | None = None) -> None:
+        """Queue `text`; `conflate`: its kind, when only the latest of that kind matters."""
+        if conflate is None:
             self._items.append(text)
             if len(self._items) > self._max_backlog:
                 self.overflowed = True
+        else:
+            slot = self._slots.setdefault(conflate, _Slot(conflate))
+            if conflate in self._latest:
+                self._items.remove(slot)
+            self._latest[conflate] = text
+            self._items.append(slot)
         self._wake.set()
 
     def finish(self) -> None:
@@ -63,108 +74,48 @@ class Viewer:
         if self.overflowed:
             return None
         item = self._items.popleft()
-        if item is None:
-            item, self._frame = self._frame, None
+        if isinstance(item, _Slot):
+            return self._latest.pop(item.kind)
         return item
 
 
-@dataclass(eq=False)
-class Run:
-    """One run as the server holds it. `history`: its progress entries without "type".
+class Fanout:
+    """The viewers of every run, by run id."""
 
-    While the run trains they are a list of dicts that grows; when it ends (`compact`) they
-    become one JSON text. The server keeps up to 200 finished runs, and as ~200 small dicts
-    each they were the bulk of what those cost (~70 KB a run, spread over the allocator's
-    arenas); as text a run's history is ~20 KB in one block, and the snapshot splices it in
-    as it is.
-    """
+    def __init__(self, max_backlog: int = MAX_BACKLOG) -> None:
+        self._viewers: dict[str, set[Viewer]] = {}
+        self._max_backlog = max_backlog
 
-    id: str
-    config: RunConfig
-    client: str
-    dataset_text: str
-    created: float = field(default_factory=time.time)
-    status: str = "queued"
-    message: str | None = None
-    iteration: int = 0
-    position: int | None = None
-    _entries: list[dict[str, Any]] = field(default_factory=list)
-    _history_text: str | None = None
-    _last: dict[str, Any] | None = None
-    boundary_text: str | None = None
-    model: dict[str, Any] | None = None
-    worker: Worker | None = None
-    pending: list[str] = field(default_factory=list)
-    viewers: set[Viewer] = field(default_factory=set)
-    sent: deque[float] = field(default_factory=deque)  # when commands went to the worker
-    started_at: float | None = None
-    finished_at: float | None = None
-    final_status: dict[str, Any] | None = None
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    def publish(self, run_id: str, message: Encoded) -> None:
+        conflate = message.kind if message.conflated else None
+        for viewer in self._viewers.get(run_id, ()):
+            viewer.put(message.text, conflate=conflate)
 
-    @property
-    def done(self) -> bool:
-        return self.status in TERMINAL
+    def subscribe(self, run_id: str, snapshot: str, *, limit: int, ended: bool) -> Viewer:
+        viewers = self._viewers.get(run_id, set())
+        if len(viewers) >= limit:
+            raise TooManyViewers("too many viewers")
+        viewer = Viewer(self._max_backlog)
+        viewer.put(snapshot)
+        if ended:
+            viewer.finish()
+        else:
+            self._viewers.setdefault(run_id, viewers).add(viewer)
+        return viewer
 
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        """The progress entries, oldest first (a fresh list once the run is compacted)."""
-        if self._history_text is not None:
-            return json.loads(self._history_text)  # type: ignore[no-any-return]
-        return self._entries
+    def unsubscribe(self, run_id: str, viewer: Viewer) -> None:
+        viewers = self._viewers.get(run_id)
+        if viewers is not None:
+            viewers.discard(viewer)
+            if not viewers:
+                del self._viewers[run_id]
 
-    def add_progress(self, entry: dict[str, Any]) -> None:
-        if self._history_text is not None:
-            self._entries = self.history
-            self._history_text = None
-        self._entries.append(entry)
-        self._last = entry
+    def end(self, run_id: str) -> None:
+        for viewer in self._viewers.get(run_id, ()):
+            viewer.finish()
 
-    def history_json(self) -> str:
-        """The history as JSON text, as `dumps(self.history)` gives it."""
-        return self._history_text if self._history_text is not None else dumps(self._entries)
+    def viewers(self, run_id: str) -> int:
+        return len(self._viewers.get(run_id, ()))
 
-    def compact(self) -> None:
-        """Store the history as one JSON text (the run ended: it no longer grows)."""
-        if self._history_text is None:
-            self._history_text = dumps(self._entries)
-            self._entries = []
-
-    def metrics(self) -> dict[str, Any] | None:
-        return self._last
-
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "status": self.status,
-            "iteration": self.iteration,
-            "total": self.config.training.iterations,
-            "metrics": self.metrics(),
-            "created": self.created,
-        }
-        if self.message is not None:
-            out["message"] = self.message
-        if self.position is not None:
-            out["position"] = self.position
-        return out
-
-    def allow_command(self, per_second: int) -> bool:
-        """Rate limit of commands to the worker. The worker reads them between steps; a
-        client flooding the pipe faster would fill it and block the event loop on send."""
-        now = time.monotonic()
-        while self.sent and now - self.sent[0] > 1.0:
-            self.sent.popleft()
-        if len(self.sent) >= per_second:
-            return False
-        self.sent.append(now)
-        return True
-
-    def notify(self) -> None:
-        event, self.changed = self.changed, asyncio.Event()
-        event.set()
-
-    def broadcast(self, message: dict[str, Any], *, frame: bool = False) -> str:
-        text = dumps(message)
-        for viewer in self.viewers:
-            viewer.put(text, frame=frame)
-        return text
+    def unsent(self) -> int:
+        return sum(v.pending() for viewers in self._viewers.values() for v in viewers)

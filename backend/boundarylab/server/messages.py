@@ -1,19 +1,24 @@
-"""The wire format: engine events become messages here, and every message the server
-sends goes through `dumps`.
+"""The wire format's one home: engine events become messages here, every message is encoded
+here (`dumps`), and the snapshot a viewer gets first is assembled here.
 
 Browsers' `JSON.parse` rejects `NaN` and `Infinity`, so non-finite floats are mapped to
 `null` here (the run's status message says why) and `json.dumps(..., allow_nan=False)` makes
-a leak a loud error instead of a broken page.
+a leak a loud error instead of a broken page. Every JSON body the server sends goes through
+`dumps`: stream messages, HTTP responses (app.WireJSON), error bodies (middleware).
 """
 
 from __future__ import annotations
 
 import base64
+import enum
 import json
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
 from boundarylab.engine.events import (
     ACTIONS,
@@ -32,28 +37,55 @@ BINARY_ENCODING = "p1-uint8-base64"
 CLASSES_ENCODING = "class-conf-uint8-base64"
 PROGRESS_FIELDS = ("iteration", "loss", "train_accuracy", "test_loss", "test_accuracy")
 
+# Kinds a viewer gets every one of, in order.
+ORDERED_KINDS: tuple[str, ...] = ("progress", "status")
+# Kinds of which a viewer only needs the latest: a slow viewer's outbox keeps one slot per
+# kind, and the snapshot carries the latest of each under the kind's own name (null before
+# the first). A new kind of frame is one more name here.
+CONFLATED_KINDS: tuple[str, ...] = ("boundary",)
 
-def finite(value: Any) -> Any:
-    """Return `value` with every non-finite float (also inside lists/dicts) replaced by None.
 
-    NumPy scalars and arrays become plain Python values (arrays: nested lists).
-    """
+def is_run_kind(kind: str) -> bool:
+    """Whether a run may send messages of this kind (the server refuses any other)."""
+    return kind in ORDERED_KINDS or kind in CONFLATED_KINDS
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as plain JSON data: non-finite floats become None (also inside containers),
+    NumPy scalars and arrays plain values and lists, pydantic models their JSON dump, enums
+    their value, bytes text, and anything else its `str()` (e.g. the exception in a 422's
+    `ctx`): a reply must always go out."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
     if isinstance(value, np.generic):
-        return finite(value.item())
+        return jsonable(value.item())
     if isinstance(value, np.ndarray):
-        return finite(value.tolist())
-    return value
+        return jsonable(value.tolist())
+    if isinstance(value, BaseModel):
+        return jsonable(value.model_dump(mode="json"))
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
 
 
 def dumps(message: Any) -> str:
-    """Serialise one message compactly; never emits NaN or Infinity."""
-    return json.dumps(finite(message), allow_nan=False, separators=(",", ":"))
+    """Serialise one message compactly; never emits NaN or Infinity.
+
+    Plain finite data (nearly every message) goes straight to the C encoder; only what it
+    refuses (a NaN, a NumPy value, an exception object) takes the slower `jsonable` walk.
+    """
+    try:
+        return json.dumps(message, allow_nan=False, separators=(",", ":"))
+    except (ValueError, TypeError):
+        return json.dumps(jsonable(message), allow_nan=False, separators=(",", ":"))
 
 
 def status_message(status: str, message: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -98,3 +130,60 @@ def event_message(event: RunEvent) -> dict[str, Any]:
     if isinstance(event, StatusChanged):
         return status_message(event.status, event.message)
     raise TypeError(f"no wire message for {type(event).__name__}")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A run's message, already JSON text, plus the few fields the server reads from it.
+
+    Made where the message is made (in the worker), so the server's event loop only stores
+    and forwards text. `entry` is a progress message as a history entry (JSON, no "type");
+    `status` and `detail` are a status message's status and its "message".
+    """
+
+    kind: str
+    text: str
+    iteration: int | None = None
+    entry: str | None = None
+    status: str | None = None
+    detail: str | None = None
+
+    @property
+    def conflated(self) -> bool:
+        return self.kind in CONFLATED_KINDS
+
+
+def encode(message: Mapping[str, Any]) -> Encoded:
+    """Encode a run's message once, for every viewer and for the run's own record."""
+    kind = str(message.get("type"))
+    iteration = message.get("iteration")
+    iteration = int(iteration) if isinstance(iteration, int | float) else None
+    if kind == "progress":
+        entry = {k: v for k, v in message.items() if k != "type"}
+        return Encoded(kind, dumps(message), iteration, entry=dumps(entry))
+    if kind == "status":
+        detail = message.get("message")
+        status = str(message.get("status"))
+        return Encoded(kind, dumps(message), status=status, detail=detail)
+    return Encoded(kind, dumps(message), iteration)
+
+
+def snapshot_text(
+    head: Mapping[str, Any],
+    history_json: str,
+    dataset_json: str,
+    latest: Mapping[str, str],
+    tail: Mapping[str, Any],
+) -> str:
+    """The `snapshot` message: `head` (id, config, status, iteration), the history, `tail`
+    (message, position: only those that are set), the dataset and the latest message of
+    each conflated kind (null before its first).
+
+    History, dataset and frames are already JSON: they are spliced in, not re-encoded.
+    """
+    more = f",{dumps(dict(tail))[1:-1]}" if tail else ""
+    frames = "".join(f',"{kind}":{latest.get(kind) or "null"}' for kind in CONFLATED_KINDS)
+    return (
+        f'{{"type":"snapshot",{dumps(dict(head))[1:-1]},"history":{history_json}{more},'
+        f'"dataset":{dataset_json}{frames}}}'
+    )

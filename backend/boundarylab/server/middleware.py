@@ -1,4 +1,5 @@
-"""Pure ASGI middleware (security headers, body cap) and the event-loop lag ticker.
+"""Pure ASGI middleware (security headers, body cap, cross-site refusal, HEAD), the Host
+names the server answers to, and the event-loop lag ticker.
 
 Not BaseHTTPMiddleware, which buffers responses and slows streaming.
 """
@@ -15,7 +16,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 from fastapi import HTTPException
-from fastapi.responses import JSONResponse
+
+from boundarylab.server.responses import WireJSON
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,7 +33,7 @@ CSP = (
 # which the page's CSP forbids; they are exempt from it (and need internet to render).
 CSP_EXEMPT = ("/docs", "/redoc")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 def is_loopback(bind_host: str) -> bool:
@@ -44,12 +46,32 @@ def is_loopback(bind_host: str) -> bool:
         return False
 
 
-def host_name(netloc: str) -> str:
-    """ "example.org:8000" or "[::1]:8000" -> the bare lower-case name ("" if malformed)."""
+def _host_pattern(name: str) -> str:
+    """A name as TrustedHostMiddleware compares it: lower case, IPv6 literals bracketed
+    (that is how they appear in a Host header)."""
+    name = name.strip().lower().removeprefix("[").removesuffix("]")
     try:
-        return (urlsplit(f"//{netloc}").hostname or "").lower()
+        if ipaddress.ip_address(name).version == 6:
+            return f"[{name}]"
     except ValueError:
-        return ""
+        pass
+    return name
+
+
+def trusted_hosts(allowed_hosts: Iterable[str], allowed_origins: Iterable[str]) -> list[str]:
+    """The Host names the server answers to: the loopback names always (the container's
+    health check uses them), the configured ones, and the host of each allowed origin.
+
+    This is the guard against DNS rebinding: a hostile page whose name now resolves to this
+    server is same-origin to the browser (its Origin and Host agree), but its Host is its own
+    name, never one of these. "*" turns the guard off.
+    """
+    names = list(allowed_hosts)
+    if "*" in names:
+        return ["*"]
+    names += LOOPBACK_NAMES
+    names += [urlsplit(origin).hostname or "" for origin in allowed_origins]
+    return sorted({_host_pattern(n) for n in names if n})
 
 
 def same_site(origin: str, host: str, allowed_origins: Iterable[str]) -> bool:
@@ -59,77 +81,67 @@ def same_site(origin: str, host: str, allowed_origins: Iterable[str]) -> bool:
     return origin.rstrip("/") in {o.rstrip("/") for o in allowed_origins}
 
 
-class GuardMiddleware:
-    """Pure ASGI: security headers on every response and a cap on request bodies.
+def _with_security_headers(scope: Scope, send: Send) -> Send:
+    exempt = scope["path"].startswith(CSP_EXEMPT)
 
-    Not BaseHTTPMiddleware, which buffers and slows streaming responses.
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            if not exempt:
+                headers.append((b"content-security-policy", CSP.encode()))
+            headers.append((b"x-content-type-options", b"nosniff"))
+            headers.append((b"referrer-policy", b"no-referrer"))
+            message["headers"] = headers
+        await send(message)
+
+    return send_with_headers
+
+
+class GuardMiddleware:
+    """Security headers on every response, a cap on request bodies, and no state-changing
+    request from a page on another site.
+
+    A cross-site page may send "simple" POSTs (no CORS preflight), and an empty body is a
+    valid run config, so unsafe methods must come from the serving host or an allowed
+    origin. Requests without an Origin (curl, scripts) are not from a browser page.
     """
 
     def __init__(self, app: Any, max_body_bytes: int, allowed_origins: Iterable[str] = ()) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.allowed_origins = tuple(allowed_origins)
-        origin_hosts = {host_name(urlsplit(o).netloc) for o in self.allowed_origins}
-        self.allowed_hosts = LOOPBACK_NAMES | origin_hosts
 
-    def _refusal(self, scope: Scope) -> str | None:
-        """Why a request from a page on another site is refused, or None.
-
-        A cross-site page may send "simple" POSTs (no CORS preflight), and an empty body is a
-        valid run config, so unsafe methods must come from the serving host or an allowed
-        origin. On a loopback-only server (`serve` sets app.state.loopback_only) the Host
-        must also be a loopback name: DNS rebinding makes a hostile page's Origin and Host
-        agree, but cannot make its Host "localhost".
-        """
+    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+        """(status, why) when the request is refused before it reaches a route."""
         headers = dict(scope.get("headers", []))
-        host = headers.get(b"host", b"").decode("latin-1")
-        state = getattr(scope.get("app"), "state", None)
-        loopback_only = getattr(state, "loopback_only", False)
-        if loopback_only and host and host_name(host) not in self.allowed_hosts:
-            return f"host {host[:100]!r} refused: this server only answers to localhost"
         origin = headers.get(b"origin")
-        if scope["type"] == "http" and scope["method"] not in SAFE_METHODS and origin:
+        if scope["method"] not in SAFE_METHODS and origin:
+            host = headers.get(b"host", b"").decode("latin-1")
             text = origin.decode("latin-1")
             if not same_site(text, host, self.allowed_origins):
-                return f"cross-site request refused (origin {text[:100]})"
+                return 403, f"cross-site request refused (origin {text[:100]})"
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                return 400, "invalid Content-Length header"
+            if int(length) > self.max_body:
+                return 413, self._too_large
         return None
 
+    @property
+    def _too_large(self) -> str:
+        return f"the request body is larger than this server's limit of {self.max_body} bytes"
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        refusal = self._refusal(scope)
-        if refusal is not None and scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": refusal})
-            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        exempt = scope["path"].startswith(CSP_EXEMPT)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                if not exempt:
-                    headers.append((b"content-security-policy", CSP.encode()))
-                headers.append((b"x-content-type-options", b"nosniff"))
-                headers.append((b"referrer-policy", b"no-referrer"))
-                message["headers"] = headers
-            await send(message)
-
+        send = _with_security_headers(scope, send)
+        refusal = self._refusal(scope)
         if refusal is not None:
-            await JSONResponse({"detail": refusal}, 403)(scope, receive, send_with_headers)
+            status, why = refusal
+            await WireJSON({"detail": why}, status)(scope, receive, send)
             return
-        too_large = f"the request body is larger than this server's limit of {self.max_body} bytes"
-        length = dict(scope.get("headers", [])).get(b"content-length")
-        if length is not None:
-            if not length.isdigit():
-                response = JSONResponse({"detail": "invalid Content-Length header"}, 400)
-                await response(scope, receive, send_with_headers)
-                return
-            if int(length) > self.max_body:
-                await JSONResponse({"detail": too_large}, 413)(scope, receive, send_with_headers)
-                return
         received = 0
 
         async def counting_receive() -> Message:
@@ -139,10 +151,32 @@ class GuardMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise HTTPException(413, too_large)
+                    raise HTTPException(413, self._too_large)
             return message
 
-        await self.app(scope, counting_receive, send_with_headers)
+        await self.app(scope, counting_receive, send)
+
+
+class HeadAsGet:
+    """HEAD answers as GET would, without the body (FastAPI's routes only match the methods
+    they declare; a HEAD to a GET route fell through to the static files: 404)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 class LoopLag:

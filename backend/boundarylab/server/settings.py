@@ -9,7 +9,7 @@ import os
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from boundarylab.engine import config as schema
@@ -51,6 +51,23 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Extra origins allowed to open the WebSocket besides the serving host.",
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "::1"],
+        description="Host names the server answers to (the Host header; the guard against "
+        "DNS rebinding). The loopback names and the hosts of allowed_origins are always "
+        'accepted; "*.example.org" matches subdomains; ["*"] accepts any name.',
+    )
+    debug_routes: bool = Field(
+        False, description="Serve GET /api/debug/loop-lag and its reset (for bench/)."
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_patterns(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if host != "*" and "*" in host.removeprefix("*."):
+                raise ValueError(f'{host!r}: a wildcard must be "*" or lead like "*.example.org"')
+        return hosts
 
 
 @lru_cache

@@ -1,4 +1,4 @@
-"""The live stream: WS /api/runs/{id}/stream (DESIGN.md, "Stream messages").
+"""The live stream: WS /api/runs/{id}/stream (messages.py is its wire format).
 
 One handler per viewer: a sender drains the viewer's outbox (fanout.Viewer), a receiver
 takes control messages; when either ends, the other is cancelled and the viewer dropped.
@@ -9,15 +9,22 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
 
 import anyio
 from fastapi import APIRouter, WebSocket
 
-from boundarylab.server.fanout import Run, Viewer
+from boundarylab.server.errors import Refusal, TooManyViewers
+from boundarylab.server.fanout import Viewer
 from boundarylab.server.messages import CONTROL_ACTIONS, dumps, error_message
-from boundarylab.server.runs import RegistryError, RunRegistry
+from boundarylab.server.middleware import same_site
+from boundarylab.server.run import Run
+from boundarylab.server.service import RunService
 from boundarylab.server.settings import Settings
+
+# WebSocket close codes (RFC 6455, plus one of the 4000-4999 private range).
+POLICY_VIOLATION = 1008  # a cross-site page
+TRY_AGAIN_LATER = 1013  # too many viewers; a viewer too slow to keep up
+UNKNOWN_RUN = 4404
 
 
 def origin_allowed(websocket: WebSocket, settings: Settings) -> bool:
@@ -26,10 +33,7 @@ def origin_allowed(websocket: WebSocket, settings: Settings) -> bool:
     origin = websocket.headers.get("origin")
     if origin is None:
         return True
-    host = websocket.headers.get("host", "").lower()
-    if host and urlsplit(origin).netloc.lower() == host:
-        return True
-    return origin.rstrip("/") in {o.rstrip("/") for o in settings.allowed_origins}
+    return same_site(origin, websocket.headers.get("host", ""), settings.allowed_origins)
 
 
 router = APIRouter()
@@ -38,35 +42,35 @@ router = APIRouter()
 @router.websocket("/api/runs/{run_id}/stream")
 async def stream(websocket: WebSocket, run_id: str) -> None:
     """Snapshot first, then progress, frames and status changes until the run ends."""
-    registry: RunRegistry = websocket.app.state.registry
+    service: RunService = websocket.app.state.service
     settings: Settings = websocket.app.state.settings
     # Accept first so that every refusal reaches the client as a close code + reason.
     await websocket.accept()
     if not origin_allowed(websocket, settings):
         origin = websocket.headers.get("origin", "")[:100]
-        await websocket.close(1008, f"cross-site WebSocket refused (origin {origin})")
+        await websocket.close(POLICY_VIOLATION, f"cross-site WebSocket refused (origin {origin})")
         return
-    run = registry.get(run_id)
+    run = service.get(run_id)
     if run is None:
         await websocket.send_text(dumps(error_message(f"no run with id {run_id[:64]!r}")))
-        await websocket.close(4404, "unknown run")
+        await websocket.close(UNKNOWN_RUN, "unknown run")
         return
     try:
-        viewer = registry.subscribe(run)
-    except RegistryError as exc:
-        await websocket.close(1013, exc.message)
+        viewer = service.subscribe(run)
+    except TooManyViewers as exc:
+        await websocket.close(TRY_AGAIN_LATER, exc.message)
         return
     try:
-        closing = await _serve_viewer(websocket, run, registry, viewer, settings)
+        closing = await _serve_viewer(websocket, run, service, viewer, settings)
     finally:
-        registry.unsubscribe(run, viewer)
+        service.unsubscribe(run, viewer)
     if closing is not None:
         with contextlib.suppress(Exception):
             await websocket.close(*closing)
 
 
 async def _serve_viewer(
-    websocket: WebSocket, run: Run, registry: RunRegistry, viewer: Viewer, settings: Settings
+    websocket: WebSocket, run: Run, service: RunService, viewer: Viewer, settings: Settings
 ) -> tuple[int, str] | None:
     """Send and receive until either side ends; returns the close (code, reason) if any.
 
@@ -81,7 +85,7 @@ async def _serve_viewer(
 
     async with anyio.create_task_group() as group:
         group.start_soon(side, lambda: _send_loop(websocket, viewer))
-        group.start_soon(side, lambda: _receive_loop(websocket, run, registry, viewer, settings))
+        group.start_soon(side, lambda: _receive_loop(websocket, run, service, viewer, settings))
     return ended[0] if ended else None
 
 
@@ -93,12 +97,12 @@ async def _send_loop(websocket: WebSocket, viewer: Viewer) -> tuple[int, str] | 
     except Exception:  # the client went away mid-send
         return None
     if viewer.overflowed:
-        return 1013, "viewer too slow: too many unsent messages"
+        return TRY_AGAIN_LATER, "viewer too slow: too many unsent messages"
     return 1000, "run finished"
 
 
 async def _receive_loop(
-    websocket: WebSocket, run: Run, registry: RunRegistry, viewer: Viewer, settings: Settings
+    websocket: WebSocket, run: Run, service: RunService, viewer: Viewer, settings: Settings
 ) -> tuple[int, str] | None:
     """Control messages from the client; replies go through the outbox (one sender)."""
     while True:
@@ -122,6 +126,6 @@ async def _receive_loop(
             viewer.put(dumps(error_message(f"unknown action {action!r}; use one of {allowed}")))
             continue
         try:
-            registry.request(run, action)
-        except RegistryError as exc:
+            service.request(run, action)
+        except Refusal as exc:
             viewer.put(dumps(error_message(exc.message)))

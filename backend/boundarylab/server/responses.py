@@ -1,0 +1,124 @@
+"""What the HTTP API answers: the JSON response class every route uses, and the response
+models /openapi.json and /docs describe.
+
+Optional keys (`message`, `position`, a progress entry's test metrics) are present only when
+they have a value: routes declare `response_model_exclude_unset=True` and build their
+answers from dicts that leave such keys out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
+
+from boundarylab.engine.config import RunConfig
+from boundarylab.engine.events import RunStatus
+from boundarylab.server.messages import dumps
+
+
+class WireJSON(JSONResponse):
+    """JSON rendered by messages.dumps: compact, and never NaN or Infinity."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode()
+
+
+class Detail(BaseModel):
+    """An error: what went wrong, for a person."""
+
+    detail: str
+
+
+class RunCounts(BaseModel):
+    running: int
+    queued: int
+
+
+class WorkerPoolState(BaseModel):
+    mode: Literal["process", "thread"]
+    size: int = Field(description="Runs that train at once.")
+    ready: int = Field(description="Workers started and ready.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    runs: RunCounts
+    workers: WorkerPoolState
+
+
+class ProgressEntry(BaseModel):
+    """Loss and accuracy after `iteration` updates; null where a value was not finite.
+    `test_loss` and `test_accuracy` are present only when the run has a test split."""
+
+    iteration: int
+    loss: float | None
+    train_accuracy: float | None
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+
+
+class RunSummary(BaseModel):
+    id: str
+    status: RunStatus
+    iteration: int = Field(description="Updates done so far.")
+    total: int = Field(description="Updates the run will do (training.iterations).")
+    metrics: ProgressEntry | None = Field(description="The latest progress entry.")
+    created: float = Field(description="When the run was submitted (Unix time).")
+    message: str | None = Field(None, description="Why it failed, diverged or was cancelled.")
+    position: int | None = Field(None, description="Place in the queue while queued (1 = next).")
+
+
+class RunCreated(RunSummary):
+    config: RunConfig
+    stream: str = Field(description="Path of the run's WebSocket stream.")
+
+
+class RunDetail(RunSummary):
+    config: RunConfig
+    history: list[ProgressEntry]
+
+
+class ControlResult(BaseModel):
+    id: str
+    status: RunStatus
+    iteration: int
+
+
+class LayerWeights(BaseModel):
+    W: list[list[float | None]] = Field(description="Weights, fan_in × fan_out.")
+    b: list[float | None] = Field(description="Biases, fan_out.")
+
+
+class ModelExport(BaseModel):
+    """A run's network: its config, how far it trained, each layer's weights and biases."""
+
+    config: RunConfig
+    iteration: int
+    layers: list[LayerWeights]
+
+
+class DatasetPart(BaseModel):
+    x: list[tuple[float, float]] = Field(description="Points (x1, x2).")
+    y: list[int] = Field(description="Class of each point.")
+
+
+class DatasetPoints(BaseModel):
+    train: DatasetPart
+    test: DatasetPart
+
+
+class WireRoute(APIRoute):
+    """A route whose JSON goes through WireJSON. Without an explicit class FastAPI renders
+    a route with a response model through pydantic's own JSON encoder instead, and the
+    server would have two encoders."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if isinstance(kwargs.get("response_class"), DefaultPlaceholder):
+            kwargs["response_class"] = WireJSON
+        super().__init__(path, endpoint, **kwargs)

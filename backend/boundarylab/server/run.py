@@ -1,0 +1,120 @@
+"""One run as the server holds it: what a client may ask about it, nothing about where it
+trains (the scheduler's business) or who watches it (the feed's)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from boundarylab.engine.config import RunConfig
+from boundarylab.server.messages import TERMINAL, Encoded, snapshot_text
+
+
+@dataclass(eq=False)
+class Run:
+    """A run's record. Its history is kept as JSON text, never as dicts.
+
+    While the run trains, each progress entry is the JSON text its worker made; when it
+    ends (`finish`) they are joined into one text. The server keeps up to 200 finished runs,
+    and as ~200 small dicts each they were the bulk of what those cost (~70 KB a run, spread
+    over the allocator's arenas); as text a run's history is ~20 KB in one block, and the
+    snapshot splices it in as it is.
+    """
+
+    id: str
+    config: RunConfig
+    client: str
+    dataset_text: str
+    created: float = field(default_factory=time.time)
+    status: str = "queued"
+    message: str | None = None
+    iteration: int = 0
+    position: int | None = None
+    model: dict[str, Any] | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    # The latest message of each conflated kind (messages.CONFLATED_KINDS), as JSON text.
+    latest: dict[str, str] = field(default_factory=dict)
+    _entries: list[str] = field(default_factory=list)
+    _history_text: str | None = None
+    _last_entry: str | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL
+
+    # -- state changes ---------------------------------------------------------------------
+    def add_progress(self, message: Encoded) -> None:
+        assert message.entry is not None and self._history_text is None, "run has ended"
+        self._entries.append(message.entry)
+        self._last_entry = message.entry
+        if message.iteration is not None:
+            self.iteration = message.iteration
+
+    def keep_latest(self, message: Encoded) -> None:
+        self.latest[message.kind] = message.text
+
+    def start(self) -> None:
+        self.status, self.position, self.started_at = "running", None, time.monotonic()
+
+    def finish(self, status: str, message: str | None) -> None:
+        """The run ended: its final status, and its history folded into one text."""
+        self.status, self.message, self.position = status, message, None
+        self.finished_at = time.monotonic()
+        if self._history_text is None:
+            self._history_text = self.history_json()
+            self._entries = []
+
+    def notify(self) -> None:
+        """Wake whoever waits for this run to change (control requests)."""
+        event, self.changed = self.changed, asyncio.Event()
+        event.set()
+
+    # -- views -----------------------------------------------------------------------------
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The progress entries, oldest first (each without "type")."""
+        return json.loads(self.history_json())  # type: ignore[no-any-return]
+
+    def history_json(self) -> str:
+        if self._history_text is not None:
+            return self._history_text
+        return f"[{','.join(self._entries)}]"
+
+    def metrics(self) -> dict[str, Any] | None:
+        """The latest progress entry."""
+        return json.loads(self._last_entry) if self._last_entry is not None else None
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status,
+            "iteration": self.iteration,
+            "total": self.config.training.iterations,
+            "metrics": self.metrics(),
+            "created": self.created,
+        }
+        if self.message is not None:
+            out["message"] = self.message
+        if self.position is not None:
+            out["position"] = self.position
+        return out
+
+    def snapshot_text(self) -> str:
+        """The `snapshot` message a viewer gets first (see messages.snapshot_text)."""
+        head = {
+            "id": self.id,
+            "config": self.config.model_dump(mode="json"),
+            "status": self.status,
+            "iteration": self.iteration,
+        }
+        tail: dict[str, Any] = {}
+        if self.message is not None:
+            tail["message"] = self.message
+        if self.position is not None:
+            tail["position"] = self.position
+        return snapshot_text(head, self.history_json(), self.dataset_text, self.latest, tail)

@@ -1,0 +1,185 @@
+"""The default scheduler (pool.WorkerPool, thread workers) and the typed worker protocol,
+without HTTP: what it reports through RunEvents, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from boundarylab.engine.config import RunConfig
+from boundarylab.server.errors import Busy
+from boundarylab.server.messages import Encoded, dumps
+from boundarylab.server.pool import WorkerPool
+from boundarylab.server.protocol import Done, EventReader, EventWriter, Ready, RunMessage
+
+
+class Steps:
+    """A run of `training.iterations` steps, one per 10 ms wait (the first after 0.5 s, so a
+    command sent with its start always comes first); obeys pause/resume/cancel."""
+
+    def __init__(self, config: RunConfig, emit: Callable[[dict], None], next_command: Any):
+        self.config, self.emit, self.next_command, self.k = config, emit, next_command, 0
+
+    def run(self) -> str:
+        self.emit({"type": "status", "status": "running"})
+        paused = False
+        while self.k < self.config.training.iterations:
+            command = self.next_command(0.5 if self.k == 0 else 0.01)
+            if command == "cancel":
+                return "cancelled"
+            if command in ("pause", "resume"):
+                paused = command == "pause"
+                self.emit({"type": "status", "status": "paused" if paused else "running"})
+            elif command is None and not paused:
+                self.k += 1
+                self.emit({"type": "progress", "iteration": self.k, "loss": 1.0,
+                           "train_accuracy": 0.5})  # fmt: skip
+        return "completed"
+
+    def export_model(self) -> dict:
+        return {"iteration": self.k}
+
+
+class Events:
+    """RunEvents that writes down what it is told."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[Any, ...]] = []
+
+    def queued(self, run_id: str, position: int) -> None:
+        self.log.append(("queued", run_id, position))
+
+    def started(self, run_id: str) -> None:
+        self.log.append(("started", run_id))
+
+    def message(self, run_id: str, message: Encoded) -> None:
+        self.log.append(("message", run_id, message))
+
+    def done(self, run_id: str, status: str, model: dict | None) -> None:
+        self.log.append(("done", run_id, status, model))
+
+    def aborted(self, run_id: str, status: str, reason: str) -> None:
+        self.log.append(("aborted", run_id, status, reason))
+
+    def about(self, run_id: str, kind: str) -> list[tuple[Any, ...]]:
+        return [e for e in self.log if e[1] == run_id and e[0] == kind]
+
+    def ended(self, run_id: str) -> bool:
+        return bool(self.about(run_id, "done") or self.about(run_id, "aborted"))
+
+
+def _config(iterations: int) -> RunConfig:
+    return RunConfig.model_validate({"training": {"iterations": iterations}})
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "never happened"
+        await asyncio.sleep(0.01)
+
+
+def _with_pool(
+    scenario: Callable[[WorkerPool, Events], Awaitable[None]], size: int = 1, max_queued: int = 5
+) -> None:
+    async def main() -> None:
+        pool, events = WorkerPool(size, "thread", Steps, max_queued), Events()
+        await pool.start(events)
+        try:
+            await scenario(pool, events)
+        finally:
+            await pool.cancel_all("test over", 5.0)
+            await pool.shutdown(5.0)
+
+    asyncio.run(main())
+
+
+def test_runs_wait_in_order_a_queued_one_can_be_cancelled_and_the_next_moves_up() -> None:
+    async def scenario(pool: WorkerPool, events: Events) -> None:
+        for run_id in "abc":
+            pool.check_capacity()
+            pool.submit(run_id, _config(10_000))
+        assert events.log[:3] == [("started", "a"), ("queued", "b", 1), ("queued", "c", 2)]
+        assert pool.counts() == {"running": 1, "queued": 2}
+        pool.control("b", "cancel")
+        assert events.about("b", "aborted") == [
+            ("aborted", "b", "cancelled", "cancelled before it started")
+        ]
+        assert events.log[-1] == ("queued", "c", 1)
+        pool.control("a", "cancel")
+        await _until(lambda: bool(events.about("c", "started")))
+        assert events.about("a", "done")[0][2] == "cancelled"
+        assert not events.about("b", "started")  # a cancelled run never starts
+
+    _with_pool(scenario)
+
+
+def test_a_full_pool_refuses_and_a_pause_asked_in_the_queue_applies_at_start() -> None:
+    async def scenario(pool: WorkerPool, events: Events) -> None:
+        pool.submit("a", _config(10_000))
+        pool.submit("b", _config(10_000))
+        with pytest.raises(Busy, match="full: 1 runs training and 1 waiting"):
+            pool.check_capacity()
+        pool.control("b", "pause")
+        pool.control("a", "cancel")
+        await _until(lambda: any(m.status == "paused" for *_, m in events.about("b", "message")))
+        progress = [m for *_, m in events.about("b", "message") if m.kind == "progress"]
+        assert not progress  # paused before its first step
+
+    _with_pool(scenario, max_queued=1)
+
+
+def test_messages_arrive_encoded_and_exports_come_from_the_running_worker() -> None:
+    async def scenario(pool: WorkerPool, events: Events) -> None:
+        pool.submit("a", _config(30))
+        await _until(lambda: len(events.about("a", "message")) > 3)
+        model = await pool.export("a")
+        assert model is not None and model["iteration"] >= 1
+        await _until(lambda: events.ended("a"))
+        messages = [m for *_, m in events.about("a", "message")]
+        first = messages[1]
+        assert first.kind == "progress" and first.iteration == 1
+        assert first.text == dumps({"type": "progress", "iteration": 1, "loss": 1.0,
+                                    "train_accuracy": 0.5})  # fmt: skip
+        assert first.entry == '{"iteration":1,"loss":1.0,"train_accuracy":0.5}'
+        assert events.about("a", "done") == [("done", "a", "completed", {"iteration": 30})]
+        assert await pool.export("a") is None  # not running any more
+
+    _with_pool(scenario)
+
+
+def test_cancel_all_ends_running_and_queued_runs() -> None:
+    async def scenario(pool: WorkerPool, events: Events) -> None:
+        pool.submit("a", _config(100_000))
+        pool.submit("b", _config(100_000))
+        await pool.cancel_all("the server is shutting down", 5.0)
+        assert events.about("b", "aborted")[0][2:] == ("cancelled", "the server is shutting down")
+        assert events.about("a", "done")[0][2] == "cancelled"
+        assert pool.counts() == {"running": 0, "queued": 0}
+
+    _with_pool(scenario)
+
+
+def test_worker_events_travel_as_typed_length_prefixed_pickles() -> None:
+    receiving, sending = multiprocessing.Pipe(duplex=False)
+    writer, reader = EventWriter(sending), EventReader()
+    message = Encoded("progress", '{"type":"progress"}', 1, entry="{}")
+    sent = [Ready(), RunMessage("r", message), Done("r", "completed", {"W": [1.0]})]
+    for event in sent:
+        writer.send(event)
+    writer.close()
+    raw = b""
+    while chunk := os.read(receiving.fileno(), 1 << 16):
+        raw += chunk
+    receiving.close()
+    got = []
+    for start in range(0, len(raw), 7):  # bytes arrive in pieces: events only when whole
+        reader._buffer += raw[start : start + 7]
+        got += reader.events()
+    assert got == sent
