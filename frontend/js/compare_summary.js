@@ -33,28 +33,28 @@ function trainSentence(done) {
   const acc = (c) => shown(c.last.train_accuracy);
   const best = done.reduce((a, c) => (acc(c) > acc(a) ? c : a));
   const worst = done.reduce((a, c) => (acc(c) < acc(a) ? c : a));
-  const extremes =
-    `Training accuracy goes from ${pct(worst.last.train_accuracy)} (size ${worst.size}) ` +
-    `to ${pct(best.last.train_accuracy)} (size ${best.size})`;
-  const falls = [];
-  for (let i = 1; i < done.length; i += 1) {
-    if (acc(done[i]) < acc(done[i - 1])) falls.push([done[i - 1], done[i]]);
-  }
   if (acc(best) === acc(worst)) {
     return `Every size reaches the same training accuracy, ${pct(best.last.train_accuracy)}.`;
   }
-  if (!falls.length) {
+  const extremes =
+    `Training accuracy is lowest at size ${worst.size} (${pct(worst.last.train_accuracy)}) ` +
+    `and highest at size ${best.size} (${pct(best.last.train_accuracy)})`;
+  const drops = [];
+  for (let i = 1; i < done.length; i += 1) {
+    const [a, b] = [done[i - 1], done[i]];
+    if (acc(b) < acc(a)) {
+      drops.push(
+        `from size ${a.size} to ${b.size} ` +
+          `(${pct(a.last.train_accuracy)} → ${pct(b.last.train_accuracy)})`,
+      );
+    }
+  }
+  if (!drops.length) {
     const strictly = done.every((c, i) => i === 0 || acc(c) > acc(done[i - 1]));
     return `${extremes}: it ${strictly ? "rises with the size" : "never falls as the size grows"}.`;
   }
-  const [before, after] = falls[0];
-  const more =
-    falls.length > 1 ? ` (and ${falls.length - 1} more drop${falls.length > 2 ? "s" : ""})` : "";
-  return (
-    `${extremes}, but not steadily: size ${after.size} scores ` +
-    `${pct(after.last.train_accuracy)}, below size ${before.size}'s ` +
-    `${pct(before.last.train_accuracy)}${more}.`
-  );
+  const list = drops.length > 1 ? `${drops.slice(0, -1).join(", ")} and ${drops.at(-1)}` : drops[0];
+  return `${extremes}, yet it does not simply rise with the size: it drops ${list}.`;
 }
 
 function testSentence(done) {
