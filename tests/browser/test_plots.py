@@ -93,8 +93,8 @@ def test_saved_png_shows_the_painted_boundary(desk: Any, tmp_path: Any) -> None:
     page.locator("#boundary-plot").hover()
     with page.expect_download() as download:
         page.locator("#boundary-plot .modebar-btn[data-title='Download plot as a PNG']").click()
+    download.value.save_as(tmp_path / "boundary.png")
     saved = tmp_path / "boundary.png"
-    download.value.save_as(saved)
     assert download.value.suggested_filename == "boundary.png"
     share = page.evaluate(
         """async (b64) => {
