@@ -115,8 +115,9 @@ function pixelGrid(grid, view, width, height) {
 // (1 on the line, 0 beyond ~1.3 px): a 2.5 px anti-aliased line at any resolution. The
 // gradient takes the larger one-sided difference on each axis, so a kink (the top-two margin
 // of K classes is |…|-shaped at the edge) reads as steep as its sides.
-function inkAt(field, i, c, r, width, height, signed) {
+function inkAt(field, i, c, r, width, height, signed, reach) {
   const f = field[i];
+  if (Math.abs(f) > reach) return 0; // too far from any zero to be on the line
   const left = c > 0 && !Number.isNaN(field[i - 1]) ? field[i - 1] : f;
   const right = c < width - 1 && !Number.isNaN(field[i + 1]) ? field[i + 1] : f;
   const up = r > 0 && !Number.isNaN(field[i - width]) ? field[i - width] : f;
@@ -127,11 +128,24 @@ function inkAt(field, i, c, r, width, height, signed) {
   return Math.min(1, Math.max(0, 1.3 - distance));
 }
 
-function putPixel(data, o, rgbColour, ink) {
-  data[o] = rgbColour[0] + (LINE[0] - rgbColour[0]) * ink;
-  data[o + 1] = rgbColour[1] + (LINE[1] - rgbColour[1]) * ink;
-  data[o + 2] = rgbColour[2] + (LINE[2] - rgbColour[2]) * ink;
-  data[o + 3] = 255;
+/**
+ * The largest |f| a pixel on the line can have: 1.3 px times an upper bound on |∇f| per
+ * pixel, from the steepest difference between neighbouring grid points. Pixels beyond it skip
+ * the gradient entirely, which is most of them.
+ * @param {Float32Array[]} grids  per-grid-point fields whose differences bound f's
+ */
+function inkReach(grids, nx, at) {
+  let steepest = 0;
+  for (const g of grids) {
+    for (let i = 0; i + 1 < g.length; i += 1) {
+      if ((i + 1) % nx) steepest = Math.max(steepest, Math.abs(g[i + 1] - g[i]));
+      if (i + nx < g.length) steepest = Math.max(steepest, Math.abs(g[i + nx] - g[i]));
+    }
+  }
+  // Two fields, two steps (the K-class margin is a difference of two scores), √2 diagonally.
+  return (
+    1.3 * 2 * grids.length * steepest * Math.SQRT2 * Math.max(Math.abs(at.sx), Math.abs(at.sy))
+  );
 }
 
 // Binary: P(class 1) interpolated bilinearly; the line is where P − ½ crosses zero.
@@ -139,6 +153,7 @@ function paintProbability(field, data, width, height, at) {
   const { nx } = field.grid;
   const { value } = buffers(width * height);
   const p = field.p;
+  const reach = inkReach([p], nx, at);
   for (let r = 0; r < height; r += 1) {
     const gy = at.gy[r];
     const y0 = Math.min(Math.floor(gy), field.grid.ny - 2);
@@ -157,19 +172,21 @@ function paintProbability(field, data, width, height, at) {
       value[r * width + c] = top + (bottom - top) * fy - 0.5;
     }
   }
-  const colour = [0, 0, 0];
   for (let r = 0; r < height; r += 1) {
     for (let c = 0; c < width; c += 1) {
       const i = r * width + c;
+      const o = i * 4;
       if (Number.isNaN(value[i])) {
-        data[i * 4 + 3] = 0; // off the grid (zoomed out): transparent
+        data[o + 3] = 0; // off the grid (zoomed out): transparent
         continue;
       }
       const lut = Math.round((value[i] + 0.5) * 255) * 3;
-      colour[0] = PROBABILITY_LUT[lut];
-      colour[1] = PROBABILITY_LUT[lut + 1];
-      colour[2] = PROBABILITY_LUT[lut + 2];
-      putPixel(data, i * 4, colour, inkAt(value, i, c, r, width, height, true));
+      const ink = inkAt(value, i, c, r, width, height, true, reach);
+      // Written channel by channel: this loop runs for every pixel of every frame.
+      data[o] = PROBABILITY_LUT[lut] + (LINE[0] - PROBABILITY_LUT[lut]) * ink;
+      data[o + 1] = PROBABILITY_LUT[lut + 1] + (LINE[1] - PROBABILITY_LUT[lut + 1]) * ink;
+      data[o + 2] = PROBABILITY_LUT[lut + 2] + (LINE[2] - PROBABILITY_LUT[lut + 2]) * ink;
+      data[o + 3] = 255;
     }
   }
 }
@@ -256,6 +273,7 @@ function paintClasses(field, nClasses, data, width, height, at) {
   const { cls: fieldCls } = field;
   const scores = classScores(field);
   const { value, margin, cls } = buffers(width * height);
+  const reach = inkReach([scores.top, scores.other], nx, at);
   const x0s = new Int32Array(width);
   for (let c = 0; c < width; c += 1) x0s[c] = Math.min(Math.floor(at.gx[c]), nx - 2);
   const out = { sure: 0, margin: 0 };
@@ -299,7 +317,7 @@ function paintClasses(field, nClasses, data, width, height, at) {
       const sure = Math.min(1, Math.max(0, (value[i] - 1 / k) / (1 - 1 / k)));
       const lut = CLASS_LUT[cls[i] % CLASS_LUT.length];
       const at3 = Math.round(sure * 255) * 3;
-      const ink = inkAt(margin, i, c, r, width, height, false);
+      const ink = inkAt(margin, i, c, r, width, height, false, reach);
       const o = i * 4;
       data[o] = lut[at3] + (LINE[0] - lut[at3]) * ink;
       data[o + 1] = lut[at3 + 1] + (LINE[1] - lut[at3 + 1]) * ink;
