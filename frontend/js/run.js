@@ -90,8 +90,8 @@ export class RunView {
     this.plots.boundary.setDataset(dataset);
     this.els.caption.textContent =
       this.nClasses > 2
-        ? "Decision regions: colour = predicted class, paler = less sure"
-        : "Decision boundary: background = P(blue), line = 50 %";
+        ? "Regions: colour = predicted class, paler = less sure"
+        : "Boundary: background = P(blue), line = 50 %";
   }
 
   /** Stop following the current run (and cancel it if it still trains). */
