@@ -1,4 +1,4 @@
-// The HTTP and WebSocket client of the server's contract (DESIGN.md). No DOM here.
+// The HTTP and WebSocket client of the server's contract (docs/architecture.md). No DOM here.
 
 export const TERMINAL = new Set(["completed", "cancelled", "diverged", "failed"]);
 

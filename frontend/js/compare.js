@@ -1,7 +1,8 @@
 // The hidden-size comparison: one run per size on the same data, each drawn live in a small
-// boundary plot titled with its size, loss and accuracy — the article's figure, alive.
+// boundary plot captioned with its size, loss and accuracy — the article's figure, alive.
 
 import * as api from "./api.js";
+import { summariseComparison } from "./compare_summary.js";
 import { BoundaryPlot } from "./plots.js";
 import { classCount } from "./run.js";
 
@@ -26,7 +27,7 @@ function titleFor(size, cell) {
 }
 
 class CompareCell {
-  constructor(grid, size) {
+  constructor(grid, size, showTest) {
     this.size = size;
     this.status = "starting";
     this.last = null;
@@ -35,19 +36,23 @@ class CompareCell {
     this.el = document.createElement("figure");
     this.el.className = "compare-cell";
     this.el.dataset.size = String(size);
+    // The caption is HTML above the plot, where Plotly's toolbar cannot cover it.
+    this.caption = document.createElement("figcaption");
+    this.caption.className = "compare-title";
     const plotEl = document.createElement("div");
     plotEl.className = "plot plot-small";
     plotEl.setAttribute("role", "img");
     plotEl.setAttribute("aria-label", `Decision boundary with ${size} hidden units`);
-    this.el.append(plotEl);
+    this.el.append(this.caption, plotEl);
     grid.append(this.el);
     this.plot = new BoundaryPlot(plotEl, { small: true });
+    this.plot.setShowTest(showTest);
     this.#retitle();
   }
 
   #retitle() {
     this.el.dataset.status = this.status;
-    this.plot.setTitle(titleFor(this.size, this));
+    this.caption.textContent = titleFor(this.size, this);
   }
 
   follow(run) {
@@ -72,6 +77,8 @@ class CompareCell {
 
   #onMessage(msg) {
     if (msg.type === "snapshot") {
+      // What the run was doing when this viewer joined (a fast run may have finished).
+      this.el.dataset.joined ??= msg.status;
       if (msg.dataset) {
         this.nClasses = classCount(msg.dataset);
         this.plot.setDataset(msg.dataset);
@@ -115,6 +122,13 @@ export class Comparison {
     this.grid = grid;
     this.statusEl = status;
     this.cells = [];
+    this.showTest = true;
+  }
+
+  /** Show or hide the held-out test points in every cell. */
+  setShowTest(show) {
+    this.showTest = show;
+    for (const cell of this.cells) cell.plot.setShowTest(show);
   }
 
   liveRunIds() {
@@ -135,7 +149,7 @@ export class Comparison {
    */
   async start(config, sizes) {
     this.clear();
-    this.cells = sizes.map((size) => new CompareCell(this.grid, size));
+    this.cells = sizes.map((size) => new CompareCell(this.grid, size, this.showTest));
     for (const cell of this.cells) cell.onFinished = () => this.#summarise();
     this.statusEl.textContent = `Training ${sizes.length} networks on the same data…`;
     for (const cell of this.cells) {
@@ -154,8 +168,7 @@ export class Comparison {
     const total = this.cells.length;
     this.statusEl.textContent =
       done === total
-        ? `All ${total} runs finished. Compare the titles: training accuracy rises with the ` +
-          "size, but the largest networks bend around single noisy points (overfitting)."
+        ? summariseComparison(this.cells)
         : `${done} of ${total} runs finished; each plot updates as its network learns.`;
   }
 }

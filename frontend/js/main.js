@@ -3,26 +3,20 @@
 import * as api from "./api.js";
 import { Comparison } from "./compare.js";
 import { ConfigForm } from "./form.js";
-import { BoundaryPlot, LossPlot } from "./plots.js";
+import { LossPlot } from "./lossplot.js";
+import { BoundaryPlot } from "./plots.js";
 import { RunView } from "./run.js";
-import { fieldsFromSchema, nest, parseValue } from "./schema.js";
+import {
+  compareFieldFromSchema,
+  fieldsFromSchema,
+  kindDefaultsFromSchema,
+  nest,
+  parseValue,
+} from "./schema.js";
 import { COMPARE_KEY, readQuery, writeQuery } from "./urlstate.js";
 
 const $ = (id) => document.getElementById(id);
-
-// Only the bounds of the comparison's sizes are needed; they match ModelConfig's items.
-const COMPARE_DEFAULT = [1, 2, 3, 4, 5, 20, 50];
-
-function compareField(hiddenField) {
-  return {
-    key: COMPARE_KEY,
-    kind: "int-list",
-    minItems: 1,
-    maxItems: 12,
-    itemMin: hiddenField?.itemMin ?? 1,
-    itemMax: hiddenField?.itemMax ?? 256,
-  };
-}
+const READY = "Ready: these are the points to separate. Press Train.";
 
 function readCompare(field) {
   const parsed = parseValue(field, $("compare-sizes").value);
@@ -51,8 +45,9 @@ async function checkHealth() {
   }
 }
 
-function makeRunView() {
+function makeRunView(onTestLegend) {
   const els = {
+    showTest: $("show-test"),
     status: $("status"),
     caption: $("boundary-caption"),
     banner: $("banner"),
@@ -70,24 +65,32 @@ function makeRunView() {
   };
   const loss = new LossPlot($("loss-plot"));
   $("log-scale").addEventListener("change", (e) => loss.setLog(e.target.checked));
-  return new RunView(els, { boundary: new BoundaryPlot($("boundary-plot")), loss });
+  const boundary = new BoundaryPlot($("boundary-plot"), { onTestLegend });
+  return new RunView(els, { boundary, loss });
 }
 
 class Page {
-  constructor(fields) {
-    this.fields = fields;
-    this.compareField = compareField(fields.find((f) => f.key === "model.hidden_sizes"));
-    this.view = makeRunView();
+  constructor(schema) {
+    this.fields = fieldsFromSchema(schema);
+    this.compareField = compareFieldFromSchema(schema);
+    this.view = makeRunView((show) => this.#setShowTest(show));
     this.comparison = new Comparison($("compare-grid"), $("compare-status"));
-    this.form = new ConfigForm($("config-form"), fields, (key) => this.#edited(key));
+    this.form = new ConfigForm(
+      $("config-form"),
+      this.fields,
+      kindDefaultsFromSchema(schema),
+      (key) => this.#edited(key),
+    );
     this.previewTimer = null;
     this.previewSeq = 0;
+    this.unknownKeys = [];
   }
 
   init() {
-    const raw = readQuery(location.search, this.fields);
+    const { raw, unknown, showTest } = readQuery(location.search, this.fields);
+    this.unknownKeys = unknown;
     this.form.setValues(raw);
-    $("compare-sizes").value = raw[COMPARE_KEY] ?? COMPARE_DEFAULT.join(", ");
+    $("compare-sizes").value = raw[COMPARE_KEY] ?? (this.compareField?.default || []).join(", ");
     $("config-form").addEventListener("submit", (e) => {
       e.preventDefault();
       this.train();
@@ -97,14 +100,50 @@ class Page {
       this.compare();
     });
     $("compare-sizes").addEventListener("input", () => this.#syncUrl());
+    $("show-test").checked = showTest;
+    this.#setShowTest(showTest);
+    $("show-test").addEventListener("change", (e) => this.#setShowTest(e.target.checked));
     // Nobody can watch a run after its page is gone (the link holds the config, not the
     // run), so leaving cancels it instead of keeping a worker busy for nothing.
     window.addEventListener("pagehide", () => {
       for (const id of this.#liveRunIds()) navigator.sendBeacon(api.controlUrl(id, "cancel"));
     });
     this.#syncUrl();
-    this.view.setStatus("Ready: these are the points to separate. Press Train.");
+    this.#showReadiness();
     this.preview();
+  }
+
+  #setShowTest(show) {
+    $("show-test").checked = show;
+    this.view.plots.boundary.setShowTest(show);
+    this.comparison.setShowTest(show);
+    this.#syncUrl();
+  }
+
+  /**
+   * "Ready", or what stops the form from training: a value that fails its field's check
+   * (typed, or arrived in a link), named by the field's label, and keys of the link that
+   * the page does not know.
+   * @returns {boolean} whether the form is ready
+   */
+  #showReadiness(ready = READY) {
+    const { errors } = this.form.read();
+    const problems = Object.entries(errors).map(([k, msg]) => `${this.form.labelOf(k)}: ${msg}`);
+    const parts = [];
+    if (problems.length) {
+      const which = problems.length === 1 ? "this field" : "these fields";
+      parts.push(`Fix ${which} first — ${problems.join("; ")}`);
+    }
+    if (this.unknownKeys.length) {
+      const keys = this.unknownKeys.join(", ");
+      parts.push(`The link names settings this page does not know (ignored): ${keys}.`);
+    }
+    if (!parts.length) {
+      this.view.setStatus(ready);
+      return true;
+    }
+    this.view.setStatus(parts.join(" "), "error");
+    return false;
   }
 
   #liveRunIds() {
@@ -117,11 +156,13 @@ class Page {
     const { values, errors } = this.form.read();
     if (Object.keys(errors).length) return;
     const compare = readCompare(this.compareField);
-    writeQuery(values, this.fields, compare.error ? undefined : compare.value.join(","));
+    const sizes = compare.error ? undefined : compare.value.join(",");
+    writeQuery(values, this.fields, sizes, $("show-test").checked);
   }
 
   #edited(key) {
     showGeneralError("");
+    this.unknownKeys = []; // said once; an edit means the person has moved on
     this.#syncUrl();
     if (key.startsWith("dataset.")) {
       clearTimeout(this.previewTimer);
@@ -142,10 +183,10 @@ class Page {
       if (seq !== this.previewSeq) return; // a newer edit already asked again
       const wasActive = this.view.active;
       this.view.showPreview(data);
-      this.view.setStatus(
+      this.#showReadiness(
         wasActive
           ? "Data changed, so the run was stopped. Press Train to learn the new points."
-          : "Ready: these are the points to separate. Press Train.",
+          : READY,
       );
     } catch (err) {
       if (err.status === 422) this.#showServerErrors(err.detail, "dataset");
@@ -179,6 +220,10 @@ class Page {
   async train() {
     const config = this.#validConfig();
     if (!config) return;
+    // A preview still on its way (the data changed just before) would replace the new
+    // run's points and stop it: the run brings its own points, so drop the preview.
+    clearTimeout(this.previewTimer);
+    this.previewSeq += 1;
     try {
       const run = await api.createRun(config);
       this.view.attach(run);
@@ -209,7 +254,7 @@ async function main() {
     setTimeout(main, 3000);
     return;
   }
-  const page = new Page(fieldsFromSchema(schema));
+  const page = new Page(schema);
   page.init();
   checkHealth();
   window.boundaryLab = page; // handy in the console and for the browser tests

@@ -1,35 +1,14 @@
-// The two kinds of plot: the decision boundary under the points, and the loss curve.
-// Updates only mark a plot dirty; one requestAnimationFrame redraws what changed, so a burst
-// of frames costs one Plotly.react per plot per display frame, never a queue of them.
+// The decision-boundary plot: the points (Plotly, SVG) over the painted field (a canvas of
+// its own, fieldcanvas.js). A new frame repaints the canvas only; Plotly redraws when the
+// points, the grid or the test points' visibility change.
 
-import { CLASS_COLORS, decodeFrame, paintFrame } from "./boundary.js";
+import { CLASS_COLORS, decodeFrame } from "./boundary.js";
+import { FieldCanvas } from "./fieldcanvas.js";
+import { plotConfig, schedule, topMarginClearOfToolbar } from "./plotkit.js";
 
 const Plotly = window.Plotly;
-const dirty = new Set();
-let scheduled = false;
 
-function flush() {
-  scheduled = false;
-  const plots = [...dirty];
-  dirty.clear();
-  for (const plot of plots) plot.draw();
-}
-
-function schedule(plot) {
-  dirty.add(plot);
-  if (!scheduled) {
-    scheduled = true;
-    requestAnimationFrame(flush);
-  }
-}
-
-const PLOT_CONFIG = {
-  displaylogo: false,
-  responsive: true,
-  modeBarButtonsToRemove: ["lasso2d", "select2d"],
-};
-
-function pointTraces(dataset, small) {
+function pointTraces(dataset, small, showTest) {
   const traces = [];
   const splits = [
     ["train", "circle", "train"],
@@ -57,6 +36,8 @@ function pointTraces(dataset, small) {
         name: test ? "test points" : `class ${k}`,
         legendgroup: test ? "test" : `class ${k}`,
         showlegend: !test || !traces.some((t) => t.legendgroup === "test"),
+        // Hidden test points keep their legend entry, so they can be shown again from there.
+        visible: test && !showTest ? "legendonly" : true,
         x: xs,
         y: ys,
         marker: {
@@ -77,118 +58,110 @@ function sameGrid(a, b) {
 }
 
 export class BoundaryPlot {
-  /** @param {HTMLElement} el  @param {{small?: boolean}} options */
-  constructor(el, { small = false } = {}) {
+  /**
+   * @param {HTMLElement} el
+   * @param {{small?: boolean, onTestLegend?: (show: boolean) => void}} options  small: a
+   *   comparison cell (no legend, no axis titles); onTestLegend: the legend's "test points"
+   *   entry was clicked, asking to show (true) or hide them
+   */
+  constructor(el, { small = false, onTestLegend = null } = {}) {
     this.el = el;
     this.small = small;
+    this.onTestLegend = onTestLegend;
     this.dataset = null;
-    this.image = null; // {source, grid}: the painted frame
-    this.title = "";
+    this.grid = null; // the grid of the frame on show: it sets the axes' ranges
+    this.showTest = true;
+    this.field = new FieldCanvas(el);
+    this.pending = undefined; // a frame to paint at the next draw (null: clear)
     this.revision = 0;
-    this.full = true; // points, axes or grid changed: replot everything
+    this.full = true; // points, axes or grid changed: replot with Plotly
+    this.top = 30; // the top margin; grows where the legend must clear the toolbar
   }
 
   setDataset(dataset) {
     this.dataset = dataset;
     this.full = true;
-    this.#changed();
+    schedule(this);
   }
 
   /** A boundary frame (or null to clear it); nClasses picks binary or K-class colours. */
   setFrame(frame, nClasses = 2) {
-    const previous = this.image?.grid;
-    // Painted at draw time, not here: of a burst of frames between two display frames only
-    // the newest is decoded and painted.
+    // Decoded and painted at draw time, not here: of a burst of frames between two display
+    // frames only the newest is painted.
     this.pending = frame ? { frame, nClasses } : null;
-    if (!frame || !sameGrid(previous, frame.grid)) this.full = true;
-    this.#changed();
-  }
-
-  setTitle(title) {
-    if (title === this.title) return;
-    this.title = title;
-    this.#changed();
-  }
-
-  #changed() {
-    this.revision += 1;
+    if (!frame || !sameGrid(this.grid, frame.grid)) this.full = true;
     schedule(this);
   }
 
-  #paint() {
-    if (this.pending === undefined) return;
+  /** Show or hide the held-out test points. */
+  setShowTest(show) {
+    if (show === this.showTest) return;
+    this.showTest = show;
+    this.full = true;
+    schedule(this);
+  }
+
+  async draw() {
     const pending = this.pending;
     this.pending = undefined;
-    if (!pending) {
-      this.image = null;
-      return;
+    if (pending !== undefined) {
+      const grid = pending?.frame.grid ?? null;
+      if (!sameGrid(grid, this.grid)) this.full = true;
+      this.grid = grid;
     }
-    // One canvas pixel per screen pixel of the plot area: a crisp line, no wasted paint.
-    const area = this.el._fullLayout?._size;
-    const scale = Math.min(window.devicePixelRatio || 1, 2);
-    const width = Math.min(800, Math.round((area?.w || 400) * scale));
-    const height = Math.min(800, Math.round((area?.h || 400) * scale));
-    const field = decodeFrame(pending.frame);
-    this.image = {
-      grid: pending.frame.grid,
-      source: paintFrame(field, pending.nClasses, width, height),
-    };
+    if (this.full) {
+      this.full = false;
+      this.revision += 1;
+      const config = plotConfig(this.small ? "boundary-compare" : "boundary", () =>
+        this.field.png(Plotly),
+      );
+      const traces = pointTraces(this.dataset, this.small, this.showTest);
+      await Plotly.react(this.el, traces, this.#layout(), config);
+      this.#listen();
+      const top = this.small ? null : topMarginClearOfToolbar(this.el);
+      if (top !== null) {
+        this.top = top;
+        await Plotly.relayout(this.el, { "margin.t": top });
+      }
+    }
+    if (pending !== undefined) {
+      this.field.show(pending ? decodeFrame(pending.frame) : null, pending?.nClasses ?? 2);
+    }
   }
 
-  #layoutImages() {
-    if (!this.image) return [];
-    const g = this.image.grid;
-    return [
-      {
-        source: this.image.source,
-        xref: "x",
-        yref: "y",
-        x: g.x_min,
-        y: g.y_max,
-        sizex: g.x_max - g.x_min,
-        sizey: g.y_max - g.y_min,
-        xanchor: "left",
-        yanchor: "top",
-        sizing: "stretch",
-        layer: "below",
-      },
-    ];
-  }
-
-  draw() {
-    this.#paint();
-    if (!this.full && this.el.layout) {
-      // Only the frame or the title changed: a relayout leaves the points alone.
-      const update = { images: this.#layoutImages() };
-      if (this.small) update["title.text"] = this.title;
-      Plotly.relayout(this.el, update);
-      return;
-    }
-    this.full = false;
-    Plotly.react(this.el, pointTraces(this.dataset, this.small), this.#layout(), {
-      ...PLOT_CONFIG,
-      toImageButtonOptions: { filename: this.small ? "boundary-compare" : "boundary" },
+  #listen() {
+    if (this.listening) return;
+    this.listening = true;
+    this.field.listen();
+    this.el.on("plotly_legendclick", (event) => {
+      if (event.data[event.curveNumber]?.legendgroup !== "test") return true;
+      this.onTestLegend?.(!this.showTest);
+      return false; // the checkbox decides, so legend and checkbox never disagree
     });
   }
 
+  #margin() {
+    if (this.small) return { l: 28, r: 8, t: 26, b: 24 };
+    return { l: 44, r: 12, t: this.top, b: 40 };
+  }
+
   #layout() {
+    const g = this.grid;
     const layout = {
       datarevision: this.revision,
       uirevision: "keep-zoom",
-      margin: this.small ? { l: 28, r: 8, t: 46, b: 24 } : { l: 44, r: 12, t: 30, b: 40 },
+      margin: this.#margin(),
       showlegend: !this.small,
       // Above the plot: below it, the legend collides with the x₁ title on a phone.
       legend: { orientation: "h", x: 0, y: 1.01, yanchor: "bottom" },
       xaxis: { title: this.small ? undefined : { text: "x₁" }, zeroline: false },
       yaxis: { title: this.small ? undefined : { text: "x₂" }, zeroline: false },
-      images: this.#layoutImages(),
-      plot_bgcolor: "#fafafa",
+      // See-through over a painted field, which lies under the plot in its own canvas.
+      plot_bgcolor: g ? "rgba(0,0,0,0)" : "#fafafa",
       paper_bgcolor: "rgba(0,0,0,0)",
       font: { size: this.small ? 10 : 12 },
     };
-    if (this.small) layout.title = { text: this.title, font: { size: 11 }, x: 0.02, y: 0.97 };
-    if (this.image) {
-      const g = this.image.grid;
+    if (g) {
       layout.xaxis.range = [g.x_min, g.x_max];
       layout.yaxis.range = [g.y_min, g.y_max];
       // Grid lines would draw over the painted field.
@@ -196,83 +169,5 @@ export class BoundaryPlot {
       layout.yaxis.showgrid = false;
     }
     return layout;
-  }
-}
-
-export class LossPlot {
-  constructor(el) {
-    this.el = el;
-    this.log = false;
-    this.revision = 0;
-    this.reset();
-  }
-
-  reset() {
-    this.iterations = [];
-    this.loss = [];
-    this.testIterations = [];
-    this.testLoss = [];
-    this.revision += 1;
-    schedule(this);
-  }
-
-  /** Append one progress report (iteration, loss, optional test_loss). */
-  push(report) {
-    const last = this.iterations.at(-1);
-    if (last !== undefined && report.iteration <= last) return; // replayed after a reconnect
-    this.iterations.push(report.iteration);
-    this.loss.push(report.loss);
-    if (report.test_loss !== undefined && report.test_loss !== null) {
-      this.testIterations.push(report.iteration);
-      this.testLoss.push(report.test_loss);
-    }
-    this.revision += 1;
-    schedule(this);
-  }
-
-  setLog(log) {
-    this.log = log;
-    this.revision += 1;
-    schedule(this);
-  }
-
-  draw() {
-    const traces = [
-      {
-        type: "scatter",
-        name: "train loss",
-        // A lone point draws no line: show markers until there is a curve.
-        mode: this.iterations.length < 3 ? "lines+markers" : "lines",
-        x: this.iterations,
-        y: this.loss,
-        line: { color: CLASS_COLORS[1], width: 2 },
-        hovertemplate: "iteration %{x}<br>train loss %{y:.6f}<extra></extra>",
-      },
-    ];
-    if (this.testLoss.length) {
-      traces.push({
-        type: "scatter",
-        mode: "lines",
-        name: "test loss",
-        x: this.testIterations,
-        y: this.testLoss,
-        line: { color: CLASS_COLORS[0], width: 2, dash: "dash" },
-        hovertemplate: "iteration %{x}<br>test loss %{y:.6f}<extra></extra>",
-      });
-    }
-    const layout = {
-      datarevision: this.revision,
-      margin: { l: 56, r: 12, t: 12, b: 40 },
-      xaxis: { title: { text: "iteration" }, rangemode: "tozero" },
-      yaxis: { title: { text: "loss" }, type: this.log ? "log" : "linear" },
-      legend: { orientation: "h", y: 1.02, x: 1, xanchor: "right", yanchor: "bottom" },
-      hovermode: "x unified",
-      paper_bgcolor: "rgba(0,0,0,0)",
-      plot_bgcolor: "#fafafa",
-    };
-    Plotly.react(this.el, traces, layout, {
-      ...PLOT_CONFIG,
-      toImageButtonOptions: { filename: "loss" },
-    });
   }
 }

@@ -6,6 +6,10 @@ import * as api from "./api.js";
 const fmtInt = (n) => Number(n).toLocaleString("en-US");
 const fmtPct = (p) => (p === null || p === undefined ? "–" : `${(100 * p).toFixed(1)}%`);
 const fmtLoss = (v) => (v === null || v === undefined ? "–" : Number(v).toPrecision(4));
+/** "1 iteration", "3,200 iterations". */
+const count = (n, word) => `${fmtInt(n)} ${word}${Number(n) === 1 ? "" : "s"}`;
+// A rate needs this much time between its samples, or one late message makes it jump.
+const RATE_MIN_SPAN_MS = 500;
 
 function fmtDuration(seconds) {
   if (!Number.isFinite(seconds)) return "–";
@@ -24,9 +28,10 @@ export function classCount(dataset) {
 
 export class RunView {
   /**
-   * @param {Record<string, HTMLElement>} els  status, caption, banner, progress, progressText,
-   *   iteration, trainAcc, testAcc, loss, pause, step, stop, exportModel, exportHistory
-   * @param {{boundary: BoundaryPlot, loss: LossPlot}} plots  from plots.js
+   * @param {Record<string, HTMLElement>} els  status, caption, showTest, banner, progress,
+   *   progressText, iteration, trainAcc, testAcc, loss, pause, step, stop, exportModel,
+   *   exportHistory
+   * @param {{boundary: BoundaryPlot, loss: LossPlot}} plots  from plots.js and lossplot.js
    */
   constructor(els, plots) {
     this.els = els;
@@ -80,11 +85,13 @@ export class RunView {
 
   #setDataset(dataset) {
     this.nClasses = classCount(dataset);
+    // Nothing to show or hide without a test split.
+    this.els.showTest.disabled = !dataset?.test?.x?.length;
     this.plots.boundary.setDataset(dataset);
     this.els.caption.textContent =
       this.nClasses > 2
-        ? "Decision regions: colour = predicted class, paler = less sure"
-        : "Decision boundary: background = P(blue), line = 50 %";
+        ? "Regions: colour = predicted class, paler = less sure"
+        : "Boundary: background = P(blue), line = 50 %";
   }
 
   /** Stop following the current run (and cancel it if it still trains). */
@@ -142,6 +149,7 @@ export class RunView {
     this.plots.loss.reset();
     this.samples = [];
     for (const report of msg.history || []) this.#onProgress(report);
+    this.samples = []; // the replay arrived all at once: it tells nothing about the pace
     if (msg.boundary) this.plots.boundary.setFrame(msg.boundary, this.nClasses);
     this.#setRunStatus(msg.status, msg);
   }
@@ -158,6 +166,8 @@ export class RunView {
     else this.samples.push([now, report.iteration]);
     // Rate over the last three seconds: steady, yet quick to follow a pause or a new pace.
     while (this.samples.length > 2 && now - this.samples[0][0] > 3000) this.samples.shift();
+    // A step while paused moves the iteration the status line names.
+    if (this.status === "paused") this.#renderStatus();
     this.#renderMetrics();
   }
 
@@ -165,7 +175,7 @@ export class RunView {
     if (this.status !== "running" || this.samples.length < 2) return null;
     const [t0, i0] = this.samples[0];
     const [t1, i1] = this.samples.at(-1);
-    return t1 > t0 ? ((i1 - i0) * 1000) / (t1 - t0) : null;
+    return t1 - t0 >= RATE_MIN_SPAN_MS ? ((i1 - i0) * 1000) / (t1 - t0) : null;
   }
 
   #onConnection(state, delay) {
@@ -188,14 +198,27 @@ export class RunView {
   }
 
   #setRunStatus(status, msg = {}) {
+    // A pause, or the queue, is no part of the pace: the rate starts over from here.
+    if (status !== this.status) this.samples = [];
     this.status = status;
+    this.statusMsg = msg;
+    this.#renderStatus();
+    this.els.status.dataset.status = status;
+    this.#renderControls();
+    this.#renderMetrics();
+  }
+
+  #renderStatus() {
+    const { status, statusMsg: msg } = this;
     const it = fmtInt(this.iteration);
     const place = msg.position;
     const texts = {
       queued: `Queued${place ? ` (place ${place} in line)` : ""}: waiting for a free worker…`,
       running: "Training… watch the boundary bend.",
-      paused: `Paused at iteration ${it}. Step advances ${fmtInt(this.reportEvery)} iterations.`,
-      completed: `Completed: ${it} iterations, final loss ${fmtLoss(this.last?.loss)}.`,
+      paused: `Paused at iteration ${it}. Step advances ${count(this.reportEvery, "iteration")}.`,
+      completed:
+        `Completed: ${count(this.iteration, "iteration")}, ` +
+        `final loss ${fmtLoss(this.last?.loss)}.`,
       cancelled: `Stopped at iteration ${it}.`,
       diverged: msg.message
         ? `Diverged: ${msg.message.replace(/^Training diverged:\s*/i, "")}`
@@ -204,9 +227,6 @@ export class RunView {
     };
     const tone = { diverged: "error", failed: "error", completed: "ok" }[status] || "info";
     this.setStatus(texts[status] || status, tone);
-    this.els.status.dataset.status = status;
-    this.#renderControls();
-    this.#renderMetrics();
   }
 
   setStatus(text, tone = "info") {

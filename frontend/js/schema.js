@@ -26,6 +26,9 @@ function describe(section, name, prop) {
     description: prop.description || "",
     default: prop.default,
     nullable: false,
+    // {"kind": ["blobs"]}: the field means something only while the section's `kind` is one
+    // of these; elsewhere the page hides it and leaves it out of the run and the link.
+    appliesWhen: prop["x-applies-when"] || null,
   };
   let body = prop;
   if (Array.isArray(prop.anyOf)) {
@@ -72,6 +75,33 @@ export function fieldsFromSchema(schema) {
     }
   }
   return fields;
+}
+
+/**
+ * Per section, the defaults that depend on the section's `kind` ("x-kind-defaults"):
+ * {dataset: {spiral: {noise: 0.05}}}.
+ */
+export function kindDefaultsFromSchema(schema) {
+  const out = {};
+  for (const section of SECTIONS) {
+    const sub = resolveRef(schema, schema.properties?.[section]);
+    if (sub?.["x-kind-defaults"]) out[section] = sub["x-kind-defaults"];
+  }
+  return out;
+}
+
+/** The comparison's list of sizes ("x-compare": its bounds and default), as a field. */
+export function compareFieldFromSchema(schema) {
+  const prop = schema["x-compare"]?.hidden_sizes;
+  return prop ? describe("compare", "hidden_sizes", prop) : null;
+}
+
+/** Whether a field applies, given the raw values of the other fields ({key: value}). */
+export function applies(field, values) {
+  if (!field.appliesWhen) return true;
+  return Object.entries(field.appliesWhen).every(([name, allowed]) =>
+    allowed.includes(values[`${field.section}.${name}`]),
+  );
 }
 
 /** The text a field's input shows for a value (null → empty, lists → "8, 4"). */

@@ -1,28 +1,38 @@
 // The whole configuration lives in the query string, one flat key per field
 // (?dataset.kind=moons&model.hidden_sizes=8,4&…): reload restores it, and a copied link
-// reproduces the same run because training is deterministic.
+// reproduces the same run because training is deterministic. Fields that do not apply (the
+// number of classes of the moons) are left out; so is the default of the test-points
+// checkbox, which appears only as show_test_points=0.
 
 import { formatValue } from "./schema.js";
 
 export const COMPARE_KEY = "compare.hidden_sizes";
+export const SHOW_TEST_KEY = "show_test_points";
 
 /**
  * Read the known keys from a query string. Values stay raw text, so the form can show
  * an invalid one with its error instead of silently replacing it with a default.
- * @returns {Record<string, string>}
+ * @returns {{raw: Record<string, string>, unknown: string[], showTest: boolean}}
+ *   unknown: keys the page does not know (a typo in a link), to say so
  */
 export function readQuery(search, fields) {
   const params = new URLSearchParams(search);
+  const known = new Set([...fields.map((f) => f.key), COMPARE_KEY, SHOW_TEST_KEY]);
   const raw = {};
-  for (const field of fields) {
-    if (params.has(field.key)) raw[field.key] = params.get(field.key);
+  for (const [key, value] of params) {
+    if (known.has(key) && key !== SHOW_TEST_KEY) raw[key] = value;
   }
-  if (params.has(COMPARE_KEY)) raw[COMPARE_KEY] = params.get(COMPARE_KEY);
-  return raw;
+  const unknown = [...new Set(params.keys())].filter((key) => !known.has(key));
+  return { raw, unknown, showTest: params.get(SHOW_TEST_KEY) !== "0" };
 }
 
-/** Write the configuration into the address bar without adding a history entry. */
-export function writeQuery(values, fields, compareText) {
+/**
+ * Write the configuration into the address bar without adding a history entry.
+ * @param {Record<string, unknown>} values  the form's valid values (fields that apply)
+ * @param {string | undefined} compareText  the comparison's sizes, when valid
+ * @param {boolean} showTest  the test-points checkbox
+ */
+export function writeQuery(values, fields, compareText, showTest = true) {
   const params = new URLSearchParams();
   for (const field of fields) {
     if (!(field.key in values)) continue;
@@ -30,6 +40,7 @@ export function writeQuery(values, fields, compareText) {
     params.set(field.key, field.kind === "int-list" ? value.join(",") : formatValue(field, value));
   }
   if (compareText !== undefined) params.set(COMPARE_KEY, compareText);
+  if (!showTest) params.set(SHOW_TEST_KEY, "0");
   // Commas and dots read better unescaped in a link a person copies.
   const query = params.toString().replaceAll("%2C", ",");
   const url = `${location.pathname}?${query}${location.hash}`;

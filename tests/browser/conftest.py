@@ -6,10 +6,12 @@ runs its own event loop, which clashes with async tests in the same process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -141,6 +143,20 @@ class Watched:
         return [url for method, url in self.requests if method == "POST" and url.endswith(path)]
 
 
+def _cancel_live_runs(base: str) -> None:
+    """Cancel every run the server still trains or queues (tests run one at a time)."""
+    with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
+        with urllib.request.urlopen(f"{base}/api/runs", timeout=5) as resp:
+            runs = json.loads(resp.read())
+        for run in runs:
+            if run.get("status") in ("queued", "running", "paused"):
+                cancel = urllib.request.Request(
+                    f"{base}/api/runs/{run['id']}/cancel", method="POST"
+                )
+                with contextlib.suppress(urllib.error.URLError, OSError):
+                    urllib.request.urlopen(cancel, timeout=5).close()
+
+
 def _watch(context: Any, base: str) -> Iterator[Watched]:
     page = context.new_page()
     watched = Watched(page=page, base=base)
@@ -153,6 +169,9 @@ def _watch(context: Any, base: str) -> Iterator[Watched]:
     page.on("request", lambda req: watched.requests.append((req.method, req.url)))
     yield watched
     context.close()
+    # A paced run the test left going would hold a worker for seconds and queue the next
+    # test's runs: cancel whatever is still live.
+    _cancel_live_runs(watched.base)
     unexpected = [
         e for e in watched.errors if not any(part in e for part in watched.expected_errors)
     ]
@@ -177,10 +196,3 @@ def phone(browser: Any, server: str) -> Iterator[Watched]:
     """The page at 390 px wide (a phone)."""
     context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
     yield from _watch(context, server)
-
-
-@pytest.fixture(scope="session")
-def docs_dir() -> Path:
-    out = REPO / "docs"
-    out.mkdir(exist_ok=True)
-    return out

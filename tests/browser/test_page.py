@@ -9,44 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from page_support import FAST, RUN_DONE, field, iteration, plot_data, points_drawn, run_id, until
 
 pytestmark = pytest.mark.browser
-
-FAST = "?training.steps_per_second="  # the default config, as fast as the machine goes
-RUN_DONE = "#status[data-status='completed']"
-
-
-def until(page: Any, expression: str, timeout: float = 30_000) -> None:
-    """Wait until a JS expression is truthy. Passed as a function: the page's CSP forbids
-    eval, which Playwright would use for a bare expression string."""
-    page.wait_for_function(f"() => ({expression})", timeout=timeout)
-
-
-def field(page: Any, key: str) -> Any:
-    return page.locator(f"[name='{key}']")
-
-
-def iteration(page: Any) -> int:
-    return int(page.locator("#iteration").inner_text())
-
-
-def points_drawn(page: Any, plot: str = "#boundary-plot") -> int:
-    """Markers actually drawn as SVG points (not just data handed to Plotly)."""
-    return page.locator(f"{plot} .scatterlayer path.point").count()
-
-
-def plot_data(page: Any, plot_id: str) -> list[dict[str, Any]]:
-    return page.evaluate(
-        "(id) => document.getElementById(id).data.map(t => ({type: t.type, x: t.x, y: t.y}))",
-        plot_id,
-    )
-
-
-def run_id(page: Any) -> str:
-    href = page.locator("#export-model").get_attribute("href")
-    match = re.search(r"api/runs/([^/]+)/model", href or "")
-    assert match, f"no run id in the export link {href!r}"
-    return match.group(1)
 
 
 def test_form_shows_the_schema_defaults(desk: Any) -> None:
@@ -94,7 +59,7 @@ def test_preview_draws_the_points_and_redraws_on_change(desk: Any) -> None:
     assert not desk.posts_to("/api/runs")
 
 
-def test_default_run_completes_and_shows_the_servers_final_loss(desk: Any, docs_dir: Path) -> None:
+def test_default_run_completes_and_shows_the_servers_final_loss(desk: Any, tmp_path: Path) -> None:
     desk.open(FAST)
     desk.page.click("#train")
     desk.page.wait_for_selector(RUN_DONE, timeout=90_000)
@@ -116,14 +81,10 @@ def test_default_run_completes_and_shows_the_servers_final_loss(desk: Any, docs_
     csv = desk.page.request.get(f"{desk.base}/{desk.page.get_attribute('#export-history', 'href')}")
     assert csv.ok and csv.text().splitlines()[0].startswith("iteration")
     # The final frame is painted under the points.
-    source = desk.page.evaluate(
-        "() => document.getElementById('boundary-plot').layout.images[0].source"
-    )
-    assert source.startswith("data:image/png;base64,")
-    assert desk.page.locator("#boundary-plot .imagelayer image").count() == 1
+    assert desk.page.locator("#boundary-plot canvas.field-canvas").count() == 1
     assert points_drawn(desk.page) == 300
     desk.page.wait_for_timeout(300)  # let the last animation frame paint
-    desk.page.screenshot(path=str(docs_dir / "screenshot-run.png"))
+    desk.page.screenshot(path=str(tmp_path / "run.png"))
 
 
 def test_pause_really_stops_the_iteration_counter(desk: Any) -> None:
@@ -148,6 +109,21 @@ def test_pause_really_stops_the_iteration_counter(desk: Any) -> None:
     until(desk.page, f"Number(document.getElementById('iteration').textContent) > {stepped}")
     desk.page.click("#stop")
     desk.page.wait_for_selector("#status[data-status='cancelled']")
+
+
+def test_train_right_after_a_data_change_keeps_its_run(desk: Any) -> None:
+    """The preview of the changed data, still on its way, must not replace (and stop) the
+    run that Train has just started."""
+    desk.open()
+    until(desk.page, "document.querySelectorAll('#boundary-plot path.point').length === 300")
+    field(desk.page, "dataset.n_samples").fill("120")
+    desk.page.click("#train")  # well within the preview's 150 ms debounce
+    desk.page.wait_for_selector("#status[data-status='running']")
+    desk.page.wait_for_timeout(1000)
+    assert desk.page.locator("#status").get_attribute("data-status") == "running"
+    assert desk.api(f"/api/runs/{run_id(desk.page)}")["status"] == "running"
+    assert points_drawn(desk.page) == 120
+    desk.page.click("#stop")
 
 
 def test_invalid_learning_rate_shows_the_error_and_sends_nothing(desk: Any) -> None:
@@ -192,35 +168,6 @@ def test_server_422_is_shown_next_to_its_field(desk: Any) -> None:
     assert desk.page.locator("#status").get_attribute("data-status") is None
 
 
-def test_comparison_draws_seven_live_plots(desk: Any, docs_dir: Path) -> None:
-    # The article's 20000 steps, paced to about half a second a run so that every plot is
-    # open while its network trains.
-    desk.open("?training.steps_per_second=40000")
-    assert desk.page.locator("#compare-sizes").input_value().replace(" ", "") == "1,2,3,4,5,20,50"
-    desk.page.click("#compare")
-    cells = desk.page.locator(".compare-cell")
-    cells.first.wait_for()
-    assert cells.count() == 7
-    until(
-        desk.page,
-        "[...document.querySelectorAll('.compare-cell')]"
-        ".every(c => c.dataset.status === 'completed')",
-        timeout=120_000,
-    )
-    assert len(desk.posts_to("/api/runs")) == 7
-    desk.page.wait_for_timeout(300)
-    for i, size in enumerate([1, 2, 3, 4, 5, 20, 50]):
-        cell = cells.nth(i)
-        title = cell.locator(".gtitle").text_content() or ""
-        assert re.match(rf"Hidden size {size} · loss \d\.\d+ · train \d+\.\d%", title), title
-        # Live: the k=0 frame and at least the final one arrived while it trained.
-        assert int(cell.get_attribute("data-frames") or 0) >= 2
-        assert cell.locator(".imagelayer image").count() == 1
-        assert cell.locator(".scatterlayer path.point").count() == 300
-    desk.page.mouse.move(0, 0)  # no hover: no mode bar over a title
-    desk.page.locator("section.compare").screenshot(path=str(docs_dir / "screenshot-compare.png"))
-
-
 def test_url_restores_the_form(desk: Any) -> None:
     query = (
         "?dataset.kind=circles&dataset.noise=0.1&model.hidden_sizes=8,4"
@@ -256,7 +203,7 @@ def test_reconnects_after_the_socket_drops(desk: Any) -> None:
     assert curve["x"][-1] == 20000
 
 
-def test_usable_on_a_phone(phone: Any, docs_dir: Path) -> None:
+def test_usable_on_a_phone(phone: Any, tmp_path: Path) -> None:
     phone.open(FAST)
     page = phone.page
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
@@ -271,7 +218,7 @@ def test_usable_on_a_phone(phone: Any, docs_dir: Path) -> None:
     loss = page.locator("#loss-plot").bounding_box()
     assert boundary and loss and loss["y"] >= boundary["y"] + boundary["height"]
     time.sleep(0.3)
-    page.screenshot(path=str(docs_dir / "screenshot-mobile.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "mobile.png"), full_page=True)
 
 
 def test_says_when_the_server_is_gone_and_when_it_forgot_the_run(
@@ -327,7 +274,7 @@ def test_three_classes_are_painted_by_class(desk: Any) -> None:
         "() => document.getElementById('boundary-plot').data.map(t => t.name)"
     )
     assert names == ["class 0", "class 1", "class 2"]
-    assert desk.page.locator("#boundary-plot .imagelayer image").count() == 1
+    assert desk.page.locator("#boundary-plot canvas.field-canvas").count() == 1
 
 
 @pytest.mark.parametrize("own_server", [{"BOUNDARYLAB_MAX_RUNNING": "1"}], indirect=True)
@@ -339,8 +286,6 @@ def test_a_queued_run_shows_its_place_in_line(desk_own: Any, own_server: Any) ->
     page.click("#train")  # behind the running comparison run and the queued one
     page.wait_for_selector("#status[data-status='queued']")
     assert "place 2 in line" in page.locator("#status").inner_text()
-    assert "place 1" in (
-        page.locator(".compare-cell").nth(1).locator(".gtitle").text_content() or ""
-    )
+    assert "place 1" in page.locator(".compare-cell").nth(1).locator("figcaption").inner_text()
     page.click("#stop")
     page.wait_for_selector("#status[data-status='cancelled']")
