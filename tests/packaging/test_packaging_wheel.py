@@ -65,7 +65,8 @@ def test_wheel_carries_the_package_and_every_frontend_file(wheel: Path) -> None:
             assert "boundarylab/" + path in names, f"{path} is missing from the wheel"
     for module in (
         "__init__",
-        "cli",
+        "cli/__init__",
+        "cli/flags",
         "engine/config",
         "engine/training",
         "server/app",
