@@ -96,7 +96,8 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    proc, base = serverproc.start_server(max_running=os.cpu_count() or 2)
+    server = serverproc.start_server(settings={"max_running": os.cpu_count() or 2})
+    base = server.base
     print(f"server ready ({time.monotonic() - start:.0f} s)")
     try:
         with sync_playwright() as pw:
@@ -106,8 +107,7 @@ def main() -> None:
                 print(f"wrote {args.out / name} ({time.monotonic() - start:.0f} s)")
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        server.stop(timeout=15)
 
 
 if __name__ == "__main__":
