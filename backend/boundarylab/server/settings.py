@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         False, description="Serve GET /api/debug/loop-lag and its reset (for bench/)."
     )
 
+    def limits(self) -> schema.Limits:
+        """The run limits this deployment sets, as the schema's validation context takes them."""
+        return schema.Limits(max_samples=self.max_samples, max_iterations=self.max_iterations)
+
     @field_validator("allowed_hosts")
     @classmethod
     def _host_patterns(cls, hosts: list[str]) -> list[str]:
