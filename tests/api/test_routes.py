@@ -33,11 +33,18 @@ def test_page_plotly_and_security_headers(fake_client: TestClient) -> None:
     plotly = fake_client.get("/vendor/plotly.min.js")
     assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
     assert "javascript" in plotly.headers["content-type"]
-    # Errors carry the headers too; /docs is exempt from the CSP (it loads Swagger UI).
+    # Errors carry the headers too, and so do the docs (Swagger UI served by the app).
     assert "content-security-policy" in fake_client.get("/api/runs/nope").headers
     docs = fake_client.get("/docs")
-    assert docs.status_code == 200 and "content-security-policy" not in docs.headers
+    assert docs.status_code == 200 and docs.headers["content-security-policy"].startswith(
+        "default-src 'self'"
+    )
     assert docs.headers["x-content-type-options"] == "nosniff"
+    assert "<script>" not in docs.text and "//cdn" not in docs.text
+    for asset in ["/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css",
+                  "/docs/start.js"]:  # fmt: skip
+        assert fake_client.get(asset).status_code == 200, asset
+    assert fake_client.get("/redoc").status_code == 404
 
 
 def test_health_and_schema(fake_client: TestClient) -> None:

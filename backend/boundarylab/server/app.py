@@ -35,6 +35,7 @@ from boundarylab.engine.config import (
     schema_with_limits,
 )
 from boundarylab.engine.datasets import make_dataset
+from boundarylab.server.docs import add_docs
 from boundarylab.server.errors import Busy, Conflict, Refusal, ShuttingDown
 from boundarylab.server.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps, jsonable
 from boundarylab.server.middleware import GuardMiddleware, HeadAsGet, LoopLag, trusted_hosts
@@ -311,6 +312,8 @@ def create_app(settings: Settings | None = None, service: RunService | None = No
         description="Train a small NumPy network and stream its decision boundary live.",
         lifespan=lifespan,
         default_response_class=WireJSON,
+        docs_url=None,  # docs.add_docs serves /docs without a CDN
+        redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -331,6 +334,7 @@ def create_app(settings: Settings | None = None, service: RunService | None = No
     if settings.debug_routes:
         app.include_router(debug_router)
     app.include_router(stream_router)
+    add_docs(app)
     app.mount("/", StaticFiles(directory=frontend_dir(), html=True, check_dir=False), "frontend")
     return app
 
