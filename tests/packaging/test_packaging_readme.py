@@ -60,3 +60,13 @@ def test_images_exist(image: str) -> None:
 def test_benchmark_commands_are_listed() -> None:
     for script in ("bench/engine.py", "bench/stream.py", "bench/load.py"):
         assert f"python {script}" in README
+
+
+def test_run_command_makes_a_venv_first() -> None:
+    """Debian's and Ubuntu's Python refuse `pip install .` outside a virtual environment
+    (PEP 668, "externally-managed-environment"): the README's block makes one first."""
+    blocks = re.findall(r"```bash\n(.*?)```", README, re.S)
+    (block,) = [b for b in blocks if "pip install . && boundarylab serve" in b]
+    lines = block.splitlines()
+    assert lines[0] == "python3 -m venv .venv && . .venv/bin/activate", block
+    assert "python3-venv" in README and "externally-managed-environment" in README

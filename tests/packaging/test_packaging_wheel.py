@@ -215,3 +215,30 @@ def test_cli_help_lists_the_commands(installed: Installed) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "serve" in result.stdout and "train" in result.stdout
+
+
+def readme_python_example() -> str:
+    """The README's Python client example (the first ```python block after its lead-in)."""
+    readme = (REPO / "README.md").read_text()
+    after = readme[readme.index("The same from Python") :]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs_with_the_runtime_dependencies(installed: Installed) -> None:
+    """What the README shows works after `pip install .` alone (no test extra, no httpx)."""
+    code = readme_python_example()
+    assert "localhost:8000" in code
+    code = code.replace("localhost:8000", installed.server.base.removeprefix("http://"))
+    result = subprocess.run(
+        [str(installed.venv_dir / "bin" / "python"), "-c", code],
+        cwd=installed.cwd,
+        env=clean_env(installed.venv_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-1].split()[0] == "completed", result.stdout
+    assert any(line.startswith("5000 ") for line in lines), result.stdout
