@@ -70,3 +70,22 @@ def test_run_command_makes_a_venv_first() -> None:
     lines = block.splitlines()
     assert lines[0] == "python3 -m venv .venv && . .venv/bin/activate", block
     assert "python3-venv" in README and "externally-managed-environment" in README
+
+
+def test_the_defaults_json_is_the_schemas() -> None:
+    import json
+
+    from boundarylab.engine.config import RunConfig
+
+    lead_in = "A run config, all defaults"
+    block = README[README.index(lead_in) :].split("```json\n", 1)[1].split("```", 1)[0]
+    assert json.loads(block) == RunConfig().model_dump(mode="json")
+
+
+def test_limits_and_clients_are_described_as_they_are() -> None:
+    # A body over max_body_bytes is a 413, not a 422; say both.
+    assert "Anything over a limit is a `422`" not in README
+    assert "`413`" in README
+    # websocat is in neither Debian nor Ubuntu; websockets' own client comes with the app.
+    assert "websocat" not in README
+    assert "python -m websockets ws://localhost:8000/api/runs/" in README
