@@ -80,7 +80,9 @@ def test_wheel_metadata_declares_dependencies_and_console_script(wheel: Path) ->
     metadata = Parser().parsestr(wheel_text(wheel, ".dist-info/METADATA"))
     requires = metadata.get_all("Requires-Dist") or []
     runtime = [r for r in requires if "extra ==" not in r]
-    for name in ("numpy", "scikit-learn", "fastapi", "pydantic", "pydantic-settings", "plotly"):
+    names = ("numpy", "scikit-learn", "fastapi", "pydantic", "pydantic-settings", "plotly",
+             "swagger-ui-bundle")  # fmt: skip
+    for name in names:
         (spec,) = [r for r in runtime if r.split(">")[0].split("[")[0].strip() == name]
         assert ">=" in spec, f"{name} needs a lower bound: {spec}"
     # Plain uvicorn has no WebSocket library: the [standard] extra brings one.
@@ -169,6 +171,14 @@ def test_serves_the_vendored_plotly(installed: Installed) -> None:
     assert response.status_code == 200
     assert "javascript" in response.headers["content-type"]
     assert len(response.content) > 1_000_000
+
+
+@pytest.mark.slow
+def test_serves_the_docs_without_a_cdn(installed: Installed) -> None:
+    page = httpx.get(f"{installed.server.base}/docs", timeout=10)
+    assert page.status_code == 200 and "docs/assets/swagger-ui-bundle.js" in page.text
+    bundle = httpx.get(f"{installed.server.base}/docs/assets/swagger-ui-bundle.js", timeout=30)
+    assert bundle.status_code == 200 and len(bundle.content) > 500_000
 
 
 @pytest.mark.slow
