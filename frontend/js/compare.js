@@ -2,7 +2,7 @@
 // boundary plot captioned with its size, loss and accuracy — the article's figure, alive.
 
 import * as api from "./api.js";
-import { summariseComparison } from "./compare_summary.js";
+import { finishedText, summariseComparison } from "./compare_summary.js";
 import { BoundaryPlot } from "./plots.js";
 import { classCount } from "./run.js";
 
@@ -169,6 +169,6 @@ export class Comparison {
     this.statusEl.textContent =
       done === total
         ? summariseComparison(this.cells)
-        : `${done} of ${total} runs finished; each plot updates as its network learns.`;
+        : `${finishedText(done, total)}; each plot updates as its network learns.`;
   }
 }

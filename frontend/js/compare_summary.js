@@ -5,13 +5,19 @@
 const pct = (p) => `${(100 * p).toFixed(1)}%`;
 const shown = (p) => Math.round(1000 * p); // compare as the page shows them: 0.1 % steps
 
+/** "0 of 1 run finished", "3 of 7 runs finished": the count while a comparison trains. */
+export function finishedText(done, total) {
+  return `${done} of ${total} ${total === 1 ? "run" : "runs"} finished`;
+}
+
 /**
  * @param {{size: number, status: string, last: {train_accuracy: number,
  *   test_accuracy?: number} | null}[]} cells  one per hidden size, each run finished
  * @returns {string}
  */
 export function summariseComparison(cells) {
-  const parts = [`All ${cells.length} runs finished.`];
+  const n = cells.length;
+  const parts = [n === 1 ? "The run finished." : `All ${n} runs finished.`];
   const failed = cells.filter((c) => c.status !== "completed" || !c.last);
   if (failed.length) {
     parts.push(`${failed.map((c) => `Hidden size ${c.size} ${c.status}`).join("; ")}.`);

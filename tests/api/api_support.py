@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from app_client import Watched as Watched
+
 # Re-exported: the tests of this folder import them from here.
 from app_client import is_terminal as is_terminal
 from app_client import make_client as make_client

@@ -33,11 +33,18 @@ def test_page_plotly_and_security_headers(fake_client: TestClient) -> None:
     plotly = fake_client.get("/vendor/plotly.min.js")
     assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
     assert "javascript" in plotly.headers["content-type"]
-    # Errors carry the headers too; /docs is exempt from the CSP (it loads Swagger UI).
+    # Errors carry the headers too, and so do the docs (Swagger UI served by the app).
     assert "content-security-policy" in fake_client.get("/api/runs/nope").headers
     docs = fake_client.get("/docs")
-    assert docs.status_code == 200 and "content-security-policy" not in docs.headers
+    assert docs.status_code == 200 and docs.headers["content-security-policy"].startswith(
+        "default-src 'self'"
+    )
     assert docs.headers["x-content-type-options"] == "nosniff"
+    assert "<script>" not in docs.text and "//cdn" not in docs.text
+    for asset in ["/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css",
+                  "/docs/start.js"]:  # fmt: skip
+        assert fake_client.get(asset).status_code == 200, asset
+    assert fake_client.get("/redoc").status_code == 404
 
 
 def test_health_and_schema(fake_client: TestClient) -> None:
@@ -110,20 +117,49 @@ def test_nan_literals_and_broken_json_are_422_not_500(fake_client: TestClient) -
     assert broken.status_code == 422 and broken.json()["detail"][0]["type"] == "json_invalid"
 
 
+def _detail(response) -> list[tuple[tuple, str]]:
+    """Every error of a 422, as (loc, type): the whole list, not only its first entry."""
+    assert response.status_code == 422, response.text
+    return [(tuple(e["loc"]), e["type"]) for e in response.json()["detail"]]
+
+
 def test_server_limits_lower_than_the_schema() -> None:
-    with make_client(FakeRun, max_samples=100, max_iterations=1000) as client:
-        too_many = client.post("/api/runs", json={"dataset": {"n_samples": 101}})
-        assert too_many.status_code == 422
-        assert too_many.json()["detail"][0]["loc"] == ["body", "dataset", "n_samples"]
+    with make_client(FakeRun, max_samples=400, max_iterations=1000) as client:
+        too_many = client.post(
+            "/api/runs", json={"dataset": {"n_samples": 401}, "training": {"iterations": 10}}
+        )
+        assert _detail(too_many) == [(("body", "dataset", "n_samples"), "less_than_equal")]
         too_long = client.post(
             "/api/runs", json={"dataset": {"n_samples": 50}, "training": {"iterations": 1001}}
         )
-        assert too_long.json()["detail"][0]["loc"] == ["body", "training", "iterations"]
-        preview = client.post("/api/datasets/preview", json={"n_samples": 500})
-        assert preview.status_code == 422 and preview.json()["detail"][0]["loc"] == [
-            "body",
-            "n_samples",
-        ]
+        assert _detail(too_long) == [(("body", "training", "iterations"), "less_than_equal")]
+        # The default 20000 steps are over this server's limit too: said, not trained.
+        default = client.post("/api/runs", json={})
+        assert _detail(default) == [(("body", "training", "iterations"), "less_than_equal")]
+        big_batch = client.post(
+            "/api/runs", json={"training": {"iterations": 10, "batch_size": 401}}
+        )
+        assert ("body", "training", "batch_size") in dict(_detail(big_batch))
+        fine = client.post("/api/runs", json={"training": {"iterations": 1000}})
+        assert fine.status_code == 201, fine.text
+        # The preview checks the dataset alone: the default run's 20000 steps do not matter.
+        preview = client.post("/api/datasets/preview", json={"n_samples": 400})
+        assert preview.status_code == 200, preview.text
+        assert len(preview.json()["train"]["x"]) == 400
+        assert client.post("/api/datasets/preview", json={}).status_code == 200
+        too_big = client.post("/api/datasets/preview", json={"n_samples": 500})
+        assert _detail(too_big) == [(("body", "n_samples"), "less_than_equal")]
+
+
+def test_schema_states_this_servers_limits() -> None:
+    with make_client(FakeRun, max_samples=400, max_iterations=1000) as client:
+        schema = client.get("/api/schema").json()
+    defs = schema["$defs"]
+    assert defs["DatasetConfig"]["properties"]["n_samples"]["maximum"] == 400
+    assert defs["TrainingConfig"]["properties"]["iterations"]["maximum"] == 1000
+    batch = defs["TrainingConfig"]["properties"]["batch_size"]["anyOf"]
+    assert [b["maximum"] for b in batch if "maximum" in b] == [400]
+    assert schema["x-compare"]["hidden_sizes"]["maxItems"] == 12
 
 
 def test_body_over_the_limit_is_413(fake_client: TestClient) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 from websockets.sync.client import connect
 
 from serverproc import start_server
@@ -111,3 +114,39 @@ def test_shutdown_survives_a_close_that_crosses_the_peers_close() -> None:
     server.server_state.connections.add(peer)  # type: ignore[arg-type]
     asyncio.run(server.shutdown())  # raised InvalidState (exit code 1) before the fix
     assert service.cancelled and service.deadline is not None and peer.transport_closed
+
+
+BOUNDARYLAB = Path(sys.executable).with_name("boundarylab")  # the installed console script
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("BOUNDARYLAB_PORT", "abc", "an integer from 1 to 65535"),
+        ("BOUNDARYLAB_MAX_BODY_BYTES", "1000", "an integer of at least 1024"),
+        ("BOUNDARYLAB_ALLOWED_ORIGINS", "http://x", "a JSON list"),
+        ("BOUNDARYLAB_LOG_LEVEL", "loud", "one of critical, error, warning, info, debug"),
+        ("BOUNDARYLAB_ALLOWED_HOSTS", '["a*b"]', "a wildcard must be"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it(variable: str, value: str, allowed: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNDARYLAB_")}
+    done = subprocess.run(
+        [str(BOUNDARYLAB), "serve"], env={**env, variable: value},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert variable in lines[0] and value in lines[0] and allowed in lines[0], lines[0]
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "http"])
+def test_serve_refuses_a_port_out_of_range(port: str) -> None:
+    done = subprocess.run(
+        [str(BOUNDARYLAB), "serve", "--port", port], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--port" in done.stderr and "1 to 65535" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

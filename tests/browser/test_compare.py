@@ -80,3 +80,15 @@ def test_summary_claims_a_rise_only_when_there_is_one(desk: Any) -> None:
     # A run that did not complete is said, not averaged in.
     failed = summarise([result(1, 0.8), result(2, 0.9, status="diverged")])
     assert "size 2" in failed and "diverged" in failed
+
+
+def test_counts_of_runs_agree_with_their_number(desk: Any) -> None:
+    desk.open()
+    one = desk.page.evaluate(SUMMARY, [result(3, 0.98)])
+    assert one.startswith("The run finished."), one
+    counted = """async ([done, total]) => {
+        const { finishedText } = await import('./js/compare_summary.js');
+        return finishedText(done, total);
+    }"""
+    assert desk.page.evaluate(counted, [0, 1]) == "0 of 1 run finished"
+    assert desk.page.evaluate(counted, [1, 7]) == "1 of 7 runs finished"

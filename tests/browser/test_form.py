@@ -226,3 +226,26 @@ def test_placeholders_fit_their_inputs(size: str, request: pytest.FixtureRequest
         }"""
     )
     assert cut == []
+
+
+LOWERED = {"BOUNDARYLAB_MAX_SAMPLES": "400", "BOUNDARYLAB_MAX_ITERATIONS": "1000"}
+
+
+@pytest.mark.parametrize("own_server", [LOWERED], indirect=True)
+def test_form_follows_the_servers_lowered_limits(desk_own: Any, own_server: Any) -> None:
+    """A deployment with lower limits: the form's maxima are the server's, the points still
+    preview (the preview checks the dataset alone), and a value over the limit is named."""
+    page = desk_own.page
+    desk_own.open("?training.iterations=500")
+    until(page, "document.querySelectorAll('#boundary-plot path.point').length === 300")
+    assert page.locator("#status").inner_text().startswith("Ready")
+    for key, over, limit in [("training.iterations", "5000", "1000"),
+                             ("dataset.n_samples", "401", "400")]:  # fmt: skip
+        row = f"document.querySelector(`.field[data-key='{key}']`).textContent"
+        field(page, key).fill(over)
+        until(page, f"{row}.includes('at most {limit}')")
+        assert field(page, key).get_attribute("aria-invalid") == "true"
+        field(page, key).fill(limit)
+        until(page, f"!{row}.includes('at most')")
+    page.click("#train")  # at both limits: the server takes it
+    page.wait_for_selector("#status[data-status='running'], " + RUN_DONE)

@@ -60,3 +60,32 @@ def test_images_exist(image: str) -> None:
 def test_benchmark_commands_are_listed() -> None:
     for script in ("bench/engine.py", "bench/stream.py", "bench/load.py"):
         assert f"python {script}" in README
+
+
+def test_run_command_makes_a_venv_first() -> None:
+    """Debian's and Ubuntu's Python refuse `pip install .` outside a virtual environment
+    (PEP 668, "externally-managed-environment"): the README's block makes one first."""
+    blocks = re.findall(r"```bash\n(.*?)```", README, re.S)
+    (block,) = [b for b in blocks if "pip install . && boundarylab serve" in b]
+    lines = block.splitlines()
+    assert lines[0] == "python3 -m venv .venv && . .venv/bin/activate", block
+    assert "python3-venv" in README and "externally-managed-environment" in README
+
+
+def test_the_defaults_json_is_the_schemas() -> None:
+    import json
+
+    from boundarylab.engine.config import RunConfig
+
+    lead_in = "A run config, all defaults"
+    block = README[README.index(lead_in) :].split("```json\n", 1)[1].split("```", 1)[0]
+    assert json.loads(block) == RunConfig().model_dump(mode="json")
+
+
+def test_limits_and_clients_are_described_as_they_are() -> None:
+    # A body over max_body_bytes is a 413, not a 422; say both.
+    assert "Anything over a limit is a `422`" not in README
+    assert "`413`" in README
+    # websocat is in neither Debian nor Ubuntu; websockets' own client comes with the app.
+    assert "websocat" not in README
+    assert "python -m websockets ws://localhost:8000/api/runs/" in README

@@ -80,7 +80,9 @@ def test_wheel_metadata_declares_dependencies_and_console_script(wheel: Path) ->
     metadata = Parser().parsestr(wheel_text(wheel, ".dist-info/METADATA"))
     requires = metadata.get_all("Requires-Dist") or []
     runtime = [r for r in requires if "extra ==" not in r]
-    for name in ("numpy", "scikit-learn", "fastapi", "pydantic", "pydantic-settings", "plotly"):
+    names = ("numpy", "scikit-learn", "fastapi", "pydantic", "pydantic-settings", "plotly",
+             "swagger-ui-bundle")  # fmt: skip
+    for name in names:
         (spec,) = [r for r in runtime if r.split(">")[0].split("[")[0].strip() == name]
         assert ">=" in spec, f"{name} needs a lower bound: {spec}"
     # Plain uvicorn has no WebSocket library: the [standard] extra brings one.
@@ -172,6 +174,14 @@ def test_serves_the_vendored_plotly(installed: Installed) -> None:
 
 
 @pytest.mark.slow
+def test_serves_the_docs_without_a_cdn(installed: Installed) -> None:
+    page = httpx.get(f"{installed.server.base}/docs", timeout=10)
+    assert page.status_code == 200 and "docs/assets/swagger-ui-bundle.js" in page.text
+    bundle = httpx.get(f"{installed.server.base}/docs/assets/swagger-ui-bundle.js", timeout=30)
+    assert bundle.status_code == 200 and len(bundle.content) > 500_000
+
+
+@pytest.mark.slow
 def test_health_reports_the_installed_version(installed: Installed) -> None:
     health = httpx.get(f"{installed.server.base}/api/health", timeout=10).json()
     version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
@@ -215,3 +225,30 @@ def test_cli_help_lists_the_commands(installed: Installed) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "serve" in result.stdout and "train" in result.stdout
+
+
+def readme_python_example() -> str:
+    """The README's Python client example (the first ```python block after its lead-in)."""
+    readme = (REPO / "README.md").read_text()
+    after = readme[readme.index("The same from Python") :]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs_with_the_runtime_dependencies(installed: Installed) -> None:
+    """What the README shows works after `pip install .` alone (no test extra, no httpx)."""
+    code = readme_python_example()
+    assert "localhost:8000" in code
+    code = code.replace("localhost:8000", installed.server.base.removeprefix("http://"))
+    result = subprocess.run(
+        [str(installed.venv_dir / "bin" / "python"), "-c", code],
+        cwd=installed.cwd,
+        env=clean_env(installed.venv_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-1].split()[0] == "completed", result.stdout
+    assert any(line.startswith("5000 ") for line in lines), result.stdout

@@ -34,6 +34,17 @@ def int_list(text: str) -> list[int]:
         ) from None
 
 
+def port_number(text: str) -> int:
+    """A TCP port to listen on, 1 to 65535 (as BOUNDARYLAB_PORT takes)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number, 1 to 65535, got {text!r}")
+    return port
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, list[Flag]]:
     """The parser and the train command's schema flags."""
     parser = argparse.ArgumentParser(
@@ -77,7 +88,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[Flag]]:
     serve = sub.add_parser("serve", help="run the web app")
     serve.set_defaults(subparser=serve)
     serve.add_argument("--host", help="address to bind (default from BOUNDARYLAB_HOST)")
-    serve.add_argument("--port", type=int, help="TCP port (default from BOUNDARYLAB_PORT)")
+    serve.add_argument("--port", type=port_number, help="TCP port, 1 to 65535 (default from "
+                       "BOUNDARYLAB_PORT)")  # fmt: skip
     serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
     return parser, flags
 
@@ -194,14 +206,27 @@ def run_compare(config: RunConfig, sizes: list[int], fmt: str, processes: int,
     return 1 if any(row["message"] for row in results) else 0
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve the web app; a BOUNDARYLAB_* variable it cannot use is one line each, exit 2."""
+    from boundarylab.server.settings import SettingsInvalid, get_settings
+
+    try:
+        get_settings()  # before the app module, which builds its app from them on import
+    except SettingsInvalid as exc:
+        for line in str(exc).splitlines():
+            print(f"boundarylab serve: {line}", file=sys.stderr)
+        return 2
+    from boundarylab.server.app import serve
+
+    serve(host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser, flags = build_parser()
     args = parser.parse_args(argv)
     if args.command == "serve":
-        from boundarylab.server.app import serve
-
-        serve(host=args.host, port=args.port, log_level=args.log_level)
-        return 0
+        return run_serve(args)
     parser = args.subparser
     config, name_of = config_from_args(parser, flags, args)
     try:  # what only the points can tell, e.g. a split that empties a class

@@ -14,20 +14,28 @@ import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import boundarylab
-from boundarylab.engine.config import CompareConfig, DatasetConfig, RunConfig
+from boundarylab.engine.config import (
+    LIMITS_CONTEXT_KEY,
+    CompareConfig,
+    DatasetConfig,
+    RunConfig,
+    schema_with_limits,
+)
 from boundarylab.engine.datasets import make_dataset
+from boundarylab.server.docs import add_docs
 from boundarylab.server.errors import Busy, Conflict, Refusal, ShuttingDown
 from boundarylab.server.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps, jsonable
 from boundarylab.server.middleware import GuardMiddleware, HeadAsGet, LoopLag, trusted_hosts
@@ -66,41 +74,19 @@ def plotly_js() -> Path:
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
-# Progress entries per run: the history a late viewer's snapshot carries stays a few MB.
-MAX_REPORTS = 20_000
+Model = TypeVar("Model", bound=BaseModel)
 
 
-def _limit_errors(config: RunConfig, settings: Settings) -> list[dict[str, Any]]:
-    """This deployment's limits, which may be lower than the schema's ceilings."""
-    checks = [
-        (("dataset", "n_samples"), config.dataset.n_samples, settings.max_samples),
-        (("training", "iterations"), config.training.iterations, settings.max_iterations),
-    ]
-    errors = [
-        {
-            "type": "less_than_equal",
-            "loc": ("body", *loc),
-            "msg": f"Input should be less than or equal to {limit} (this server's limit)",
-            "input": value,
-            "ctx": {"le": limit},
-        }
-        for loc, value, limit in checks
-        if value > limit
-    ]
-    training = config.training
-    if training.iterations // training.report_every > MAX_REPORTS:
-        least = -(-training.iterations // MAX_REPORTS)
-        errors.append(
-            {
-                "type": "greater_than_equal",
-                "loc": ("body", "training", "report_every"),
-                "msg": f"Input should be at least {least} for {training.iterations} "
-                f"iterations (at most {MAX_REPORTS} progress reports per run)",
-                "input": training.report_every,
-                "ctx": {"ge": least},
-            }
-        )
-    return errors
+def with_limits(model: type[Model], data: Model | None, settings: Settings) -> Model:
+    """`data` (FastAPI's parse of the body against the schema's ceilings, or None for no
+    body) validated again with this deployment's Limits as validation context, so the
+    schema itself checks the lower limits; an error keeps its loc under "body"."""
+    raw = {} if data is None else data.model_dump()
+    try:
+        return model.model_validate(raw, context={LIMITS_CONTEXT_KEY: settings.limits()})
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        raise RequestValidationError(errors) from None
 
 
 def dataset_json(data: Any) -> dict[str, Any]:
@@ -187,23 +173,21 @@ async def health(service: Service) -> dict[str, Any]:
 
 
 @router.get("/api/schema")
-async def schema() -> dict[str, Any]:
-    """The RunConfig JSON schema: defaults, limits, enums and a description per field.
+async def schema(settings: AppSettings) -> dict[str, Any]:
+    """The RunConfig JSON schema: defaults, this server's limits, enums and a description
+    per field.
 
     "x-compare" carries the comparison's own field (how many sizes, each size's bounds), so
     the page's comparison form reads its limits from here too.
     """
     compare = CompareConfig.model_json_schema()["properties"]["hidden_sizes"]
-    return {**RunConfig.model_json_schema(), "x-compare": {"hidden_sizes": compare}}
+    return {**schema_with_limits(settings.limits()), "x-compare": {"hidden_sizes": compare}}
 
 
 @router.post("/api/datasets/preview", response_model=DatasetPoints)
 async def preview(config: DatasetConfig, settings: AppSettings) -> dict[str, Any]:
     """The points a run with this `dataset` config would train and test on."""
-    errors = _limit_errors(RunConfig.model_construct(dataset=config), settings)
-    if errors:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"][2:])} for e in errors])
-    return await build_dataset(config)
+    return await build_dataset(with_limits(DatasetConfig, config, settings))
 
 
 @router.post(
@@ -217,10 +201,7 @@ async def create_run(
     request: Request, service: Service, settings: AppSettings, config: RunConfig | None = None
 ) -> dict[str, Any]:
     """Start a run (or queue it). Every field is optional: the article's defaults fill in."""
-    config = config or RunConfig()
-    errors = _limit_errors(config, settings)
-    if errors:
-        raise RequestValidationError(errors)
+    config = with_limits(RunConfig, config, settings)
     dataset = await build_dataset(config.dataset, ("body", "dataset"))
     client = request.client.host if request.client else "unknown"
     run = service.submit(config, client, dumps(dataset))
@@ -331,6 +312,8 @@ def create_app(settings: Settings | None = None, service: RunService | None = No
         description="Train a small NumPy network and stream its decision boundary live.",
         lifespan=lifespan,
         default_response_class=WireJSON,
+        docs_url=None,  # docs.add_docs serves /docs without a CDN
+        redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -351,6 +334,7 @@ def create_app(settings: Settings | None = None, service: RunService | None = No
     if settings.debug_routes:
         app.include_router(debug_router)
     app.include_router(stream_router)
+    add_docs(app)
     app.mount("/", StaticFiles(directory=frontend_dir(), html=True, check_dir=False), "frontend")
     return app
 

@@ -29,9 +29,6 @@ CSP = (
     "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
-# FastAPI's /docs and /redoc pages load Swagger UI / ReDoc from a CDN with an inline script,
-# which the page's CSP forbids; they are exempt from it (and need internet to render).
-CSP_EXEMPT = ("/docs", "/redoc")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
@@ -82,13 +79,10 @@ def same_site(origin: str, host: str, allowed_origins: Iterable[str]) -> bool:
 
 
 def _with_security_headers(scope: Scope, send: Send) -> Send:
-    exempt = scope["path"].startswith(CSP_EXEMPT)
-
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
-            if not exempt:
-                headers.append((b"content-security-policy", CSP.encode()))
+            headers.append((b"content-security-policy", CSP.encode()))
             headers.append((b"x-content-type-options", b"nosniff"))
             headers.append((b"referrer-policy", b"no-referrer"))
             message["headers"] = headers

@@ -5,18 +5,22 @@ These are the server's limits and knobs; the per-run knobs live in config.RunCon
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, get_args, get_origin
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from boundarylab.engine import config as schema
 
+PREFIX = "BOUNDARYLAB_"
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BOUNDARYLAB_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
 
     host: str = Field("127.0.0.1", description="Address to bind; the container sets 0.0.0.0.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
@@ -49,10 +53,12 @@ class Settings(BaseSettings):
     max_iterations: int = Field(schema.MAX_ITERATIONS, ge=1, le=schema.MAX_ITERATIONS)
     allowed_origins: list[str] = Field(
         default_factory=list,
+        examples=[["http://192.168.1.20:8000"]],
         description="Extra origins allowed to open the WebSocket besides the serving host.",
     )
     allowed_hosts: list[str] = Field(
         default_factory=lambda: ["localhost", "127.0.0.1", "::1"],
+        examples=[["192.168.1.20", "lab.example.org"]],
         description="Host names the server answers to (the Host header; the guard against "
         "DNS rebinding). The loopback names and the hosts of allowed_origins are always "
         'accepted; "*.example.org" matches subdomains; ["*"] accepts any name.',
@@ -60,6 +66,10 @@ class Settings(BaseSettings):
     debug_routes: bool = Field(
         False, description="Serve GET /api/debug/loop-lag and its reset (for bench/)."
     )
+
+    def limits(self) -> schema.Limits:
+        """The run limits this deployment sets, as the schema's validation context takes them."""
+        return schema.Limits(max_samples=self.max_samples, max_iterations=self.max_iterations)
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -70,6 +80,54 @@ class Settings(BaseSettings):
         return hosts
 
 
+class SettingsInvalid(ValueError):
+    """A BOUNDARYLAB_* variable the server cannot use: one line per bad variable, naming it,
+    its value and what it may be (what `boundarylab serve` prints instead of a traceback)."""
+
+
+def _allowed(name: str) -> str:
+    """What a setting may be, in words, from its declared type and bounds."""
+    info = Settings.model_fields[name]
+    bounds = {k: getattr(m, k) for m in info.metadata for k in ("ge", "gt", "le") if hasattr(m, k)}
+    if get_origin(info.annotation) is Literal:
+        return "one of " + ", ".join(map(str, get_args(info.annotation)))
+    if info.annotation is bool:
+        return "true or false"
+    if get_origin(info.annotation) is list:
+        example = json.dumps(info.examples[0]) if info.examples else '["…"]'
+        return f"a JSON list of strings, e.g. '{example}'"
+    kind = "an integer" if info.annotation is int else "a number"
+    if "ge" in bounds and "le" in bounds:
+        return f"{kind} from {bounds['ge']} to {bounds['le']}"
+    if "ge" in bounds:
+        return f"{kind} of at least {bounds['ge']}"
+    if "gt" in bounds:
+        return f"{kind} above {bounds['gt']}"
+    return kind
+
+
+def _problem(name: str, why: str) -> str:
+    variable = f"{PREFIX}{name.upper()}"
+    value = next((v for k, v in os.environ.items() if k.upper() == variable), None)
+    return f"{variable}={value!r}: {why}; allowed: {_allowed(name)}"
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; SettingsInvalid (one line per bad variable) when a
+    variable's value cannot be used."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [_problem(str(e["loc"][0]), e["msg"].removeprefix("Value error, "))
+                 for e in exc.errors()]  # fmt: skip
+    except SettingsError as exc:  # a list variable that is not JSON (pydantic-settings)
+        named = re.search(r'field "(\w+)"', str(exc))
+        if named is None or named.group(1) not in Settings.model_fields:
+            raise
+        lines = [_problem(named.group(1), "not a JSON list")]
+    raise SettingsInvalid("\n".join(lines))
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()
