@@ -28,7 +28,14 @@ def make_service(
 ) -> RunService:
     """A RunService whose pool runs `factory` (default: the engine) in `mode` workers."""
     settings = Settings(**{"max_running": 2, "allowed_hosts": [TEST_HOST], **overrides})
-    pool = WorkerPool(settings.max_running, mode, factory or EngineRun, settings.max_queued)
+    pool = WorkerPool(
+        settings.max_running,
+        mode,
+        factory or EngineRun,
+        settings.max_queued,
+        processes=settings.worker_processes,
+        heartbeat_timeout=settings.worker_heartbeat_timeout,
+    )
     return RunService(settings, scheduler=pool)
 
 

@@ -52,7 +52,7 @@ class Events:
     def __init__(self) -> None:
         self.log: list[tuple[Any, ...]] = []
 
-    def queued(self, run_id: str, position: int) -> None:
+    def queued(self, run_id: str, position: int, wait_s: float | None = None) -> None:
         self.log.append(("queued", run_id, position))
 
     def started(self, run_id: str) -> None:

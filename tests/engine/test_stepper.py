@@ -74,3 +74,16 @@ def test_no_frames_while_unwanted_but_always_the_first_and_last(make_config) -> 
     stepper.frames_wanted = False
     _drive([stepper])
     assert frames == [0, 3000]
+
+
+def test_steps_asked_for_during_a_step_each_take_report_every(make_config) -> None:
+    config = make_config(training={"iterations": 4_000, "report_every": 1_000})
+    reports: list[int] = []
+    stepper = RunStepper(config, lambda e: isinstance(e, Progress) and reports.append(e.iteration))
+    stepper.start()
+    stepper.command("pause")
+    for _ in range(3):
+        stepper.command("step")
+    while stepper.due_in() == 0.0:
+        stepper.tick()
+    assert reports == [0, 1_000, 2_000, 3_000]

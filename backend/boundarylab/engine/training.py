@@ -240,6 +240,7 @@ class RunStepper:
         self.frames_wanted = True
         self.paused = False
         self._step_target: int | None = None  # a step while paused trains up to here
+        self._steps_queued = 0  # steps asked for while one was still being trained
         self._last_progress = -1
         self._last_frame = -1
         self._last_frame_time = -math.inf
@@ -396,6 +397,15 @@ class RunStepper:
         self._progress()
         self._frame()
         self._check_end()
+        if self._steps_queued and self.final is None:
+            self._steps_queued -= 1
+            self._begin_step()
+
+    def _begin_step(self) -> None:
+        assert self.trainer is not None
+        every = self.config.training.report_every
+        self._step_target = min(self.trainer.total, self.trainer.iteration + every)
+        self._advance_step()  # a small step is over at once; a big one goes on in ticks
 
     def _handle(self, command: str) -> None:
         assert self.trainer is not None
@@ -408,13 +418,14 @@ class RunStepper:
             self._status("paused")
         elif command == "resume" and self.paused:
             self.paused = False
-            self._step_target = None
+            self._step_target, self._steps_queued = None, 0
             self._status("running")
             self._reset_pace()
-        elif command == "step" and self.paused and self._step_target is None:
-            every = self.config.training.report_every
-            self._step_target = min(self.trainer.total, self.trainer.iteration + every)
-            self._advance_step()  # a small step is over at once; a big one goes on in ticks
+        elif command == "step" and self.paused:
+            if self._step_target is None:
+                self._begin_step()
+            else:
+                self._steps_queued += 1
 
     def _diverged(self) -> str:
         assert self.trainer is not None and self.trainer.diverged_message is not None

@@ -33,8 +33,8 @@ DRAIN_S = 0.5  # then for viewers to get what they hold: sending is quick, waiti
 
 
 class CommandRate:
-    """At most `per_second` commands a second for each run. A worker reads commands between
-    steps; a client flooding the pipe faster would fill it and block the event loop."""
+    """At most `per_second` commands a second for each run: a worker reads commands between
+    the ticks of all its runs, and one client should not keep it busy with them."""
 
     def __init__(self, per_second: int) -> None:
         self.per_second = per_second
@@ -56,7 +56,7 @@ class CommandRate:
 
 class RunService:
     """Runs: submitted, controlled, exported and watched. The parts default to this
-    process's (MemoryRunStore, WorkerPool of `settings.max_running`, Fanout)."""
+    process's (MemoryRunStore, WorkerPool of `settings.worker_processes`, Fanout)."""
 
     def __init__(
         self,
@@ -68,7 +68,11 @@ class RunService:
     ) -> None:
         self.settings = settings
         self.scheduler = scheduler or WorkerPool(
-            settings.max_running, settings.workers, max_queued=settings.max_queued
+            settings.max_running,
+            settings.workers,
+            max_queued=settings.max_queued,
+            processes=settings.worker_processes,
+            heartbeat_timeout=settings.worker_heartbeat_timeout,
         )
         self.store = store or MemoryRunStore(settings.retention_seconds, settings.retention_count)
         self.feed = feed or Fanout()
