@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from boundarylab.server.app import create_app
 from boundarylab.server.messages import TERMINAL
 from boundarylab.server.pool import WorkerPool
+from boundarylab.server.protocol import RunLimits
 from boundarylab.server.service import RunService
 from boundarylab.server.settings import Settings
 from boundarylab.server.worker import EngineRun, RunFactory
@@ -35,7 +36,9 @@ def make_service(
         settings.max_queued,
         processes=settings.worker_processes,
         heartbeat_timeout=settings.worker_heartbeat_timeout,
-    )
+        limits=RunLimits(settings.max_run_seconds, settings.max_run_cpu_seconds,
+                         settings.pause_timeout_seconds),
+    )  # fmt: skip
     return RunService(settings, scheduler=pool)
 
 

@@ -265,6 +265,12 @@ class RunStepper:
         if self.final is None:
             self._guard(lambda: self._handle(action))
 
+    def stop(self, message: str) -> None:
+        """End the run now, ``cancelled`` with ``message`` (why: a time bound, say)."""
+        if self.final is None:
+            self._guard(lambda: self._status("cancelled", message))
+            self.final = self.final or "cancelled"
+
     def due_in(self) -> float | None:
         """Seconds until the next tick is due (0: now; ``math.inf``: only a command moves this
         run, it is paused); None once the run has ended."""

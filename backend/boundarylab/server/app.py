@@ -28,6 +28,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 import boundarylab
 from boundarylab.engine.config import CompareConfig, DatasetConfig, RunConfig
 from boundarylab.engine.datasets import make_dataset
+from boundarylab.server.capacity import budget_errors
 from boundarylab.server.errors import Busy, Conflict, Refusal, ShuttingDown
 from boundarylab.server.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps, jsonable
 from boundarylab.server.middleware import GuardMiddleware, HeadAsGet, LoopLag, trusted_hosts
@@ -87,6 +88,12 @@ def _limit_errors(config: RunConfig, settings: Settings) -> list[dict[str, Any]]
         for loc, value, limit in checks
         if value > limit
     ]
+    errors += [
+        {"type": "value_error", "loc": ("body", *loc), "msg": message, "input": value,
+         "ctx": {"error": message}}
+        for loc, message, value in budget_errors(config, settings.max_run_seconds,
+            settings.max_run_cpu_seconds, settings.max_frame_seconds)
+    ]  # fmt: skip
     training = config.training
     if training.iterations // training.report_every > MAX_REPORTS:
         least = -(-training.iterations // MAX_REPORTS)

@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from boundarylab.engine.config import RunConfig
 
 STEP_OVERHEAD_S = 9e-6  # Python and NumPy call overhead of one step, whatever its size
-STEP_PER_MAC_S = 1.2e-9  # one multiply-add of the forward and backward pass, per point
-FRAME_OVERHEAD_S = 3e-4
-FRAME_PER_MAC_S = 2e-9  # one multiply-add of the forward pass, per grid cell
+STEP_PER_MAC_S = 1e-10  # one multiply-add of the forward and backward pass, per point
+FRAME_OVERHEAD_S = 6e-4  # quantising and encoding a 100×100 frame
+FRAME_PER_MAC_S = 1.5e-10  # one multiply-add of the forward pass, per grid cell
+# (6×256 on 5000 points: ~0.5 s a step, as measured in issue 11; a 300×300 frame ~4 s.)
 
 
 def _macs(config: RunConfig, n_outputs: int = 2) -> int:
@@ -71,3 +72,36 @@ def expected_waits(running: Iterable[float], queued: Iterable[float], slots: int
         waits.append(start)
         heapq.heappush(heap, start + duration)
     return waits
+
+
+def budget_errors(
+    config: RunConfig, max_run_seconds: float, max_cpu_seconds: float, max_frame_seconds: float
+) -> list[tuple[tuple[str, ...], str, object]]:
+    """Why this run cannot fit the server's time bounds, as (field path, message, input):
+    empty when it fits. Checked at submit, so an impossible run is refused up front."""
+    errors: list[tuple[tuple[str, ...], str, object]] = []
+    t = config.training
+    sps = t.steps_per_second
+    if sps is not None and t.iterations / sps > max_run_seconds:
+        least = t.iterations / max_run_seconds
+        errors.append((("training", "steps_per_second"),
+                       f"At {sps:g} steps/s, {t.iterations} iterations take "
+                       f"{t.iterations / sps:.0f} s, but this server ends a run after "
+                       f"{max_run_seconds:g} s: use at least {least:.3g} steps/s or fewer "
+                       "training.iterations", sps))  # fmt: skip
+    cpu = t.iterations * step_seconds(config)
+    if cpu > max_cpu_seconds:
+        errors.append((("training", "iterations"),
+                       f"This network on this data would need about {cpu:.0f} CPU-seconds for "
+                       f"{t.iterations} iterations; this server allows {max_cpu_seconds:g} per "
+                       "run: use fewer iterations, fewer or smaller hidden layers, or fewer "
+                       "points (dataset.n_samples or training.batch_size)",
+                       t.iterations))  # fmt: skip
+    frame = frame_seconds(config)
+    if frame > max_frame_seconds:
+        errors.append((("view", "resolution"),
+                       f"One boundary frame of this network at resolution "
+                       f"{config.view.resolution} would take about {frame:.1f} s; this server "
+                       f"allows {max_frame_seconds:g} s: use a lower resolution or a smaller "
+                       "network", config.view.resolution))  # fmt: skip
+    return errors

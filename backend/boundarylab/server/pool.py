@@ -33,6 +33,7 @@ from boundarylab.server.protocol import (
     Heartbeat,
     ModelReply,
     Ready,
+    RunLimits,
     RunMessage,
     Start,
     Stop,
@@ -233,7 +234,9 @@ class WorkerPool:
         *,
         processes: int | None = None,
         heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
+        limits: RunLimits | None = None,
     ) -> None:
+        self.limits = limits or RunLimits()
         self.max_running = size
         self.size = max(1, min(size, processes or os.cpu_count() or 1))
         self.mode = mode
@@ -448,7 +451,7 @@ class WorkerPool:
             if worker is None:
                 break
             self._queue.popleft()
-            if not worker.send(Start(job.run_id, job.config)):
+            if not worker.send(Start(job.run_id, job.config, self.limits)):
                 self._queue.appendleft(job)
                 break
             job.finished, job.started_at = self._loop.create_future(), time.monotonic()

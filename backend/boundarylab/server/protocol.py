@@ -30,11 +30,23 @@ HEADER = struct.Struct("!I")
 
 # -- commands: server → worker ---------------------------------------------------------------
 @dataclass(frozen=True)
+class RunLimits:
+    """A run's time bounds, enforced by its worker: it ends `cancelled` with a message once
+    it has lasted `max_seconds`, used `max_cpu_seconds` of CPU, or stayed paused for
+    `pause_timeout` seconds."""
+
+    max_seconds: float = 3600.0
+    max_cpu_seconds: float = 600.0
+    pause_timeout: float = 900.0
+
+
+@dataclass(frozen=True)
 class Start:
     """Train this run too (alongside the others the worker holds)."""
 
     run_id: str
     config: RunConfig
+    limits: RunLimits = RunLimits()
 
 
 @dataclass(frozen=True)

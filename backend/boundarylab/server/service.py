@@ -21,6 +21,7 @@ from boundarylab.server.fanout import Fanout, Viewer
 from boundarylab.server.housekeeping import Housekeeper
 from boundarylab.server.interfaces import RunFeed, RunStore, Scheduler
 from boundarylab.server.pool import RETRY_AFTER_S, WorkerPool
+from boundarylab.server.protocol import RunLimits
 from boundarylab.server.recorder import RunRecorder
 from boundarylab.server.run import Run
 from boundarylab.server.settings import Settings
@@ -73,7 +74,9 @@ class RunService:
             max_queued=settings.max_queued,
             processes=settings.worker_processes,
             heartbeat_timeout=settings.worker_heartbeat_timeout,
-        )
+            limits=RunLimits(settings.max_run_seconds, settings.max_run_cpu_seconds,
+                             settings.pause_timeout_seconds),
+        )  # fmt: skip
         self.store = store or MemoryRunStore(settings.retention_seconds, settings.retention_count)
         self.feed = feed or Fanout()
         self._rate = CommandRate(COMMANDS_PER_S)

@@ -44,6 +44,26 @@ class Settings(BaseSettings):
         "or threads (no multiprocessing; for tests).",
     )
     max_queued: int = Field(500, ge=0, le=10_000, description="Runs waiting; beyond this, 429.")
+    max_run_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Longest a run may last, wall time: a paced run that would take longer "
+        "is refused at submit (422); a run still going then is cancelled with a message.",
+    )
+    max_run_cpu_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="CPU seconds one run may use: a run estimated to need more is refused "
+        "at submit (422); one that uses more is cancelled with a message.",
+    )
+    max_frame_seconds: float = Field(
+        1.0, gt=0, description="A run whose boundary frame would take longer is refused (422)."
+    )
+    pause_timeout_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="A run paused this long is released: it ends cancelled, with a message.",
+    )
     worker_heartbeat_timeout: float = Field(
         10.0,
         ge=1.0,

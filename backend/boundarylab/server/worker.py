@@ -120,6 +120,13 @@ class EngineRun:
     def final(self) -> str | None:
         return self.stepper.final
 
+    @property
+    def paused(self) -> bool:
+        return self.stepper.paused
+
+    def stop(self, message: str) -> None:
+        self.stepper.stop(message)
+
     def start(self) -> None:
         self.stepper.start()
 
@@ -159,6 +166,10 @@ class Slot:
         self.events = events
         self.finished = False  # a blocking run's thread sent its Done
         self.crashed = False  # a stepped run raised: it is over
+        self.limits = start.limits
+        self.started = time.monotonic()
+        self.cpu = 0.0  # CPU seconds its ticks took
+        self.paused_since: float | None = None
         self._commands: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.handle: Any = factory(start.config, self.emit, self._next_command)
         self.stepped = hasattr(self.handle, "tick")
@@ -216,6 +227,26 @@ class Slot:
         except Exception as exc:
             self.emit(status_message("failed", f"the run failed: {type(exc).__name__}: {exc}"))
             self.crashed = True
+
+    def over_limit(self, now: float) -> str | None:
+        """Why this run must end now (one of its RunLimits is reached), or None."""
+        if not self.stepped or self.crashed:
+            return None
+        paused = bool(getattr(self.handle, "paused", False))
+        if not paused:
+            self.paused_since = None
+        elif self.paused_since is None:
+            self.paused_since = now
+        limits = self.limits
+        if self.paused_since is not None and now - self.paused_since >= limits.pause_timeout:
+            return (f"Released after {limits.pause_timeout:g} s paused (this server's pause "
+                    "timeout); start it again to go on.")  # fmt: skip
+        if now - self.started >= limits.max_seconds:
+            return f"Stopped: runs on this server last at most {limits.max_seconds:g} s."
+        if self.cpu >= limits.max_cpu_seconds:
+            return (f"Stopped: the run used its {limits.max_cpu_seconds:g} CPU-seconds "
+                    "(this server's budget per run).")  # fmt: skip
+        return None
 
     def finish(self) -> None:
         """A stepped run has ended: send its Done with the final weights."""
@@ -310,6 +341,7 @@ class WorkerLoop:
         started = time.thread_time()
         slot.tick()
         spent = time.thread_time() - started
+        slot.cpu += spent
         self._cpu_all += spent
         if slot.paced:
             self._cpu_paced += spent
@@ -326,6 +358,10 @@ class WorkerLoop:
         now = time.monotonic()
         if now < self._beat_at:
             return
+        for slot in self.runs.values():  # the time bounds, checked at the heartbeat's pace
+            reason = slot.over_limit(now)
+            if reason is not None:
+                slot.handle.stop(reason)
         span = max(1e-3, now - self._cpu_mark)
         self.events.send(Heartbeat(self._cpu_paced / span, self._cpu_all / span))
         self._cpu_paced = self._cpu_all = 0.0
