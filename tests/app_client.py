@@ -28,7 +28,10 @@ def make_service(
     factory: RunFactory | None = None, mode: str = "thread", **overrides: Any
 ) -> RunService:
     """A RunService whose pool runs `factory` (default: the engine) in `mode` workers."""
-    settings = Settings(**{"max_running": 2, "allowed_hosts": [TEST_HOST], **overrides})
+    # max_run_seconds: the fakes' tests pace slowly on purpose (FakeRun waits 1/pace per
+    # report, not per step); tests of the time bounds set it themselves.
+    defaults = {"max_running": 2, "allowed_hosts": [TEST_HOST], "max_run_seconds": 1e6}
+    settings = Settings(**{**defaults, **overrides})
     pool = WorkerPool(
         settings.max_running,
         mode,
