@@ -217,3 +217,27 @@ def test_commands_to_a_stopped_worker_never_block_the_loop_and_end_in_busy() -> 
             await pool.shutdown(5.0)
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_unwatched_runs_make_only_their_first_and_last_frames() -> None:
+    async def main() -> None:
+        pool, events = WorkerPool(2, "thread", max_queued=5), Events()
+        await pool.start(events)
+        try:
+            body = {"training": {"iterations": 1500, "steps_per_second": 3000}}
+            for run_id in ("watched", "unwatched"):
+                pool.submit(run_id, RunConfig.model_validate(body))
+            pool.frames("unwatched", False)
+            await _until(lambda: events.ended("watched") and events.ended("unwatched"))
+            frames = {
+                run_id: [m.iteration for _, _, m in events.about(run_id, "message")
+                         if m.kind == "boundary"]
+                for run_id in ("watched", "unwatched")
+            }  # fmt: skip
+            assert frames["unwatched"] == [0, 1500]
+            assert len(frames["watched"]) > 5 and frames["watched"][-1] == 1500
+        finally:
+            await pool.cancel_all("test over", 5.0)
+            await pool.shutdown(5.0)
+
+    asyncio.run(asyncio.wait_for(main(), 60))

@@ -71,6 +71,10 @@ class Scheduler(Protocol):
     def control(self, run_id: str, action: str) -> None:
         """pause | resume | step | cancel for a queued or running run."""
 
+    def frames(self, run_id: str, wanted: bool) -> None:
+        """Whether anyone can take the run's boundary frames now (its worker skips them when
+        not; the first and the final frame are always made)."""
+
     async def export(self, run_id: str) -> dict[str, Any] | None:
         """The running run's weights now, or None when it is not running here."""
 

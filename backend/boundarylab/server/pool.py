@@ -85,6 +85,7 @@ class Job:
     pending: list[str] = field(default_factory=list)
     finished: asyncio.Future[None] | None = None
     iteration: int = 0
+    frames: bool = True  # a viewer can take its boundary frames
     started_at: float = 0.0
     cores: float = 0.0
 
@@ -388,6 +389,19 @@ class WorkerPool:
         elif action == "resume":
             job.pending.clear()
 
+    def frames(self, run_id: str, wanted: bool) -> None:
+        worker = self._worker_of(run_id)
+        job = (
+            worker.jobs[run_id]
+            if worker
+            else next((j for j in self._queue if j.run_id == run_id), None)
+        )
+        if job is None or job.frames == wanted:
+            return
+        job.frames = wanted
+        if worker is not None:  # a hint: when the worker is too far behind, it is dropped
+            worker.send(Control(run_id, "frames_on" if wanted else "frames_off"))
+
     async def export(self, run_id: str) -> dict[str, Any] | None:
         worker = self._worker_of(run_id)
         if worker is None:
@@ -457,7 +471,7 @@ class WorkerPool:
             job.finished, job.started_at = self._loop.create_future(), time.monotonic()
             worker.jobs[job.run_id] = job
             self._events.started(job.run_id)
-            for action in job.pending:
+            for action in [*job.pending, *([] if job.frames else ["frames_off"])]:
                 worker.send(Control(job.run_id, action))
             job.pending.clear()
         self._report_positions()
@@ -492,12 +506,16 @@ class WorkerPool:
         the queue move (a worker's load changes) and refresh the expected waits."""
         assert self._loop is not None
         now = time.monotonic()
-        for worker in self._workers.values():
+        for worker in list(self._workers.values()):
             silent = now - worker.last_seen
             stale = worker.ready and not worker.condemned and silent > self.heartbeat_timeout
             if stale and worker.mode == "process" and worker.kill():
                 log.error("worker %d sent nothing for %.1f s; killed it", worker.index, silent)
                 worker.condemned = True
+                # Its runs end now, without waiting for the pipe's EOF (which another
+                # holder of the descriptor could delay); its late events are ignored.
+                worker._detach()
+                self._on_exit(worker)
         if not self._closing:
             self._dispatch()
             self._watchdog = self._loop.call_later(WATCH_EVERY_S, self._watch)

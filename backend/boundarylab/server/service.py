@@ -164,6 +164,7 @@ class RunService:
         run = Run(str(uuid.uuid4()), config, client, dataset_text)
         self.store.add(run)
         self.scheduler.submit(run.id, config)
+        self._frames_wanted(run)  # nobody watches yet: frames start with the first viewer
         return run
 
     def request(self, run: Run, action: str) -> None:
@@ -219,7 +220,16 @@ class RunService:
     def subscribe(self, run: Run) -> Viewer:
         """A new viewer whose first item is the snapshot; errors.TooManyViewers when full."""
         limit = self.settings.max_viewers_per_run
-        return self.feed.subscribe(run.id, run.snapshot_text(), limit=limit, ended=run.done)
+        viewer = self.feed.subscribe(run.id, run.snapshot_text(), limit=limit, ended=run.done)
+        self._frames_wanted(run)
+        return viewer
 
     def unsubscribe(self, run: Run, viewer: Viewer) -> None:
         self.feed.unsubscribe(run.id, viewer)
+        self._frames_wanted(run)
+
+    def _frames_wanted(self, run: Run) -> None:
+        """Boundary frames cost the most of a live run: its worker makes them only while
+        someone watches (the first and the last are always made, for the snapshot)."""
+        if not run.done:
+            self.scheduler.frames(run.id, self.feed.viewers(run.id) > 0)

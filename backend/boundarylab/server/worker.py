@@ -29,6 +29,7 @@ import select
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -270,6 +271,7 @@ class WorkerLoop:
         self.factory = factory
         self.reader = EventReader()
         self.runs: dict[str, Slot] = {}
+        self._pending: deque[Any] = deque()  # commands read, not yet applied
         self.stopping = False
         self._unpaced_turn = 0
         self._beat_at = 0.0
@@ -297,13 +299,13 @@ class WorkerLoop:
         return min([until_beat, *dues])
 
     def _read_commands(self, timeout: float) -> None:
-        readable, _, _ = select.select([self.fd], [], [], timeout)
-        if not readable:
-            return
-        if self.reader.read_available(self.fd):
-            self.stopping = True  # the server is gone
-        for command in self.reader.events()[:COMMANDS_PER_ROUND]:
-            self._apply(command)
+        readable, _, _ = select.select([self.fd], [], [], 0.0 if self._pending else timeout)
+        if readable:
+            if self.reader.read_available(self.fd):
+                self.stopping = True  # the server is gone
+            self._pending.extend(self.reader.events())
+        for _ in range(min(COMMANDS_PER_ROUND, len(self._pending))):
+            self._apply(self._pending.popleft())
 
     def _apply(self, command: Any) -> None:
         if isinstance(command, Stop):
