@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import signal
 import subprocess
@@ -51,7 +52,8 @@ def start_load_server(max_running: int, retention: int | None) -> tuple[Popen[by
                                    "debug_routes": True}  # fmt: skip
     if retention is not None:
         settings["retention_count"] = retention
-    server = start_server(settings=settings, workers_ready=max_running, timeout=90.0)
+    ready = min(max_running, os.cpu_count() or 1)  # workers each interleave many runs
+    server = start_server(settings=settings, workers_ready=ready, timeout=90.0)
     return server.proc, server.base
 
 

@@ -43,7 +43,8 @@ def start_server(mode: str, max_running: int) -> tuple[subprocess.Popen[bytes], 
     level = os.environ.get("BOUNDARYLAB_LOG_LEVEL", "warning")
     settings = {"workers": mode, "log_level": level, "max_running": max_running,
                 "debug_routes": True}  # fmt: skip
-    server = serverproc.start_server(settings=settings, workers_ready=max_running)
+    ready = min(max_running, os.cpu_count() or 1)  # workers each interleave many runs
+    server = serverproc.start_server(settings=settings, workers_ready=ready)
     return server.proc, server.base
 
 

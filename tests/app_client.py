@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from boundarylab.server.app import create_app
 from boundarylab.server.messages import TERMINAL
 from boundarylab.server.pool import WorkerPool
+from boundarylab.server.protocol import RunLimits
 from boundarylab.server.service import RunService
 from boundarylab.server.settings import Settings
 from boundarylab.server.worker import EngineRun, RunFactory
@@ -27,8 +28,20 @@ def make_service(
     factory: RunFactory | None = None, mode: str = "thread", **overrides: Any
 ) -> RunService:
     """A RunService whose pool runs `factory` (default: the engine) in `mode` workers."""
-    settings = Settings(**{"max_running": 2, "allowed_hosts": [TEST_HOST], **overrides})
-    pool = WorkerPool(settings.max_running, mode, factory or EngineRun, settings.max_queued)
+    # max_run_seconds: the fakes' tests pace slowly on purpose (FakeRun waits 1/pace per
+    # report, not per step); tests of the time bounds set it themselves.
+    defaults = {"max_running": 2, "allowed_hosts": [TEST_HOST], "max_run_seconds": 1e6}
+    settings = Settings(**{**defaults, **overrides})
+    pool = WorkerPool(
+        settings.max_running,
+        mode,
+        factory or EngineRun,
+        settings.max_queued,
+        processes=settings.worker_processes,
+        heartbeat_timeout=settings.worker_heartbeat_timeout,
+        limits=RunLimits(settings.max_run_seconds, settings.max_run_cpu_seconds,
+                         settings.pause_timeout_seconds),
+    )  # fmt: skip
     return RunService(settings, scheduler=pool)
 
 

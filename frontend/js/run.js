@@ -212,8 +212,10 @@ export class RunView {
     const { status, statusMsg: msg } = this;
     const it = fmtInt(this.iteration);
     const place = msg.position;
+    const wait = msg.expected_wait_s;
+    const about = wait == null ? "" : wait < 1 ? ", starting any moment" : `, about ${fmtWait(wait)}`;
     const texts = {
-      queued: `Queued${place ? ` (place ${place} in line)` : ""}: waiting for a free worker…`,
+      queued: `Queued${place ? ` (place ${place} in line${about})` : ""}: waiting for a free worker…`,
       running: "Training… watch the boundary bend.",
       paused: `Paused at iteration ${it}. Step advances ${count(this.reportEvery, "iteration")}.`,
       completed:
@@ -268,4 +270,10 @@ export class RunView {
     testAcc.parentElement.hidden = this.last?.test_accuracy === undefined;
     loss.textContent = fmtLoss(this.last?.loss);
   }
+}
+
+/** A wait in seconds as a person reads it: "12 s", "3 min". */
+function fmtWait(seconds) {
+  const s = Math.round(seconds);
+  return s < 90 ? `${s} s` : `${Math.round(s / 60)} min`;
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -52,7 +53,7 @@ class Events:
     def __init__(self) -> None:
         self.log: list[tuple[Any, ...]] = []
 
-    def queued(self, run_id: str, position: int) -> None:
+    def queued(self, run_id: str, position: int, wait_s: float | None = None) -> None:
         self.log.append(("queued", run_id, position))
 
     def started(self, run_id: str) -> None:
@@ -183,3 +184,60 @@ def test_worker_events_travel_as_typed_length_prefixed_pickles() -> None:
         reader._buffer += raw[start : start + 7]
         got += reader.events()
     assert got == sent
+
+
+def test_commands_to_a_stopped_worker_never_block_the_loop_and_end_in_busy() -> None:
+    """Issue 11, finding 9: a worker that reads nothing (SIGSTOP) must not make the event
+    loop block on a full pipe. Commands queue up to a bound, then are refused (429)."""
+
+    async def main() -> None:
+        pool, events = WorkerPool(1, "process", max_queued=5), Events()
+        await pool.start(events)
+        try:
+            await _until(lambda: pool.ready() == 1)
+            pool.submit("r", RunConfig.model_validate(
+                {"training": {"iterations": 20_000, "steps_per_second": 100}}))  # fmt: skip
+            await _until(lambda: bool(events.about("r", "started")))
+            (pid,) = pool.worker_pids()
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                refused = None
+                for sent in range(100_000):  # every call returns at once, or this hangs
+                    try:
+                        pool.control("r", "pause" if sent % 2 else "resume")
+                    except Busy as exc:
+                        refused = (sent, exc)
+                        break
+                assert refused is not None and "not keeping up" in str(refused[1])
+                assert refused[0] > 100  # a bound worth having, not a refusal of everything
+            finally:
+                os.kill(pid, signal.SIGCONT)
+        finally:
+            await pool.cancel_all("test over", 5.0)
+            await pool.shutdown(5.0)
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_unwatched_runs_make_only_their_first_and_last_frames() -> None:
+    async def main() -> None:
+        pool, events = WorkerPool(2, "thread", max_queued=5), Events()
+        await pool.start(events)
+        try:
+            body = {"training": {"iterations": 1500, "steps_per_second": 3000}}
+            for run_id in ("watched", "unwatched"):
+                pool.submit(run_id, RunConfig.model_validate(body))
+            pool.frames("unwatched", False)
+            await _until(lambda: events.ended("watched") and events.ended("unwatched"))
+            frames = {
+                run_id: [m.iteration for _, _, m in events.about(run_id, "message")
+                         if m.kind == "boundary"]
+                for run_id in ("watched", "unwatched")
+            }  # fmt: skip
+            assert frames["unwatched"] == [0, 1500]
+            assert len(frames["watched"]) > 5 and frames["watched"][-1] == 1500
+        finally:
+            await pool.cancel_all("test over", 5.0)
+            await pool.shutdown(5.0)
+
+    asyncio.run(asyncio.wait_for(main(), 60))

@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 
 import psutil
 from api_support import (
@@ -143,3 +144,34 @@ def test_real_run_pause_step_export_resume_cancel() -> None:
             end = read_until(ws, is_terminal)[-1]
         assert end["status"] == "cancelled" and "Cancelled" in end["message"]
         assert client.get(base).json()["status"] == "cancelled"
+
+
+def _final_history(client: TestClient, run_id: str, timeout: float = 120.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        detail = client.get(f"/api/runs/{run_id}").json()
+        if detail["status"] in ("completed", "failed", "cancelled", "diverged"):
+            assert detail["status"] == "completed", detail
+            return list(detail["history"])
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not end")
+
+
+def test_a_run_interleaved_with_many_others_in_one_worker_is_bit_identical() -> None:
+    paced = {"training": {**ARTICLE_SHORT["training"], "steps_per_second": 1000}}
+    others = [{"training": {**ARTICLE_SHORT["training"], "seed": s}} for s in range(1, 3)]
+    others += [{"training": {**paced["training"], "seed": s}} for s in range(3, 11)]
+    with make_client(mode="process", max_running=16, worker_processes=1) as client:
+        alone = client.post("/api/runs", json=paced).json()["id"]
+        reference = _final_history(client, alone)
+        ids = [client.post("/api/runs", json=body).json()["id"] for body in others]
+        twin = client.post("/api/runs", json=paced).json()["id"]
+        # All eleven were admitted at once, onto the one worker: they train interleaved.
+        assert client.get(f"/api/runs/{twin}").json()["status"] != "queued"
+        pool = client.app.state.service.scheduler  # type: ignore[attr-defined]
+        assert pool.size == 1 and pool.counts()["running"] >= 2
+        together = _final_history(client, twin)
+        for run_id in ids:
+            _final_history(client, run_id)
+    assert together == reference  # the same floats, to the last bit
+    assert [h["iteration"] for h in together][-1] == 1500

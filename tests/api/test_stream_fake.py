@@ -199,7 +199,9 @@ def test_queue_positions_then_429_when_full() -> None:
             assert snapshot["status"] == "queued" and snapshot["position"] == 2
             client.post(f"/api/runs/{first}/cancel")  # leaves the queue: second moves up
             moved = read_until(ws, lambda m: m.get("type") == "status")[-1]
+            wait = moved.pop("expected_wait_s")  # how long until it starts: see capacity.py
             assert moved == {"type": "status", "status": "queued", "position": 1}
+            assert isinstance(wait, int | float) and wait >= 0
             client.post(f"/api/runs/{running}/cancel")
             read_until(ws, lambda m: m.get("status") == "running")
         assert client.get("/api/health").json()["runs"] == {"running": 1, "queued": 0}

@@ -18,7 +18,7 @@ from boundarylab.server.settings import Settings
 
 COMPOSE = REPO / "docker-compose.yml"
 # Defaults that depend on the machine are documented in a comment instead of pinned.
-MACHINE_DEPENDENT = {"max_running"}
+MACHINE_DEPENDENT = {"max_running", "worker_processes"}
 
 
 @pytest.fixture(scope="module")

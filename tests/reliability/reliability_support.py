@@ -69,25 +69,23 @@ class StuckRun:
 class FaultyEngineRun(EngineRun):
     """The real engine, with faults injected by training.seed.
 
-    FAULT_SEED: the 5th call of next_command raises (an exception inside the run loop).
-    CRASH_SEED: the 5th call kills the worker process outright (as a segfault or OOM would).
+    FAULT_SEED: the 5th tick raises (an exception inside the run's stepping).
+    CRASH_SEED: the 5th tick kills the worker process outright (as a segfault or OOM would).
     Any other seed: the plain engine.
     """
 
     def __init__(self, config: RunConfig, emit: Callable[[dict], None], next_command: Any):
-        calls = 0
-        seed = config.training.seed
+        super().__init__(config, emit, next_command)
+        self.ticks = 0
+        self.seed = config.training.seed
 
-        def faulty_next_command(timeout: float) -> str | None:
-            nonlocal calls
-            calls += 1
-            if calls == 5 and seed == FAULT_SEED:
-                raise RuntimeError("injected fault in the training loop")
-            if calls == 5 and seed == CRASH_SEED:
-                os._exit(3)
-            return next_command(timeout)
-
-        super().__init__(config, emit, faulty_next_command)
+    def tick(self) -> None:
+        self.ticks += 1
+        if self.ticks == 5 and self.seed == FAULT_SEED:
+            raise RuntimeError("injected fault in the training loop")
+        if self.ticks == 5 and self.seed == CRASH_SEED:
+            os._exit(3)
+        super().tick()
 
 
 # An in-process TestClient, or an httpx.Client(base_url=...) for a real server.

@@ -5,6 +5,7 @@ stage of a run's life, and workers that raise or die.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 import time
@@ -191,3 +192,49 @@ def test_a_worker_that_never_answers_is_killed_at_shutdown() -> None:
     assert run.status == "cancelled" and run.message == "the server is shutting down"
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert workers and not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive
+
+
+def test_a_killed_worker_fails_every_run_it_held_and_comes_back() -> None:
+    slow = {"training": {"iterations": 20_000, "steps_per_second": 500}}
+    with make_client(mode="process", max_running=8, worker_processes=1) as client:
+        ids = [client.post("/api/runs", json=slow).json()["id"] for _ in range(4)]
+        for run_id in ids:
+            wait_status(client, run_id, {"running"})
+        service = client.app.state.service  # type: ignore[attr-defined]
+        (pid,) = service.scheduler.worker_pids()
+        with client.websocket_connect(f"/api/runs/{ids[0]}/stream") as ws:
+            psutil.Process(pid).kill()
+            final = read_until(ws, is_terminal)[-1]
+        assert final["status"] == "failed" and "stopped unexpectedly" in final["message"]
+        for run_id in ids:  # every run on it ended, each with the reason
+            detail = wait_status(client, run_id, {"failed", "completed", "cancelled"})
+            assert detail["status"] == "failed" and "stopped unexpectedly" in detail["message"]
+        again = client.post("/api/runs", json={"training": {"iterations": 20}}).json()["id"]
+        assert wait_status(client, again, {"completed", "failed"})["status"] == "completed"
+        assert client.get("/api/health").json()["workers"]["ready"] == 1
+
+
+def test_a_frozen_worker_is_killed_and_replaced_and_health_says_so() -> None:
+    slow = {"training": {"iterations": 20_000, "steps_per_second": 500}}
+    with make_client(mode="process", worker_processes=1, worker_heartbeat_timeout=1.5) as client:
+        run_id = client.post("/api/runs", json=slow).json()["id"]
+        wait_status(client, run_id, {"running"})
+        service = client.app.state.service  # type: ignore[attr-defined]
+        (pid,) = service.scheduler.worker_pids()
+        psutil.Process(pid).suspend()  # SIGSTOP: alive, but answers nothing
+        try:
+            seen_ready = []
+            deadline = time.monotonic() + 30
+            while client.get(f"/api/runs/{run_id}").json()["status"] == "running":
+                seen_ready.append(client.get("/api/health").json()["workers"]["ready"])
+                assert time.monotonic() < deadline, "the frozen worker was never noticed"
+                time.sleep(0.1)
+        finally:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).resume()
+        detail = client.get(f"/api/runs/{run_id}").json()
+        assert detail["status"] == "failed" and "stopped answering" in detail["message"]
+        assert 0 in seen_ready  # health told the truth while the worker was frozen
+        again = client.post("/api/runs", json={"training": {"iterations": 20}}).json()["id"]
+        assert wait_status(client, again, {"completed", "failed"})["status"] == "completed"
+        assert service.scheduler.worker_pids() != [pid]

@@ -35,6 +35,7 @@ from boundarylab.engine.config import (
     schema_with_limits,
 )
 from boundarylab.engine.datasets import make_dataset
+from boundarylab.server.capacity import budget_errors
 from boundarylab.server.docs import add_docs
 from boundarylab.server.errors import Busy, Conflict, Refusal, ShuttingDown
 from boundarylab.server.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps, jsonable
@@ -87,6 +88,27 @@ def with_limits(model: type[Model], data: Model | None, settings: Settings) -> M
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
         raise RequestValidationError(errors) from None
+
+
+def check_budget(config: RunConfig, settings: Settings) -> None:
+    """Refuse up front a run that cannot fit this server's time bounds (a 422 naming the
+    field to change), rather than end it half-way."""
+    errors = budget_errors(
+        config, settings.max_run_seconds, settings.max_run_cpu_seconds, settings.max_frame_seconds
+    )
+    if errors:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", *loc),
+                    "msg": message,
+                    "input": value,
+                    "ctx": {"error": message},
+                }
+                for loc, message, value in errors
+            ]
+        )
 
 
 def dataset_json(data: Any) -> dict[str, Any]:
@@ -202,6 +224,7 @@ async def create_run(
 ) -> dict[str, Any]:
     """Start a run (or queue it). Every field is optional: the article's defaults fill in."""
     config = with_limits(RunConfig, config, settings)
+    check_budget(config, settings)
     dataset = await build_dataset(config.dataset, ("body", "dataset"))
     client = request.client.host if request.client else "unknown"
     run = service.submit(config, client, dumps(dataset))

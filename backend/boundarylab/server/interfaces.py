@@ -7,9 +7,9 @@
                             └──── RunRecorder ──> RunStore (the run's state)
                                              └──> RunFeed  (each run's messages to viewers)
 
-The defaults keep everything in this process: store.MemoryRunStore, pool.WorkerPool (one
-run per worker process, admission by count), fanout.Fanout. docs/architecture.md ("Server")
-says which part each planned change replaces.
+The defaults keep everything in this process: store.MemoryRunStore, pool.WorkerPool
+(workers that interleave many runs, admission by CPU headroom), fanout.Fanout.
+docs/architecture.md ("Server") says which part each planned change replaces.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 class RunEvents(Protocol):
     """What a scheduler reports about its runs, on the event loop, in order for each run."""
 
-    def queued(self, run_id: str, position: int) -> None:
-        """The run waits; `position` 1 is next."""
+    def queued(self, run_id: str, position: int, wait_s: float | None = None) -> None:
+        """The run waits; `position` 1 is next; `wait_s`: its expected wait in seconds."""
 
     def started(self, run_id: str) -> None:
         """A worker took the run."""
@@ -51,7 +51,7 @@ class Scheduler(Protocol):
     """
 
     mode: str  # "process" or "thread"; reported by /api/health
-    size: int  # runs it trains at once
+    size: int  # workers it runs (each may train many runs at once)
 
     async def start(self, events: RunEvents) -> None: ...
 
@@ -70,6 +70,10 @@ class Scheduler(Protocol):
 
     def control(self, run_id: str, action: str) -> None:
         """pause | resume | step | cancel for a queued or running run."""
+
+    def frames(self, run_id: str, wanted: bool) -> None:
+        """Whether anyone can take the run's boundary frames now (its worker skips them when
+        not; the first and the final frame are always made)."""
 
     async def export(self, run_id: str) -> dict[str, Any] | None:
         """The running run's weights now, or None when it is not running here."""

@@ -1,6 +1,5 @@
-"""The default scheduler: a fixed pool of workers, one run each, and a queue in front.
-
-A run is admitted while a worker is idle or the queue has room (`max_queued`). Everything
+"""The default scheduler: a fixed pool of workers that each interleave many runs, admission
+by CPU headroom, and a queue in front (see WorkerPool). Everything
 here runs on the event loop thread: worker events arrive through `loop.add_reader`, so no
 locks are needed. The server reads events with `add_reader` rather than one thread per
 worker: reader threads in a busy process queue for the GIL and drag the loop's lag up.
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from boundarylab.engine.config import RunConfig
+from boundarylab.server.capacity import expected_waits, paced_cores, remaining_seconds
 from boundarylab.server.errors import Busy
 from boundarylab.server.interfaces import RunEvents
 from boundarylab.server.protocol import (
@@ -30,12 +30,15 @@ from boundarylab.server.protocol import (
     Done,
     EventReader,
     Export,
+    Heartbeat,
     ModelReply,
     Ready,
+    RunLimits,
     RunMessage,
     Start,
     Stop,
     WorkerEvent,
+    frame,
 )
 from boundarylab.server.worker import (
     WORKER_NICENESS,
@@ -48,6 +51,12 @@ from boundarylab.server.worker import (
 log = logging.getLogger("boundarylab")
 RETRY_AFTER_S = 5
 EXPORT_WAIT_S = 10.0
+HEARTBEAT_TIMEOUT_S = 10.0  # a worker silent this long is killed (see worker.HEARTBEAT_S)
+WATCH_EVERY_S = 0.5
+MAX_OUTBOX = 256 * 1024  # command bytes waiting for one worker; beyond, commands are refused
+HEADROOM = 0.8  # paced load a worker may carry: the rest is for unpaced runs and jitter
+SETTLE_S = 1.5  # a new run is counted by its estimate until heartbeats have measured it
+UNPACED_PER_WORKER = 2  # unpaced runs on one worker share its CPU in turns
 
 
 def _process_context() -> Any:
@@ -64,29 +73,44 @@ def _process_context() -> Any:
 
 @dataclass(eq=False)
 class Job:
-    """A run on its way through the pool. `position`: its place in the queue as last
-    reported. `pending`: actions asked for while it was queued (a pause), sent once it
-    starts. `finished`: resolved when it ends, however it ends."""
+    """A run on its way through the pool. `position`, `wait_s`: its place in the queue and
+    expected wait as last reported. `pending`: actions asked for while it was queued (a
+    pause), sent once it starts. `finished`: resolved when it ends, however it ends.
+    `cores`: its estimated share of a CPU (capacity.paced_cores) while paced."""
 
     run_id: str
     config: RunConfig
     position: int | None = None
+    wait_s: float | None = None
     pending: list[str] = field(default_factory=list)
     finished: asyncio.Future[None] | None = None
+    iteration: int = 0
+    frames: bool = True  # a viewer can take its boundary frames
+    started_at: float = 0.0
+    cores: float = 0.0
+
+    @property
+    def paced(self) -> bool:
+        return self.config.training.steps_per_second is not None
 
 
 class Worker:
-    """The server's handle on one worker: its command pipe and its event stream."""
+    """The server's handle on one worker: its command pipe, its event stream, its runs and
+    the load it last reported."""
 
     def __init__(self, index: int, mode: str, factory: RunFactory) -> None:
         self.index = index
         self.mode = mode
         self.ready = False
-        self.job: Job | None = None
+        self.jobs: dict[str, Job] = {}
+        self.last_seen = time.monotonic()
+        self.paced_load = 0.0
+        self.condemned = False  # killed for missing heartbeats; its exit is on its way
         child_commands, self._commands = multiprocessing.Pipe(duplex=False)
         self._events, child_events = multiprocessing.Pipe(duplex=False)
         self._child_ends = (child_commands, child_events)
         self._reader = EventReader()
+        self._outbox = bytearray()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proc: Any
         name = f"boundarylab-worker-{index}"
@@ -112,10 +136,13 @@ class Worker:
                 end.close()
         fd = self._events.fileno()
         os.set_blocking(fd, False)
+        os.set_blocking(self._commands.fileno(), False)
         self._loop = loop
+        self.last_seen = time.monotonic()
 
         def readable() -> None:
             eof = self._reader.read_available(fd)
+            self.last_seen = time.monotonic()
             for event in self._reader.events():
                 on_event(self, event)
             if eof:
@@ -131,12 +158,30 @@ class Worker:
             self._events.close()
 
     def send(self, command: Command) -> bool:
-        """Send a command (small; the worker reads them between steps); False if it is gone."""
+        """Queue a command for the worker and write what the pipe takes now, never blocking
+        the event loop; the rest goes out when the pipe drains. False when the worker is
+        gone or so far behind that MAX_OUTBOX bytes already wait for it."""
+        if self._commands.closed or len(self._outbox) > MAX_OUTBOX:
+            return False
+        self._outbox += frame(command)
+        return self._flush()
+
+    def _flush(self) -> bool:
+        fd = self._commands.fileno()
         try:
-            self._commands.send(command)
+            while self._outbox:
+                written = os.write(fd, self._outbox)
+                del self._outbox[:written]
+        except BlockingIOError:
+            if self._loop is not None:
+                self._loop.add_writer(fd, self._flush)
             return True
         except (OSError, ValueError):
+            self._outbox.clear()
             return False
+        if self._loop is not None:
+            self._loop.remove_writer(fd)
+        return True
 
     @property
     def pid(self) -> int | None:
@@ -160,29 +205,54 @@ class Worker:
     def close(self) -> None:
         """Release the pipes (on the event loop thread, after join)."""
         self._detach()
-        self._commands.close()
+        if not self._commands.closed:
+            if self._loop is not None:
+                with contextlib.suppress(Exception):
+                    self._loop.remove_writer(self._commands.fileno())
+            self._commands.close()
         if self.mode != "process":
             for end in self._child_ends:
                 end.close()
 
 
 class WorkerPool:
-    """`size` workers, each training one run at a time; up to `max_queued` runs wait."""
+    """`processes` workers, each interleaving many runs; at most `max_running` runs train at
+    once, up to `max_queued` more wait.
+
+    Admission by CPU: a paced run goes to the worker with the most headroom if its estimated
+    share of a CPU (capacity.paced_cores) fits under HEADROOM next to that worker's measured
+    paced load (its heartbeats) and the estimates of runs too new to be measured; an unpaced
+    run takes what paced runs leave, at most UNPACED_PER_WORKER of them per worker. The
+    queue is first come, first served.
+    """
 
     def __init__(
-        self, size: int, mode: str, factory: RunFactory = EngineRun, max_queued: int = 64
+        self,
+        size: int,
+        mode: str,
+        factory: RunFactory = EngineRun,
+        max_queued: int = 64,
+        *,
+        processes: int | None = None,
+        heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
+        limits: RunLimits | None = None,
     ) -> None:
-        self.size = size
+        self.limits = limits or RunLimits()
+        self.max_running = size
+        self.size = max(1, min(size, processes or os.cpu_count() or 1))
         self.mode = mode
         self.max_queued = max_queued
+        self.heartbeat_timeout = heartbeat_timeout
         self._factory = factory
-        self._workers: list[Worker] = []
+        self._workers: dict[int, Worker] = {}
         self._queue: deque[Job] = deque()
         self._exports: dict[int, asyncio.Future[dict[str, Any] | None]] = {}
         self._export_ids = itertools.count(1)
         self._events: RunEvents | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._respawn_backoff: dict[int, float] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, events: RunEvents) -> None:
@@ -190,66 +260,103 @@ class WorkerPool:
         self._loop = asyncio.get_running_loop()
         for index in range(self.size):
             self._spawn(index)
+        self._watchdog = self._loop.call_later(WATCH_EVERY_S, self._watch)
 
     def _spawn(self, index: int) -> None:
-        worker = Worker(index, self.mode, self._factory)
+        """Start worker `index`; when that fails (no descriptors, no forkserver), try again
+        with backoff, so a slot is never lost for good."""
         assert self._loop is not None
-        worker.start(self._loop, self._on_event, self._on_exit)
-        if index < len(self._workers):
-            self._workers[index] = worker
-        else:
-            self._workers.append(worker)
+        if self._closing:
+            return
+        try:
+            worker = Worker(index, self.mode, self._factory)
+            worker.start(self._loop, self._on_event, self._on_exit)
+        except Exception as exc:
+            delay = min(10.0, self._respawn_backoff.get(index, 0.25) * 2)
+            self._respawn_backoff[index] = delay
+            log.error("starting worker %d failed (%s); retrying in %.1f s", index, exc, delay)
+            self._reset_forkserver()
+            self._loop.call_later(delay, self._spawn, index)
+            return
+        self._respawn_backoff.pop(index, None)
+        self._workers[index] = worker
+        self._dispatch()
+
+    @staticmethod
+    def _reset_forkserver() -> None:
+        """A dead forkserver makes every start fail; forget it so the next start makes a new
+        one (multiprocessing keeps one per process)."""
+        with contextlib.suppress(Exception):
+            from multiprocessing import forkserver
+
+            server = forkserver._forkserver  # type: ignore[attr-defined]
+            pid = server._forkserver_pid
+            if pid is not None and os.waitpid(pid, os.WNOHANG)[0] == 0:
+                return  # alive
+            server._stop()
 
     async def cancel_all(self, reason: str, timeout: float) -> None:
         self._closing = True
         while self._queue:
             self._abort(self._queue.popleft(), "cancelled", reason)
-        busy = [w for w in self._workers if w.job is not None]
-        waits = [w.job.finished for w in busy if w.job is not None and w.job.finished]
-        for worker in busy:
-            assert worker.job is not None
-            worker.send(Control(worker.job.run_id, "cancel"))
+        jobs = [job for w in self._workers.values() for job in w.jobs.values()]
+        waits = [job.finished for job in jobs if job.finished is not None]
+        for worker in self._workers.values():
+            for job in worker.jobs.values():
+                worker.send(Control(job.run_id, "cancel"))
         if waits:
             await asyncio.wait(waits, timeout=max(0.0, timeout))
-        for worker in busy:  # a worker that did not confirm in time: let its run go
-            if worker.job is not None:
-                job, worker.job = worker.job, None
+        for worker in self._workers.values():  # runs whose worker did not confirm in time: let go
+            for job in list(worker.jobs.values()):
+                del worker.jobs[job.run_id]
                 self._abort(job, "cancelled", reason)
 
     async def shutdown(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         self._closing = True
-        for worker in self._workers:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        for worker in self._workers.values():
             worker.send(Stop())
         await asyncio.to_thread(self._join_all, max(0.5, deadline - time.monotonic()))
-        for worker in self._workers:
+        for worker in self._workers.values():
             worker.close()
 
     def _join_all(self, timeout: float) -> None:
         """Wait for the workers to stop; kill those that have not by then (their runs were
         cancelled already: nothing of them is lost)."""
         deadline = time.monotonic() + timeout
-        for worker in self._workers:
+        for worker in self._workers.values():
             worker.join(deadline - time.monotonic())
-        killed = [worker for worker in self._workers if worker.kill()]
+        killed = [worker for worker in self._workers.values() if worker.kill()]
         reaped_by = time.monotonic() + 0.5
         for worker in killed:
             worker.join(reaped_by - time.monotonic())
 
     # -- queries ---------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        running = sum(1 for w in self._workers if w.job is not None)
+        running = sum(len(w.jobs) for w in self._workers.values())
         return {"running": running, "queued": len(self._queue)}
 
     def ready(self) -> int:
-        return sum(1 for w in self._workers if w.ready)
+        """Workers that are alive and answering (a heartbeat within the timeout)."""
+        now = time.monotonic()
+        return sum(1 for w in self._workers.values() if self._answering(w, now))
+
+    def _answering(self, worker: Worker, now: float) -> bool:
+        return (
+            worker.ready
+            and not worker.condemned
+            and worker.alive()
+            and now - worker.last_seen <= self.heartbeat_timeout
+        )
 
     def worker_pids(self) -> list[int]:
-        return [w.pid for w in self._workers if w.pid is not None]
+        return [w.pid for w in self._workers.values() if w.pid is not None]
 
     # -- runs ------------------------------------------------------------------------------
     def check_capacity(self) -> None:
-        if self._idle_worker() is None and len(self._queue) >= self.max_queued:
+        if len(self._queue) >= self.max_queued and not self._queue_can_move():
             counts = self.counts()
             raise Busy(
                 f"the server is full: {counts['running']} runs training and {counts['queued']} "
@@ -257,14 +364,18 @@ class WorkerPool:
                 RETRY_AFTER_S,
             )
 
+    def _queue_can_move(self) -> bool:
+        return not self._queue and self._best_worker(None) is not None
+
     def submit(self, run_id: str, config: RunConfig) -> None:
-        self._queue.append(Job(run_id, config))
+        self._queue.append(Job(run_id, config, cores=paced_cores(config)))
         self._dispatch()
 
     def control(self, run_id: str, action: str) -> None:
         worker = self._worker_of(run_id)
         if worker is not None:
-            worker.send(Control(run_id, action))
+            if not worker.send(Control(run_id, action)):
+                raise Busy("this run's worker is not keeping up with commands; try again", 1)
             return
         job = next((j for j in self._queue if j.run_id == run_id), None)
         if job is None:
@@ -278,6 +389,19 @@ class WorkerPool:
         elif action == "resume":
             job.pending.clear()
 
+    def frames(self, run_id: str, wanted: bool) -> None:
+        worker = self._worker_of(run_id)
+        job = (
+            worker.jobs[run_id]
+            if worker
+            else next((j for j in self._queue if j.run_id == run_id), None)
+        )
+        if job is None or job.frames == wanted:
+            return
+        job.frames = wanted
+        if worker is not None:  # a hint: when the worker is too far behind, it is dropped
+            worker.send(Control(run_id, "frames_on" if wanted else "frames_off"))
+
     async def export(self, run_id: str) -> dict[str, Any] | None:
         worker = self._worker_of(run_id)
         if worker is None:
@@ -286,7 +410,9 @@ class WorkerPool:
         request_id = next(self._export_ids)
         future: asyncio.Future[dict[str, Any] | None] = self._loop.create_future()
         self._exports[request_id] = future
-        worker.send(Export(request_id))
+        if not worker.send(Export(request_id, run_id)):
+            self._exports.pop(request_id, None)
+            return None
         try:
             return await asyncio.wait_for(future, EXPORT_WAIT_S)
         except TimeoutError:
@@ -295,34 +421,77 @@ class WorkerPool:
             self._exports.pop(request_id, None)
 
     def _worker_of(self, run_id: str) -> Worker | None:
-        return next((w for w in self._workers if w.job and w.job.run_id == run_id), None)
+        return next((w for w in self._workers.values() if run_id in w.jobs), None)
 
-    def _idle_worker(self) -> Worker | None:
-        return next((w for w in self._workers if w.job is None and w.alive()), None)
+    def _paced_estimate(self, worker: Worker, now: float) -> float:
+        """The worker's measured paced load, plus the estimates of paced runs it took too
+        recently for a heartbeat to have measured them."""
+        fresh = sum(
+            job.cores
+            for job in worker.jobs.values()
+            if job.paced and now - job.started_at < SETTLE_S
+        )
+        return worker.paced_load + fresh
+
+    def _best_worker(self, job: Job | None) -> Worker | None:
+        """The answering worker with the most headroom that can take `job` (None: any run
+        that asks for little), or None when no worker can."""
+        if sum(len(w.jobs) for w in self._workers.values()) >= self.max_running:
+            return None
+        now = time.monotonic()
+        best: tuple[float, Worker] | None = None
+        for worker in self._workers.values():
+            # A worker still starting counts: its commands wait in the pipe until it reads.
+            starting = not worker.ready and not worker.condemned and worker.alive()
+            if not (starting or self._answering(worker, now)):
+                continue
+            load = self._paced_estimate(worker, now)
+            if job is not None and not job.paced:
+                unpaced = sum(1 for j in worker.jobs.values() if not j.paced)
+                if unpaced >= UNPACED_PER_WORKER:
+                    continue
+            elif load + (job.cores if job is not None else 0.0) > HEADROOM and worker.jobs:
+                continue  # an idle worker takes any run: one alone cannot be refused
+            if best is None or load < best[0]:
+                best = (load, worker)
+        return best[1] if best is not None else None
 
     def _dispatch(self) -> None:
-        assert self._events is not None and self._loop is not None
+        if self._events is None or self._loop is None:
+            return
         while self._queue and not self._closing:
-            worker = self._idle_worker()
+            job = self._queue[0]
+            worker = self._best_worker(job)
             if worker is None:
                 break
-            job = self._queue.popleft()
-            if not worker.send(Start(job.run_id, job.config)):
+            self._queue.popleft()
+            if not worker.send(Start(job.run_id, job.config, self.limits)):
                 self._queue.appendleft(job)
                 break
-            worker.job, job.finished = job, self._loop.create_future()
+            job.finished, job.started_at = self._loop.create_future(), time.monotonic()
+            worker.jobs[job.run_id] = job
             self._events.started(job.run_id)
-            for action in job.pending:
+            for action in [*job.pending, *([] if job.frames else ["frames_off"])]:
                 worker.send(Control(job.run_id, action))
             job.pending.clear()
         self._report_positions()
 
     def _report_positions(self) -> None:
+        """Tell each queued run its place and expected wait (when either changed enough)."""
         assert self._events is not None
-        for place, job in enumerate(self._queue, start=1):
-            if job.position != place:
-                job.position = place
-                self._events.queued(job.run_id, place)
+        running = [
+            remaining_seconds(job.config, job.iteration)
+            for worker in self._workers.values()
+            for job in worker.jobs.values()
+        ]
+        durations = [remaining_seconds(job.config, 0) for job in self._queue]
+        waits = expected_waits(running, durations, max(len(running), self.size))
+        for place, (job, wait) in enumerate(zip(self._queue, waits, strict=True), start=1):
+            wait = round(wait)
+            moved = job.wait_s is None or abs(wait - job.wait_s) >= max(2.0, 0.2 * job.wait_s)
+            if job.position != place or moved:
+                job.position, job.wait_s = place, wait
+                self._events.queued(job.run_id, place, wait)
 
     def _abort(self, job: Job, status: str, reason: str) -> None:
         assert self._events is not None
@@ -330,32 +499,64 @@ class WorkerPool:
             job.finished.set_result(None)
         self._events.aborted(job.run_id, status, reason)
 
+    # -- the watchdog ----------------------------------------------------------------------
+    def _watch(self) -> None:
+        """Kill a worker process that stopped answering (frozen, stopped, stuck in C): its
+        runs end `failed` when its exit arrives, and a new worker takes its place. Then let
+        the queue move (a worker's load changes) and refresh the expected waits."""
+        assert self._loop is not None
+        now = time.monotonic()
+        for worker in list(self._workers.values()):
+            silent = now - worker.last_seen
+            stale = worker.ready and not worker.condemned and silent > self.heartbeat_timeout
+            if stale and worker.mode == "process" and worker.kill():
+                log.error("worker %d sent nothing for %.1f s; killed it", worker.index, silent)
+                worker.condemned = True
+                # Its runs end now, without waiting for the pipe's EOF (which another
+                # holder of the descriptor could delay); its late events are ignored.
+                worker._detach()
+                self._on_exit(worker)
+        if not self._closing:
+            self._dispatch()
+            self._watchdog = self._loop.call_later(WATCH_EVERY_S, self._watch)
+
     # -- worker events ---------------------------------------------------------------------
     def _on_event(self, worker: Worker, event: WorkerEvent) -> None:
         assert self._events is not None
-        if isinstance(event, Ready):
+        if isinstance(event, Heartbeat):
+            worker.paced_load = event.paced_load
+        elif isinstance(event, Ready):
             worker.ready = True
+            self._dispatch()
         elif isinstance(event, ModelReply):
             future = self._exports.pop(event.request_id, None)
             if future is not None and not future.done():
                 future.set_result(event.model)
-        elif worker.job is None or worker.job.run_id != event.run_id:
+        elif event.run_id not in worker.jobs:
             return  # about a run the pool already let go
         elif isinstance(event, RunMessage):
+            if event.message.iteration is not None:
+                worker.jobs[event.run_id].iteration = event.message.iteration
             self._events.message(event.run_id, event.message)
         elif isinstance(event, Done):
-            job, worker.job = worker.job, None
+            job = worker.jobs.pop(event.run_id)
             if job.finished is not None and not job.finished.done():
                 job.finished.set_result(None)
             self._events.done(event.run_id, event.status, event.model)
             self._dispatch()
 
     def _on_exit(self, worker: Worker) -> None:
-        if self._closing or self._workers[worker.index] is not worker:
+        if self._closing or self._workers.get(worker.index) is not worker:
             return
-        if worker.job is not None:
-            job, worker.job = worker.job, None
-            self._abort(job, "failed", "the worker process stopped unexpectedly")
-        log.warning("worker %d stopped unexpectedly; starting a new one", worker.index)
+        reason = (
+            f"its worker stopped answering for over {self.heartbeat_timeout:g} s and was "
+            "replaced; start the run again"
+            if worker.condemned
+            else "the worker process stopped unexpectedly; start the run again"
+        )
+        for job in list(worker.jobs.values()):
+            self._abort(job, "failed", reason)
+        worker.jobs.clear()
+        worker.close()
+        log.warning("worker %d stopped; starting a new one", worker.index)
         self._spawn(worker.index)
-        self._dispatch()

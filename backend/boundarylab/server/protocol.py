@@ -1,11 +1,11 @@
 """The protocol between the server and its workers: typed commands and events, and how the
 events travel.
 
-Two one-way pipes per worker:
-  commands, server → worker (a multiprocessing.Connection; pickled `Command`s, small, read
-      by the worker between training steps);
-  events, worker → server (length-prefixed pickles of `WorkerEvent`s, read on the event
-      loop without blocking, see `EventReader`).
+Two one-way pipes per worker, each carrying length-prefixed pickles (`FrameWriter`,
+`FrameReader`):
+  commands, server → worker (`Command`s, small; written without blocking the event loop:
+      see pool.Worker.send; a worker reads them between the bounded ticks of its runs);
+  events, worker → server (`WorkerEvent`s, read on the event loop without blocking).
 A run's messages arrive already encoded (`messages.Encoded`), so the server only forwards
 text. Everything here is a plain frozen dataclass: a remote worker could speak the same
 protocol over another transport.
@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import struct
+import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -28,16 +30,30 @@ HEADER = struct.Struct("!I")
 
 # -- commands: server → worker ---------------------------------------------------------------
 @dataclass(frozen=True)
+class RunLimits:
+    """A run's time bounds, enforced by its worker: it ends `cancelled` with a message once
+    it has lasted `max_seconds`, used `max_cpu_seconds` of CPU, or stayed paused for
+    `pause_timeout` seconds."""
+
+    max_seconds: float = 3600.0
+    max_cpu_seconds: float = 600.0
+    pause_timeout: float = 900.0
+
+
+@dataclass(frozen=True)
 class Start:
-    """Train this run now (the worker is idle)."""
+    """Train this run too (alongside the others the worker holds)."""
 
     run_id: str
     config: RunConfig
+    limits: RunLimits = RunLimits()
 
 
 @dataclass(frozen=True)
 class Control:
-    """pause | resume | step | cancel, for the run the worker is training."""
+    """pause | resume | step | cancel | frames_on | frames_off, for one of the worker's runs
+    (frames_off: no viewer can take a boundary frame now, so the worker makes none but the
+    final one)."""
 
     run_id: str
     action: str
@@ -45,14 +61,15 @@ class Control:
 
 @dataclass(frozen=True)
 class Export:
-    """Send the current weights back as `ModelReply(request_id, ...)`."""
+    """Send run `run_id`'s current weights back as `ModelReply(request_id, ...)`."""
 
     request_id: int
+    run_id: str
 
 
 @dataclass(frozen=True)
 class Stop:
-    """End the worker (cancelling its run, if any)."""
+    """End the worker (cancelling its runs, if any)."""
 
 
 Command = Start | Control | Export | Stop
@@ -62,6 +79,15 @@ Command = Start | Control | Export | Stop
 @dataclass(frozen=True)
 class Ready:
     """The worker has started and imported the engine."""
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The worker is alive (sent about every worker.HEARTBEAT_S). `paced_load`: the share of
+    one CPU its paced runs took over the last interval; `load`: that of all its runs."""
+
+    paced_load: float
+    load: float
 
 
 @dataclass(frozen=True)
@@ -89,11 +115,18 @@ class Done:
     model: dict[str, Any] | None
 
 
-WorkerEvent = Ready | RunMessage | ModelReply | Done
+WorkerEvent = Ready | Heartbeat | RunMessage | ModelReply | Done
+
+
+def frame(item: Command | WorkerEvent) -> bytes:
+    """One length-prefixed pickle."""
+    payload = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+    return HEADER.pack(len(payload)) + payload
 
 
 class EventWriter:
-    """Worker side of the events pipe: one length-prefixed pickle per event.
+    """Worker side of the events pipe: one length-prefixed pickle per event, written whole
+    (a lock keeps frames whole when several threads of a worker send).
 
     Raw `os.write` rather than `Connection.send`: the reader parses frames from a
     non-blocking descriptor on the event loop, and needs the length in front.
@@ -102,19 +135,23 @@ class EventWriter:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn  # kept so the descriptor stays open
         self._fd = conn.fileno()
+        self._lock = threading.Lock()
 
     def send(self, event: WorkerEvent) -> None:
-        payload = pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
-        view = memoryview(HEADER.pack(len(payload)) + payload)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        view = memoryview(frame(event))
+        with self._lock:
+            while view:
+                try:
+                    view = view[os.write(self._fd, view) :]
+                except BlockingIOError:  # a non-blocking descriptor (thread workers)
+                    select.select([], [self._fd], [], 0.05)
 
     def close(self) -> None:
         self._conn.close()
 
 
 class EventReader:
-    """Server side of the events pipe: bytes in as they come, whole events out."""
+    """The reading side of either pipe: bytes in as they come, whole frames out."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -132,9 +169,9 @@ class EventReader:
                 return True
             self._buffer += chunk
 
-    def events(self) -> list[WorkerEvent]:
-        """Every complete event received so far, oldest first."""
-        out: list[WorkerEvent] = []
+    def events(self) -> list[Any]:
+        """Every complete frame received so far, unpickled, oldest first."""
+        out: list[Any] = []
         offset = 0
         while len(self._buffer) - offset >= HEADER.size:
             (size,) = HEADER.unpack_from(self._buffer, offset)

@@ -41,11 +41,14 @@ class RunRecorder:
         run = self._store.get(run_id)
         return None if run is None or run.done else run
 
-    def queued(self, run_id: str, position: int) -> None:
+    def queued(self, run_id: str, position: int, wait_s: float | None = None) -> None:
         run = self._live(run_id)
-        if run is not None and run.position != position:
-            run.position = position
-            self._publish(run, encode(status_message("queued", position=position)))
+        if run is not None and (run.position, run.expected_wait_s) != (position, wait_s):
+            run.position, run.expected_wait_s = position, wait_s
+            extra = {"position": position}
+            if wait_s is not None:
+                extra["expected_wait_s"] = wait_s
+            self._publish(run, encode(status_message("queued", **extra)))
 
     def started(self, run_id: str) -> None:
         run = self._live(run_id)

@@ -72,6 +72,9 @@ class RunSummary(BaseModel):
     created: float = Field(description="When the run was submitted (Unix time).")
     message: str | None = Field(None, description="Why it failed, diverged or was cancelled.")
     position: int | None = Field(None, description="Place in the queue while queued (1 = next).")
+    expected_wait_s: float | None = Field(
+        None, description="While queued: about how many seconds until it starts."
+    )
 
 
 class RunCreated(RunSummary):

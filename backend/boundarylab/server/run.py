@@ -33,6 +33,7 @@ class Run:
     message: str | None = None
     iteration: int = 0
     position: int | None = None
+    expected_wait_s: float | None = None  # while queued: seconds until it should start
     model: dict[str, Any] | None = None
     started_at: float | None = None
     finished_at: float | None = None
@@ -60,10 +61,12 @@ class Run:
 
     def start(self) -> None:
         self.status, self.position, self.started_at = "running", None, time.monotonic()
+        self.expected_wait_s = None
 
     def finish(self, status: str, message: str | None) -> None:
         """The run ended: its final status, and its history folded into one text."""
         self.status, self.message, self.position = status, message, None
+        self.expected_wait_s = None
         self.finished_at = time.monotonic()
         if self._history_text is None:
             self._history_text = self.history_json()
@@ -102,6 +105,8 @@ class Run:
             out["message"] = self.message
         if self.position is not None:
             out["position"] = self.position
+        if self.expected_wait_s is not None:
+            out["expected_wait_s"] = self.expected_wait_s
         return out
 
     def snapshot_text(self) -> str:
@@ -117,4 +122,6 @@ class Run:
             tail["message"] = self.message
         if self.position is not None:
             tail["position"] = self.position
+        if self.expected_wait_s is not None:
+            tail["expected_wait_s"] = self.expected_wait_s
         return snapshot_text(head, self.history_json(), self.dataset_text, self.latest, tail)

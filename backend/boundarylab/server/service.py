@@ -21,6 +21,7 @@ from boundarylab.server.fanout import Fanout, Viewer
 from boundarylab.server.housekeeping import Housekeeper
 from boundarylab.server.interfaces import RunFeed, RunStore, Scheduler
 from boundarylab.server.pool import RETRY_AFTER_S, WorkerPool
+from boundarylab.server.protocol import RunLimits
 from boundarylab.server.recorder import RunRecorder
 from boundarylab.server.run import Run
 from boundarylab.server.settings import Settings
@@ -33,8 +34,8 @@ DRAIN_S = 0.5  # then for viewers to get what they hold: sending is quick, waiti
 
 
 class CommandRate:
-    """At most `per_second` commands a second for each run. A worker reads commands between
-    steps; a client flooding the pipe faster would fill it and block the event loop."""
+    """At most `per_second` commands a second for each run: a worker reads commands between
+    the ticks of all its runs, and one client should not keep it busy with them."""
 
     def __init__(self, per_second: int) -> None:
         self.per_second = per_second
@@ -56,7 +57,7 @@ class CommandRate:
 
 class RunService:
     """Runs: submitted, controlled, exported and watched. The parts default to this
-    process's (MemoryRunStore, WorkerPool of `settings.max_running`, Fanout)."""
+    process's (MemoryRunStore, WorkerPool of `settings.worker_processes`, Fanout)."""
 
     def __init__(
         self,
@@ -68,8 +69,14 @@ class RunService:
     ) -> None:
         self.settings = settings
         self.scheduler = scheduler or WorkerPool(
-            settings.max_running, settings.workers, max_queued=settings.max_queued
-        )
+            settings.max_running,
+            settings.workers,
+            max_queued=settings.max_queued,
+            processes=settings.worker_processes,
+            heartbeat_timeout=settings.worker_heartbeat_timeout,
+            limits=RunLimits(settings.max_run_seconds, settings.max_run_cpu_seconds,
+                             settings.pause_timeout_seconds),
+        )  # fmt: skip
         self.store = store or MemoryRunStore(settings.retention_seconds, settings.retention_count)
         self.feed = feed or Fanout()
         self._rate = CommandRate(COMMANDS_PER_S)
@@ -157,6 +164,7 @@ class RunService:
         run = Run(str(uuid.uuid4()), config, client, dataset_text)
         self.store.add(run)
         self.scheduler.submit(run.id, config)
+        self._frames_wanted(run)  # nobody watches yet: frames start with the first viewer
         return run
 
     def request(self, run: Run, action: str) -> None:
@@ -212,7 +220,16 @@ class RunService:
     def subscribe(self, run: Run) -> Viewer:
         """A new viewer whose first item is the snapshot; errors.TooManyViewers when full."""
         limit = self.settings.max_viewers_per_run
-        return self.feed.subscribe(run.id, run.snapshot_text(), limit=limit, ended=run.done)
+        viewer = self.feed.subscribe(run.id, run.snapshot_text(), limit=limit, ended=run.done)
+        self._frames_wanted(run)
+        return viewer
 
     def unsubscribe(self, run: Run, viewer: Viewer) -> None:
         self.feed.unsubscribe(run.id, viewer)
+        self._frames_wanted(run)
+
+    def _frames_wanted(self, run: Run) -> None:
+        """Boundary frames cost the most of a live run: its worker makes them only while
+        someone watches (the first and the last are always made, for the snapshot)."""
+        if not run.done:
+            self.scheduler.frames(run.id, self.feed.viewers(run.id) > 0)

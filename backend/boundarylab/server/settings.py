@@ -28,17 +28,53 @@ class Settings(BaseSettings):
         "info", description="Log level of the server."
     )
     max_running: int = Field(
+        default_factory=lambda: 32 * (os.cpu_count() or 1),
+        ge=1,
+        le=4096,
+        description="At most this many runs training at once over all workers (default: 32 "
+        "per CPU). Below that, a new run starts while the workers have CPU headroom for it "
+        "and waits in the queue while they have not.",
+    )
+    worker_processes: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
         le=256,
-        description="Runs training at once (default: the CPU count).",
+        description="Worker processes (default: the CPU count, never more than max_running). "
+        "Each interleaves many runs.",
     )
     workers: Literal["process", "thread"] = Field(
         "process",
-        description="Where runs train: a pool of max_running worker processes (keeps the "
-        "event loop responsive), or threads (no multiprocessing; for tests).",
+        description="Where runs train: worker processes (keeps the event loop responsive), "
+        "or threads (no multiprocessing; for tests).",
     )
-    max_queued: int = Field(64, ge=0, le=10_000, description="Runs waiting; beyond this, 429.")
+    max_queued: int = Field(500, ge=0, le=10_000, description="Runs waiting; beyond this, 429.")
+    max_run_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Longest a run may last, wall time: a paced run that would take longer "
+        "is refused at submit (422); a run still going then is cancelled with a message.",
+    )
+    max_run_cpu_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="CPU seconds one run may use: a run estimated to need more is refused "
+        "at submit (422); one that uses more is cancelled with a message.",
+    )
+    max_frame_seconds: float = Field(
+        1.0, gt=0, description="A run whose boundary frame would take longer is refused (422)."
+    )
+    pause_timeout_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="A run paused this long is released: it ends cancelled, with a message.",
+    )
+    worker_heartbeat_timeout: float = Field(
+        10.0,
+        ge=1.0,
+        le=300.0,
+        description="Seconds a worker may send nothing (it sends a heartbeat twice a second) "
+        "before it is killed and replaced; its runs end failed.",
+    )
     retention_seconds: float = Field(
         3600.0, gt=0, description="How long a finished run is kept before it is forgotten."
     )

@@ -11,6 +11,9 @@ already, so a worker is ready in milliseconds and a new run starts at once. Thre
 (`BOUNDARYLAB_WORKERS=thread`) keeps the same protocol and code path without the process
 boundary (tests, odd platforms).
 
+A worker holds many runs at once and interleaves them (`WorkerLoop`): a paced run sleeps
+most of its life, and a process per run would hold a core doing nothing.
+
 A worker encodes each message of its run for the wire (`messages.encode`) before sending
 it, so the server's event loop only forwards text.
 """
@@ -19,9 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
+import queue
+import select
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -31,8 +39,10 @@ from boundarylab.server.messages import encode, event_message, status_message
 from boundarylab.server.protocol import (
     Control,
     Done,
+    EventReader,
     EventWriter,
     Export,
+    Heartbeat,
     ModelReply,
     Ready,
     RunMessage,
@@ -81,79 +91,283 @@ def release_heap() -> bool:
 
 
 class RunHandle(Protocol):
-    """One run inside a worker: what a run factory returns."""
-
-    def run(self) -> str: ...
+    """One run inside a worker, as a factory returns it: either a *stepped* run (has
+    ``start``, ``tick``, ``command``, ``due_in`` and ``final``, like training.RunStepper),
+    which the worker interleaves with its other runs, or a *blocking* one (``run()``, waiting
+    through ``next_command``), which gets a thread of its own (test fakes)."""
 
     def export_model(self) -> dict[str, Any] | None: ...
 
 
 # (config, emit, next_command) -> handle. `emit` takes a wire message (a dict with "type");
 # tests pass their own factories to inject fakes and faults.
-RunFactory = Callable[[RunConfig, Emit, NextCommand], RunHandle]
+RunFactory = Callable[[RunConfig, Emit, NextCommand], Any]
+
+HEARTBEAT_S = 0.5  # a worker says it is alive this often (pool.py kills one that stops)
+COMMANDS_PER_ROUND = 256  # commands read before the runs get their next turn
 
 
 class EngineRun:
-    """The real thing: a `training.Trainer` driven by a `training.RunLoop`, its typed events
-    turned into wire messages here, in the worker."""
+    """The real thing: a `training.Trainer` driven by a `training.RunStepper`, its typed
+    events turned into wire messages here, in the worker. A stepped run."""
 
     def __init__(self, config: RunConfig, emit: Emit, next_command: NextCommand) -> None:
-        from boundarylab.engine.training import RunLoop, Trainer
+        from boundarylab.engine.training import RunStepper
 
-        self.trainer = Trainer(config)
-        self.loop = RunLoop(
-            config, lambda event: emit(event_message(event)), next_command, trainer=self.trainer
-        )
+        self.stepper = RunStepper(config, lambda event: emit(event_message(event)))
+        self.paced = self.stepper.paced
 
-    def run(self) -> str:
-        return self.loop.run()
+    @property
+    def final(self) -> str | None:
+        return self.stepper.final
+
+    @property
+    def paused(self) -> bool:
+        return self.stepper.paused
+
+    def stop(self, message: str) -> None:
+        self.stepper.stop(message)
+
+    def start(self) -> None:
+        self.stepper.start()
+
+    def tick(self) -> None:
+        self.stepper.tick()
+
+    def due_in(self) -> float | None:
+        return self.stepper.due_in()
+
+    def command(self, action: str) -> None:
+        if action in ("frames_on", "frames_off"):
+            self.stepper.frames_wanted = action == "frames_on"
+        else:
+            self.stepper.command(action)
 
     def export_model(self) -> dict[str, Any] | None:
-        return self.trainer.export_model()
+        trainer = self.stepper.trainer
+        return None if trainer is None else trainer.export_model()
 
 
-def _export(handle: RunHandle | None) -> dict[str, Any] | None:
+def _export(handle: Any) -> dict[str, Any] | None:
     if handle is None:
         return None
     try:
-        return handle.export_model()
+        model = handle.export_model()
+        return model if isinstance(model, dict) else None
     except Exception:
         return None
 
 
-def _run_one(commands: Connection, events: EventWriter, start: Start, factory: RunFactory) -> bool:
-    """Run one job to its end; returns True when a stop request arrived meanwhile."""
-    stop_requested = False
-    handle: RunHandle | None = None
-    run_id = start.run_id
+class Slot:
+    """One run the worker holds. A stepped run is ticked by the worker's loop; a blocking
+    one runs in a thread and reads its commands from a queue."""
 
-    def emit(message: dict[str, Any]) -> None:
-        events.send(RunMessage(run_id, encode(message)))
+    def __init__(self, start: Start, factory: RunFactory, events: EventWriter) -> None:
+        self.run_id = start.run_id
+        self.events = events
+        self.finished = False  # a blocking run's thread sent its Done
+        self.crashed = False  # a stepped run raised: it is over
+        self.limits = start.limits
+        self.started = time.monotonic()
+        self.cpu = 0.0  # CPU seconds its ticks took
+        self.paused_since: float | None = None
+        self._commands: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.handle: Any = factory(start.config, self.emit, self._next_command)
+        self.stepped = hasattr(self.handle, "tick")
+        self.paced = bool(getattr(self.handle, "paced", False))
+        if self.stepped:
+            self.handle.start()
+        else:
+            thread = threading.Thread(target=self._run_blocking, daemon=True,
+                                      name=f"boundarylab-run-{self.run_id[:8]}")  # fmt: skip
+            thread.start()
 
-    def next_command(timeout: float) -> str | None:
-        # The run's only way to wait, so exports and stops are answered between steps.
-        nonlocal stop_requested
-        deadline = time.monotonic() + max(0.0, timeout)
-        while commands.poll(max(0.0, deadline - time.monotonic())):
-            command = commands.recv()
-            if isinstance(command, Control) and command.run_id == run_id:
-                return command.action
-            if isinstance(command, Export):
-                events.send(ModelReply(command.request_id, _export(handle)))
-            elif isinstance(command, Stop):
-                stop_requested = True
-                return "cancel"
+    def emit(self, message: dict[str, Any]) -> None:
+        self.events.send(RunMessage(self.run_id, encode(message)))
+
+    def _next_command(self, timeout: float) -> str | None:
+        try:
+            return self._commands.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            return None
+
+    def _run_blocking(self) -> None:
+        status = "failed"
+        try:
+            status = self.handle.run()
+        except Exception as exc:  # the run fails, the worker lives on for the others
+            self.emit(status_message("failed", f"the run failed: {type(exc).__name__}: {exc}"))
+        self.events.send(Done(self.run_id, status, _export(self.handle)))
+        self.finished = True
+
+    def command(self, action: str) -> None:
+        if self.stepped and not self.crashed:
+            try:
+                self.handle.command(action)
+            except Exception as exc:
+                message = f"the run failed: {type(exc).__name__}: {exc}"
+                self.emit(status_message("failed", message))
+                self.crashed = True
+        elif action not in ("frames_on", "frames_off"):
+            self._commands.put(action)
+
+    def due_in(self) -> float | None:
+        """Seconds until this run wants a tick; None when it has ended (a blocking run is
+        never due: its thread does the work)."""
+        if not self.stepped:
+            return None if self.finished else math.inf
+        if self.crashed:
+            return None
+        due: float | None = self.handle.due_in()
+        return due
+
+    def tick(self) -> None:
+        """One tick of a stepped run; an exception from it fails this run alone."""
+        try:
+            self.handle.tick()
+        except Exception as exc:
+            self.emit(status_message("failed", f"the run failed: {type(exc).__name__}: {exc}"))
+            self.crashed = True
+
+    def over_limit(self, now: float) -> str | None:
+        """Why this run must end now (one of its RunLimits is reached), or None."""
+        if not self.stepped or self.crashed:
+            return None
+        paused = bool(getattr(self.handle, "paused", False))
+        if not paused:
+            self.paused_since = None
+        elif self.paused_since is None:
+            self.paused_since = now
+        limits = self.limits
+        if self.paused_since is not None and now - self.paused_since >= limits.pause_timeout:
+            return (f"Released after {limits.pause_timeout:g} s paused (this server's pause "
+                    "timeout); start it again to go on.")  # fmt: skip
+        if now - self.started >= limits.max_seconds:
+            return f"Stopped: runs on this server last at most {limits.max_seconds:g} s."
+        if self.cpu >= limits.max_cpu_seconds:
+            return (f"Stopped: the run used its {limits.max_cpu_seconds:g} CPU-seconds "
+                    "(this server's budget per run).")  # fmt: skip
         return None
 
-    status = "failed"
-    try:
-        handle = factory(start.config, emit, next_command)
-        status = handle.run()
-    except Exception as exc:  # the run fails, the worker lives on for the next one
-        emit(status_message("failed", f"the run failed: {type(exc).__name__}: {exc}"))
-    events.send(Done(run_id, status, _export(handle)))
-    handle = None  # the trainer (in a cycle with `next_command`) becomes garbage here
-    return stop_requested
+    def finish(self) -> None:
+        """A stepped run has ended: send its Done with the final weights."""
+        status = "failed" if self.crashed else self.handle.final or "failed"
+        self.events.send(Done(self.run_id, status, _export(self.handle)))
+
+
+class WorkerLoop:
+    """A worker's scheduler: holds any number of runs and interleaves them on one thread.
+
+    Each round: read the commands that arrived; tick every paced run that is due (in order
+    of how late it is); then give ONE unpaced run a tick, the next one next round (fair
+    slices of what the paced runs leave); then wait until the next run is due or a command
+    arrives. A tick is bounded (training.CHUNK_SECONDS), so commands and heartbeats are
+    never far away.
+    """
+
+    def __init__(self, commands_fd: int, events: EventWriter, factory: RunFactory) -> None:
+        self.fd = commands_fd
+        self.events = events
+        self.factory = factory
+        self.reader = EventReader()
+        self.runs: dict[str, Slot] = {}
+        self._pending: deque[Any] = deque()  # commands read, not yet applied
+        self.stopping = False
+        self._unpaced_turn = 0
+        self._beat_at = 0.0
+        self._cpu_paced = 0.0
+        self._cpu_all = 0.0
+        self._cpu_mark = time.monotonic()
+
+    def serve(self, release: bool) -> None:
+        while not self.stopping:
+            self._read_commands(self._wait())
+            self._tick_round()
+            ended = self._reap()
+            if ended and release and not self.runs:
+                release_heap()
+            self._heartbeat()
+        for slot in list(self.runs.values()):  # Stop: every run ends cancelled
+            slot.command("cancel")
+        deadline = time.monotonic() + 1.0  # threads of blocking runs send their own Done
+        while self._reap() or (self.runs and time.monotonic() < deadline):
+            time.sleep(0.01)
+
+    def _wait(self) -> float:
+        dues = [d for d in (s.due_in() for s in self.runs.values()) if d is not None]
+        until_beat = max(0.0, self._beat_at - time.monotonic())
+        return min([until_beat, *dues])
+
+    def _read_commands(self, timeout: float) -> None:
+        readable, _, _ = select.select([self.fd], [], [], 0.0 if self._pending else timeout)
+        if readable:
+            if self.reader.read_available(self.fd):
+                self.stopping = True  # the server is gone
+            self._pending.extend(self.reader.events())
+        for _ in range(min(COMMANDS_PER_ROUND, len(self._pending))):
+            self._apply(self._pending.popleft())
+
+    def _apply(self, command: Any) -> None:
+        if isinstance(command, Stop):
+            self.stopping = True
+        elif isinstance(command, Start):
+            self._start(command)
+        elif isinstance(command, Control):
+            slot = self.runs.get(command.run_id)
+            if slot is not None:
+                slot.command(command.action)
+        elif isinstance(command, Export):
+            slot = self.runs.get(command.run_id)
+            model = _export(slot.handle) if slot is not None else None
+            self.events.send(ModelReply(command.request_id, model))
+
+    def _start(self, start: Start) -> None:
+        try:
+            self.runs[start.run_id] = Slot(start, self.factory, self.events)
+        except Exception as exc:  # the run fails, the worker lives on for the others
+            message = status_message("failed", f"the run failed: {type(exc).__name__}: {exc}")
+            self.events.send(RunMessage(start.run_id, encode(message)))
+            self.events.send(Done(start.run_id, "failed", None))
+
+    def _tick_round(self) -> None:
+        due = [(d, s) for s in self.runs.values() if s.stepped and (d := s.due_in()) == 0.0]
+        paced = [s for _, s in due if s.paced]
+        unpaced = [s for _, s in due if not s.paced]
+        for slot in paced:
+            self._timed_tick(slot)
+        if unpaced:
+            self._unpaced_turn = (self._unpaced_turn + 1) % len(unpaced)
+            self._timed_tick(unpaced[self._unpaced_turn])
+
+    def _timed_tick(self, slot: Slot) -> None:
+        started = time.thread_time()
+        slot.tick()
+        spent = time.thread_time() - started
+        slot.cpu += spent
+        self._cpu_all += spent
+        if slot.paced:
+            self._cpu_paced += spent
+
+    def _reap(self) -> bool:
+        ended = [s for s in self.runs.values() if s.due_in() is None]
+        for slot in ended:
+            del self.runs[slot.run_id]
+            if slot.stepped:
+                slot.finish()
+        return bool(ended)
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now < self._beat_at:
+            return
+        for slot in self.runs.values():  # the time bounds, checked at the heartbeat's pace
+            reason = slot.over_limit(now)
+            if reason is not None:
+                slot.handle.stop(reason)
+        span = max(1e-3, now - self._cpu_mark)
+        self.events.send(Heartbeat(self._cpu_paced / span, self._cpu_all / span))
+        self._cpu_paced = self._cpu_all = 0.0
+        self._cpu_mark, self._beat_at = now, now + HEARTBEAT_S
 
 
 def worker_main(
@@ -163,9 +377,9 @@ def worker_main(
     niceness: int = 0,
     release: bool = False,
 ) -> None:
-    """Body of a worker (process or thread): serve runs one after another until stopped.
+    """Body of a worker (process or thread): serve runs, many at once, until stopped.
 
-    `release`: after each run, return the heap it freed to the OS (see `release_heap`).
+    `release`: once it holds no run, return the heap it freed to the OS (`release_heap`).
     No `gc.collect()` here: it writes to every object the worker shares with the forkserver
     and so copies those pages (measured: a worker's PSS went from 20 to 42 MiB).
     """
@@ -179,17 +393,9 @@ def worker_main(
         if niceness:
             with contextlib.suppress(OSError):
                 os.nice(niceness)
-        while True:
-            command = commands.recv()
-            if isinstance(command, Stop):
-                return
-            if isinstance(command, Start):
-                if _run_one(commands, events, command, factory):
-                    return
-                if release:
-                    release_heap()
-            elif isinstance(command, Export):  # the run it asked about already finished
-                events.send(ModelReply(command.request_id, None))
+        fd = commands.fileno()
+        os.set_blocking(fd, False)
+        WorkerLoop(fd, events, factory).serve(release)
     except (EOFError, OSError, KeyboardInterrupt):
         return
     finally:
@@ -197,10 +403,20 @@ def worker_main(
         commands.close()
 
 
+def one_blas_thread() -> None:
+    """One BLAS/OpenMP thread in this process: a worker's runs must not take more than the
+    one core the worker stands for (measured: a 6×256 run used both cores through BLAS)."""
+    with contextlib.suppress(Exception):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+
+
 def process_main(
     commands: Connection, events: Connection, factory: RunFactory, niceness: int
 ) -> None:
     """Entry point of a worker process."""
+    one_blas_thread()
     worker_main(commands, events, factory, niceness, release=True)
     # Skip interpreter teardown (NumPy, scikit-learn, ...): it takes about a second per
     # process on a busy 2-core box, and shutdown must finish within 5 s. Nothing is

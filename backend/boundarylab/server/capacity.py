@@ -1,0 +1,107 @@
+"""What a run costs and how long it will take: the numbers admission and the queue's
+expected wait are made of (pool.py). Rough on purpose: a worker's measured load (its
+heartbeats) corrects the estimate of a run within a second of its start.
+
+Calibrated on the 2-core dev box (bench/engine.py, bench/capacity.py): the default run
+(300 points, 2-3-2, 100×100 grid) takes ~15 µs a step and ~1 ms a boundary frame.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable
+
+from boundarylab.engine.config import RunConfig
+
+STEP_OVERHEAD_S = 9e-6  # Python and NumPy call overhead of one step, whatever its size
+STEP_PER_MAC_S = 1e-10  # one multiply-add of the forward and backward pass, per point
+FRAME_OVERHEAD_S = 6e-4  # quantising and encoding a 100×100 frame
+FRAME_PER_MAC_S = 1.5e-10  # one multiply-add of the forward pass, per grid cell
+# (6×256 on 5000 points: ~0.5 s a step, as measured in issue 11; a 300×300 frame ~4 s.)
+
+
+def _macs(config: RunConfig, n_outputs: int = 2) -> int:
+    """Multiply-adds of one forward pass for one point."""
+    sizes = [len(config.model.features), *config.model.hidden_sizes, n_outputs]
+    return sum(a * b for a, b in itertools.pairwise(sizes))
+
+
+def step_seconds(config: RunConfig) -> float:
+    """CPU seconds of one training step (forward + backward over the batch)."""
+    points = config.training.batch_size or config.dataset.n_samples
+    return STEP_OVERHEAD_S + 3 * points * _macs(config) * STEP_PER_MAC_S
+
+
+def frame_seconds(config: RunConfig) -> float:
+    """CPU seconds of one boundary frame."""
+    cells = config.view.resolution**2
+    return FRAME_OVERHEAD_S + cells * _macs(config) * FRAME_PER_MAC_S
+
+
+def paced_cores(config: RunConfig) -> float:
+    """The share of one CPU a paced run takes (1.0 or more: it cannot keep its pace)."""
+    sps = config.training.steps_per_second
+    if sps is None:
+        return 1.0
+    frames = min(config.view.max_fps, 1.0 / max(frame_seconds(config), 1e-9) * 0.25)
+    return sps * step_seconds(config) + frames * frame_seconds(config)
+
+
+def remaining_seconds(config: RunConfig, iteration: int) -> float:
+    """Wall seconds a run still needs from `iteration`: its pace, or its CPU time alone."""
+    left = max(0, config.training.iterations - iteration)
+    sps = config.training.steps_per_second
+    if sps is not None:
+        return max(left / sps, left * step_seconds(config))
+    return left * step_seconds(config)
+
+
+def expected_waits(running: Iterable[float], queued: Iterable[float], slots: int) -> list[float]:
+    """Seconds until each queued run starts, in queue order.
+
+    `running`: the seconds each running run still needs; `queued`: how long each queued run
+    will take once started; `slots`: how many runs train at once. One run ending lets the
+    next one in: a simulation of the queue, not a promise."""
+    slots = max(1, slots)
+    ends = sorted(running)[:slots]
+    heap = [0.0] * (slots - len(ends)) + ends  # sorted: already a heap
+    waits: list[float] = []
+    for duration in queued:
+        start = heapq.heappop(heap)
+        waits.append(start)
+        heapq.heappush(heap, start + duration)
+    return waits
+
+
+def budget_errors(
+    config: RunConfig, max_run_seconds: float, max_cpu_seconds: float, max_frame_seconds: float
+) -> list[tuple[tuple[str, ...], str, object]]:
+    """Why this run cannot fit the server's time bounds, as (field path, message, input):
+    empty when it fits. Checked at submit, so an impossible run is refused up front."""
+    errors: list[tuple[tuple[str, ...], str, object]] = []
+    t = config.training
+    sps = t.steps_per_second
+    if sps is not None and t.iterations / sps > max_run_seconds:
+        least = t.iterations / max_run_seconds
+        errors.append((("training", "steps_per_second"),
+                       f"At {sps:g} steps/s, {t.iterations} iterations take "
+                       f"{t.iterations / sps:.0f} s, but this server ends a run after "
+                       f"{max_run_seconds:g} s: use at least {least:.3g} steps/s or fewer "
+                       "training.iterations", sps))  # fmt: skip
+    cpu = t.iterations * step_seconds(config)
+    if cpu > max_cpu_seconds:
+        errors.append((("training", "iterations"),
+                       f"This network on this data would need about {cpu:.0f} CPU-seconds for "
+                       f"{t.iterations} iterations; this server allows {max_cpu_seconds:g} per "
+                       "run: use fewer iterations, fewer or smaller hidden layers, or fewer "
+                       "points (dataset.n_samples or training.batch_size)",
+                       t.iterations))  # fmt: skip
+    frame = frame_seconds(config)
+    if frame > max_frame_seconds:
+        errors.append((("view", "resolution"),
+                       f"One boundary frame of this network at resolution "
+                       f"{config.view.resolution} would take about {frame:.1f} s; this server "
+                       f"allows {max_frame_seconds:g} s: use a lower resolution or a smaller "
+                       "network", config.view.resolution))  # fmt: skip
+    return errors

@@ -1,0 +1,161 @@
+"""Capacity: how many default live runs (pace 2000 steps/s), each with one viewer, one
+server holds at their pace (targets: README "Benchmarks", "Capacity").
+
+For each N, N runs are POSTed together and each gets a WebSocket viewer at once. Reported
+per N: the achieved steps/s of the slowest run (20000 steps over POST -> final status), its
+seconds from POST to the end, the fewest frames/s any viewer received, the slowest
+first-frame latency, server + worker CPU seconds per run (from psutil, the whole process
+tree, over the whole round) and the event loop's lag p99 (the server's own 10 ms ticker).
+A round "holds the pace" when every run ends within 11 s of its POST (20000 steps at 2000/s
+is 10 s: within 5 %), every viewer got >= 10 frames/s and lag p99 <= 50 ms. The largest N
+that holds is printed last.
+
+`--flood 200` also submits that many short paced runs at once and checks that each ends
+completed and that queued ones were told their place and an expected wait.
+
+Usage: .venv/bin/python bench/capacity.py [--counts 1,10,20,30,40] [--flood 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import time
+from typing import Any
+
+import httpx
+import psutil
+from websockets.asyncio.client import connect
+
+import serverproc
+
+PACE = 2000
+STEPS = 20000
+LIVE = {"training": {"steps_per_second": PACE}}  # every other field: the article's default
+TERMINAL = {"completed", "cancelled", "diverged", "failed"}
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds so far of the server process and every process under it (the workers)."""
+    total = 0.0
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+async def follow(base: str, run_id: str, posted: float) -> dict[str, Any]:
+    """One viewer of one run: frame times, the end and the run's end status."""
+    url = base.replace("http", "ws") + f"/api/runs/{run_id}/stream"
+    frames: list[float] = []
+    seen: dict[str, Any] = {"final": None, "end": None, "waits": []}
+    async with connect(url, max_size=2**22) as ws:
+        async for text in ws:
+            now = time.perf_counter()
+            message = json.loads(text)
+            kind = message["type"]
+            if kind == "boundary" or (kind == "snapshot" and message.get("boundary")):
+                frames.append(now)
+            status = message.get("status") if kind in ("status", "snapshot") else None
+            if status == "queued" and "expected_wait_s" in message:
+                seen["waits"].append((message.get("position"), message["expected_wait_s"]))
+            if status in TERMINAL:
+                seen["final"], seen["end"] = status, now
+                break
+    seen["first_frame_ms"] = (frames[0] - posted) * 1000 if frames else float("inf")
+    span = (frames[-1] - frames[0]) if len(frames) > 1 else 0.0
+    seen["fps"] = (len(frames) - 1) / span if span > 0 else 0.0
+    seen["done_s"] = (seen["end"] - posted) if seen["end"] else float("inf")
+    return seen
+
+
+async def start_run(client: httpx.AsyncClient, base: str, body: dict[str, Any]) -> dict:
+    posted = time.perf_counter()
+    response = await client.post(f"{base}/api/runs", json=body)
+    response.raise_for_status()
+    return await follow(base, response.json()["id"], posted)
+
+
+async def round_of(base: str, pid: int, n: int) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=60) as client:
+        await client.post(f"{base}/api/debug/loop-lag/reset")
+        cpu0 = tree_cpu(pid)
+        seen = await asyncio.gather(*(start_run(client, base, LIVE) for _ in range(n)))
+        cpu = tree_cpu(pid) - cpu0
+        lag = (await client.get(f"{base}/api/debug/loop-lag")).json()
+    done = [s["done_s"] for s in seen]
+    result = {
+        "n": n,
+        "completed": sum(1 for s in seen if s["final"] == "completed"),
+        "slowest_s": max(done),
+        "steps_per_s": STEPS / max(done),
+        "min_fps": min(s["fps"] for s in seen),
+        "first_frame_ms": max(s["first_frame_ms"] for s in seen),
+        "cpu_per_run": cpu / n,
+        "lag_p99": lag["p99_ms"],
+    }
+    result["holds"] = (
+        result["completed"] == n
+        and result["slowest_s"] <= 11.0
+        and result["min_fps"] >= 10.0
+        and result["lag_p99"] <= 50.0
+    )
+    return result
+
+
+async def flood(base: str, n: int) -> dict[str, Any]:
+    """`n` short paced runs at once (2000 steps at 2000/s): none lost, queued ones told."""
+    body = {"training": {"iterations": 2000, "steps_per_second": PACE}}
+    async with httpx.AsyncClient(timeout=120) as client:
+        t0 = time.perf_counter()
+        seen = await asyncio.gather(*(start_run(client, base, body) for _ in range(n)))
+        elapsed = time.perf_counter() - t0
+    told = [s for s in seen if s["waits"]]
+    return {
+        "n": n,
+        "completed": sum(1 for s in seen if s["final"] == "completed"),
+        "queued_told_wait": len(told),
+        "elapsed": elapsed,
+        "longest_promise_s": max((w for s in told for _, w in s["waits"]), default=0),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--counts", default="1,10,20,30,40")
+    parser.add_argument("--flood", type=int, default=0)
+    args = parser.parse_args()
+    cpus = os.cpu_count() or 1
+    settings = {"log_level": "warning", "debug_routes": True, "max_runs_per_client": 1000,
+                "max_queued": 2000}  # fmt: skip
+    server = serverproc.start_server(settings=settings, workers_ready=cpus, timeout=90.0)
+    try:
+        asyncio.run(round_of(server.base, server.proc.pid, 1))  # warm-up
+        print(f"{cpus} CPUs; default live runs (pace {PACE} steps/s, {STEPS} steps), 1 viewer each")
+        print(" N  done  slowest-s  steps/s  min-fps  first-frame-ms  cpu-s/run  lag-p99-ms  holds")
+        best = 0
+        for n in (int(c) for c in args.counts.split(",")):
+            r = asyncio.run(round_of(server.base, server.proc.pid, n))
+            print(f"{n:>3} {r['completed']:>4} {r['slowest_s']:>10.2f} {r['steps_per_s']:>8.0f} "
+                  f"{r['min_fps']:>8.1f} {r['first_frame_ms']:>15.0f} {r['cpu_per_run']:>10.3f} "
+                  f"{r['lag_p99']:>11.1f}  {'yes' if r['holds'] else 'no'}")  # fmt: skip
+            if r["holds"]:
+                best = max(best, n)
+            time.sleep(1.0)
+        print(f"largest N that holds the pace: {best}")
+        if args.flood:
+            f = asyncio.run(flood(server.base, args.flood))
+            print(f"flood of {f['n']} short runs: {f['completed']} completed in "
+                  f"{f['elapsed']:.1f} s; {f['queued_told_wait']} were queued and told their "
+                  f"place and expected wait (longest {f['longest_promise_s']} s)")  # fmt: skip
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
