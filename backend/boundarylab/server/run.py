@@ -104,8 +104,9 @@ class Run:
             out["position"] = self.position
         return out
 
-    def snapshot_text(self) -> str:
-        """The `snapshot` message a viewer gets first (see messages.snapshot_text)."""
+    def snapshot_text(self, views: frozenset[str] = frozenset()) -> str:
+        """The `snapshot` message a viewer gets first (see messages.snapshot_text); `views`:
+        the opt-in kinds (messages.OPT_IN_KINDS) this viewer asked for."""
         head = {
             "id": self.id,
             "config": self.config.model_dump(mode="json"),
@@ -117,4 +118,5 @@ class Run:
             tail["message"] = self.message
         if self.position is not None:
             tail["position"] = self.position
-        return snapshot_text(head, self.history_json(), self.dataset_text, self.latest, tail)
+        return snapshot_text(head, self.history_json(), self.dataset_text, self.latest, tail,
+                             views)  # fmt: skip
