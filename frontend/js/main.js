@@ -4,6 +4,7 @@ import * as api from "./api.js";
 import { Comparison } from "./compare.js";
 import { ConfigForm } from "./form.js";
 import { LossPlot } from "./lossplot.js";
+import { NetworkView, UnitFocus } from "./netview.js";
 import { BoundaryPlot } from "./plots.js";
 import { RunView } from "./run.js";
 import {
@@ -65,8 +66,18 @@ function makeRunView(onTestLegend) {
   };
   const loss = new LossPlot($("loss-plot"));
   $("log-scale").addEventListener("change", (e) => loss.setLog(e.target.checked));
-  const boundary = new BoundaryPlot($("boundary-plot"), { onTestLegend });
-  return new RunView(els, { boundary, loss });
+  const boundary = new UnitFocus(
+    new BoundaryPlot($("boundary-plot"), { onTestLegend }),
+    $("unit-focus"),
+  );
+  let view = null;
+  const network = new NetworkView($("netview"), {
+    onOpen: (open) => view?.wantUnits(open),
+    onPick: (unit) => boundary.show(unit),
+  });
+  $("unit-back").addEventListener("click", () => network.clearPick());
+  view = new RunView(els, { boundary, loss, network });
+  return view;
 }
 
 class Page {
