@@ -6,6 +6,7 @@ import { ConfigForm } from "./form.js";
 import { LossPlot } from "./lossplot.js";
 import { NetworkView, UnitFocus } from "./netview.js";
 import { BoundaryPlot } from "./plots.js";
+import { showFeatureContrast } from "./presetlinks.js";
 import { RunView } from "./run.js";
 import {
   compareFieldFromSchema,
@@ -265,6 +266,7 @@ async function main() {
     setTimeout(main, 3000);
     return;
   }
+  showFeatureContrast($("feature-contrast"), schema);
   const page = new Page(schema);
   page.init();
   checkHealth();

@@ -37,7 +37,8 @@ export function writeQuery(values, fields, compareText, showTest = true) {
   for (const field of fields) {
     if (!(field.key in values)) continue;
     const value = values[field.key];
-    params.set(field.key, field.kind === "int-list" ? value.join(",") : formatValue(field, value));
+    const list = field.kind === "int-list" || field.kind === "enum-list";
+    params.set(field.key, list ? value.join(",") : formatValue(field, value));
   }
   if (compareText !== undefined) params.set(COMPARE_KEY, compareText);
   if (!showTest) params.set(SHOW_TEST_KEY, "0");

@@ -28,6 +28,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 import boundarylab
 from boundarylab.engine.config import CompareConfig, DatasetConfig, RunConfig
 from boundarylab.engine.datasets import make_dataset
+from boundarylab.engine.presets import FEATURE_CONTRAST, PRESETS
 from boundarylab.server.errors import Busy, Conflict, Refusal, ShuttingDown
 from boundarylab.server.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps, jsonable
 from boundarylab.server.middleware import GuardMiddleware, HeadAsGet, LoopLag, trusted_hosts
@@ -191,10 +192,15 @@ async def schema() -> dict[str, Any]:
     """The RunConfig JSON schema: defaults, limits, enums and a description per field.
 
     "x-compare" carries the comparison's own field (how many sizes, each size's bounds), so
-    the page's comparison form reads its limits from here too.
+    the page's comparison form reads its limits from here too. "x-presets" holds the named
+    presets (engine/presets.py: title, description, the sections that differ from the
+    defaults) and "x-feature-contrast" the pair the page links to (without, with features).
     """
     compare = CompareConfig.model_json_schema()["properties"]["hidden_sizes"]
-    return {**RunConfig.model_json_schema(), "x-compare": {"hidden_sizes": compare}}
+    presets = {name: {"title": p.title, "description": p.description, "sections": p.sections}
+               for name, p in PRESETS.items()}  # fmt: skip
+    return {**RunConfig.model_json_schema(), "x-compare": {"hidden_sizes": compare},
+            "x-presets": presets, "x-feature-contrast": list(FEATURE_CONTRAST)}  # fmt: skip
 
 
 @router.post("/api/datasets/preview", response_model=DatasetPoints)
