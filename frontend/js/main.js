@@ -99,7 +99,7 @@ class Page {
   }
 
   init() {
-    const { raw, unknown, showTest } = readQuery(location.search, this.fields);
+    const { raw, unknown, showTest, discrete } = readQuery(location.search, this.fields);
     this.unknownKeys = unknown;
     this.form.setValues(raw);
     $("compare-sizes").value = raw[COMPARE_KEY] ?? (this.compareField?.default || []).join(", ");
@@ -115,6 +115,12 @@ class Page {
     $("show-test").checked = showTest;
     this.#setShowTest(showTest);
     $("show-test").addEventListener("change", (e) => this.#setShowTest(e.target.checked));
+    $("discretize").checked = discrete;
+    this.view.plots.boundary.setDiscrete(discrete);
+    $("discretize").addEventListener("change", (e) => {
+      this.view.plots.boundary.setDiscrete(e.target.checked);
+      this.#syncUrl();
+    });
     // Nobody can watch a run after its page is gone (the link holds the config, not the
     // run), so leaving cancels it instead of keeping a worker busy for nothing.
     window.addEventListener("pagehide", () => {
@@ -169,7 +175,7 @@ class Page {
     if (Object.keys(errors).length) return;
     const compare = readCompare(this.compareField);
     const sizes = compare.error ? undefined : compare.value.join(",");
-    writeQuery(values, this.fields, sizes, $("show-test").checked);
+    writeQuery(values, this.fields, sizes, $("show-test").checked, $("discretize").checked);
   }
 
   #edited(key) {

@@ -4,6 +4,8 @@
 // width by |w| and colour by sign; hovering or focusing a unit or an edge names its value,
 // and clicking a unit shows its heatmap large in the boundary plot (UnitFocus).
 
+import { discretize } from "./discretize.js";
+
 const NEGATIVE = [215, 48, 39]; // the class-0 red of boundary.js: below zero
 const POSITIVE = [69, 117, 180]; // the class-1 blue: above zero
 const SHOWN = 16; // units with a heatmap per layer (the server sends no more)
@@ -304,6 +306,17 @@ export class UnitFocus {
     this.frame = null;
     this.nClasses = 2;
     this.unit = null;
+    this.discrete = false;
+  }
+
+  /** Hard class colours (true) or probability shading (false), for frames and units. */
+  setDiscrete(on) {
+    this.discrete = on;
+    this.show(this.unit);
+  }
+
+  #paint(frame, nClasses) {
+    this.boundary.setFrame(this.discrete ? discretize(frame) : frame, nClasses);
   }
 
   setDataset(dataset) {
@@ -317,7 +330,7 @@ export class UnitFocus {
   setFrame(frame, nClasses = 2) {
     this.frame = frame;
     this.nClasses = nClasses;
-    if (!this.unit) this.boundary.setFrame(frame, nClasses);
+    if (!this.unit) this.#paint(frame, nClasses);
   }
 
   /** A picked unit ({name, scale, data, grid}) or null. */
@@ -325,13 +338,13 @@ export class UnitFocus {
     this.unit = unit;
     this.bar.hidden = !unit;
     if (!unit) {
-      this.boundary.setFrame(this.frame, this.nClasses);
+      this.#paint(this.frame, this.nClasses);
       return;
     }
     this.bar.querySelector(".focus-text").textContent =
       `Showing unit ${unit.name}: its activation over the plane, red −${fmt(unit.scale)}, ` +
       `white 0, blue +${fmt(unit.scale)}; the line is where it crosses 0.`;
     const frame = { grid: unit.grid, encoding: "p1-uint8-base64", data: unit.data };
-    this.boundary.setFrame(frame, 2);
+    this.#paint(frame, 2);
   }
 }
