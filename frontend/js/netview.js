@@ -122,9 +122,15 @@ export class NetworkView {
     requestAnimationFrame(() => this.#placeEdges());
   }
 
-  #visible(l) {
+  /** Units of layer l whose values the stream carries (the server lists the first 64). */
+  #listed(l) {
     const n = this.names[l].length;
-    return this.expanded.has(l) || l === this.names.length - 1 ? n : Math.min(n, SHOWN);
+    return l === 0 ? n : Math.min(n, this.msg.weights[l - 1].b.length);
+  }
+
+  #visible(l) {
+    const listed = this.#listed(l);
+    return this.expanded.has(l) || l === this.names.length - 1 ? listed : Math.min(listed, SHOWN);
   }
 
   #column(names, l, depth) {
@@ -153,7 +159,13 @@ export class NetworkView {
       node.append(label);
       col.append(node);
     }
-    const hidden = names.length - this.#visible(l);
+    const hidden = this.#listed(l) - this.#visible(l);
+    if (names.length > this.#listed(l) && this.expanded.has(l)) {
+      const note = document.createElement("div");
+      note.className = "netview-title";
+      note.textContent = `${names.length - this.#listed(l)} more not shown`;
+      col.append(note);
+    }
     if (hidden > 0 || this.expanded.has(l)) {
       const more = document.createElement("button");
       more.type = "button";
@@ -236,7 +248,7 @@ export class NetworkView {
       return `${name} (${where}): input feature, heatmap scale ±${fmt(scale)}`;
     }
     const { W, b } = this.msg.weights[l - 1];
-    const inputs = this.names[l - 1].map((from, i) => `${from} ${fmt(W[i][u])}`).join(", ");
+    const inputs = W.map((row, i) => `${this.names[l - 1][i]} ${fmt(row[u])}`).join(", ");
     const scale = this.msg.layers[l]?.[u]?.scale;
     const map = scale === undefined ? "" : `, heatmap scale ±${fmt(scale)}`;
     return `${name} (${where}): bias ${fmt(b[u])}${map}; weights in: ${inputs}`;

@@ -10,10 +10,12 @@ from boundarylab.engine import nn
 from boundarylab.engine.events import UNITS_ON, StatusChanged, UnitsFrame
 from boundarylab.engine.training import RunLoop, Trainer
 from boundarylab.engine.unitview import (
+    MAX_UNITS_LISTED,
     MAX_UNITS_SHOWN,
     UNIT_GRID,
     layer_activations,
     quantise_signed,
+    rounded,
     unit_names,
 )
 from boundarylab.server.messages import dumps, event_message
@@ -61,6 +63,17 @@ def test_wide_layers_get_heatmaps_for_the_first_units_only(make_config) -> None:
     assert len(frame.layers[1]) == MAX_UNITS_SHOWN
     assert frame.sizes[1] == 40 and len(frame.weights[0][1]) == 40
     assert len(unit_names(["x1"], [40])[1]) == 40
+    wide = Trainer(make_config(model={"hidden_sizes": [100, 70]})).units()
+    assert wide.sizes == (2, 100, 70, 2)
+    W, b = wide.weights[1]
+    assert len(W) == MAX_UNITS_LISTED and len(W[0]) == MAX_UNITS_LISTED
+    assert len(b) == MAX_UNITS_LISTED
+
+
+def test_weights_keep_six_significant_digits() -> None:
+    values = np.array([[0.123456789, -1234.56789], [0.0, 9.87654321e-5]])
+    assert rounded(values) == [[0.123457, -1234.57], [0.0, 9.87654e-5]]
+    assert rounded(np.array([np.nan, np.inf])) == [0.0, 0.0]
 
 
 def run_events(config, commands):

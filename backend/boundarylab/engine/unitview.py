@@ -8,7 +8,8 @@ Bytes are a diverging scale, per unit: ``round(127.5 + 127.5·a/s)`` clipped to 
 ``s = max |a|`` over the grid (the unit's stated scale; 1 when the unit is 0 everywhere).
 So 0 is the middle of the scale and the sign of an activation is never lost. Only the first
 ``MAX_UNITS_SHOWN`` units of a layer get a heatmap: a 256-wide layer would otherwise put a
-quarter of a megabyte in every frame; the weights of every unit are always sent.
+quarter of a megabyte in every frame. Weights go with the first ``MAX_UNITS_LISTED`` units
+of each layer (rows and columns): six layers of 256 would otherwise be 3.5 MB a frame.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from boundarylab.engine.events import Grid, UnitHeatmap, UnitsFrame
 
 UNIT_GRID = 32  # cells per side: coarser than the boundary's grid, enough for a thumbnail
 MAX_UNITS_SHOWN = 16  # heatmaps per layer
+MAX_UNITS_LISTED = 64  # units per layer whose weights and bias are sent
 WEIGHT_DIGITS = 6  # significant digits of a weight on the wire (hover text shows 4)
 
 
@@ -46,10 +48,12 @@ def quantise_signed(values: np.ndarray) -> tuple[bytes, float]:
 
 
 def rounded(values: np.ndarray) -> list:
-    """Weights as nested lists of floats with WEIGHT_DIGITS significant digits; non-finite
-    weights become 0.0 (a diverged run's last state still draws)."""
+    """Weights as nested lists of floats with WEIGHT_DIGITS significant digits (so their JSON
+    is short); non-finite weights become 0.0 (a diverged run's last state still draws)."""
     finite = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
-    return np.vectorize(lambda v: float(f"{v:.{WEIGHT_DIGITS}g}"), otypes=[float])(finite).tolist()
+    magnitude = np.where(finite == 0.0, 1.0, np.abs(finite))
+    scale = 10.0 ** (WEIGHT_DIGITS - 1 - np.floor(np.log10(magnitude)))
+    return (np.round(finite * scale) / scale).tolist()  # type: ignore[no-any-return]
 
 
 def units_frame(
@@ -63,7 +67,8 @@ def units_frame(
     """The unit view at ``iteration``: ``grid_inputs`` (grid.ny·grid.nx, d) are the features
     of the grid's cell centres (row-major from (x_min, y_min)); ``layer_names[l]`` names the
     units of layer l (l = 0: the features). Heatmaps for the first MAX_UNITS_SHOWN units of
-    each layer, weights ``W`` (fan_in, fan_out) and ``b`` (fan_out,) of every layer."""
+    each layer; weights ``W`` (fan_in, fan_out) and ``b`` (fan_out,) of every layer, cut to
+    its first MAX_UNITS_LISTED rows and columns."""
     layers: list[tuple[UnitHeatmap, ...]] = []
     activations = layer_activations(params, grid_inputs, activation)
     for names, acts in zip(layer_names, activations, strict=True):
@@ -73,7 +78,8 @@ def units_frame(
             cells, scale = quantise_signed(acts[:, u])
             maps.append(UnitHeatmap(names[u], scale, cells))
         layers.append(tuple(maps))
-    weights = tuple((rounded(W), rounded(b)) for W, b in params)
+    cap = MAX_UNITS_LISTED
+    weights = tuple((rounded(W[:cap, :cap]), rounded(b[:cap])) for W, b in params)
     sizes = (*(len(names) for names in layer_names), params[-1][1].shape[0])
     return UnitsFrame(iteration, grid, sizes, tuple(layers), weights)
 
