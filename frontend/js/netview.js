@@ -81,6 +81,10 @@ export class NetworkView {
     this.board.addEventListener("mouseout", () => this.#hideTip());
     this.board.addEventListener("focusout", () => this.#hideTip());
     this.board.addEventListener("click", (e) => this.#click(e.target));
+    // Escape leaves a unit shown large, as the focus bar's "Back to the boundary" does.
+    document.addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && this.picked) this.#pick(null);
+    });
     new ResizeObserver(() => this.#placeEdges()).observe(this.board);
   }
 

@@ -79,6 +79,11 @@ def test_hidden_4_3_shows_live_units_edges_and_values(desk: Any) -> None:
     page.screenshot(path=str(shot), full_page=True)
     page.click("#unit-back")
     assert not page.locator("#unit-focus").is_visible()
+    page.focus("[data-neuron='2:0']")
+    page.keyboard.press("Enter")  # the keyboard picks a unit too, and Escape goes back
+    assert "h2.1" in page.locator("#unit-focus").inner_text()
+    page.keyboard.press("Escape")
+    assert not page.locator("#unit-focus").is_visible()
 
 
 def test_wide_and_empty_hidden_layers(desk: Any) -> None:
