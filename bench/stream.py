@@ -10,6 +10,10 @@ Measures, per worker mode (process pool vs threads), in one run side by side:
     10 ms ticker (target <= 50 ms), /api/health round trip p99, and whether every viewer
     got the final status and the final frame
   * seconds from SIGTERM to the server process exiting (target: workers stop within 5 s)
+  * the network view (`?views=units`): bytes of one `units` message, as JSON text and as
+    permessage-deflate sends it, for the article's network (target <= 4 KiB) and for hidden
+    layers 8,8,8 (target <= 24 KiB); the article's run paced at 2000 steps/s with the view
+    open and without it (target: it keeps its pace). `--only units` runs just this part.
 
 Usage: .venv/bin/python bench/stream.py [--modes process,thread] [--latency-runs 20]
 """
@@ -26,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+import zlib
 from typing import Any
 
 import httpx
@@ -187,6 +192,54 @@ async def load(base: str, n_runs: int, n_viewers: int) -> dict[str, Any]:
     }
 
 
+def deflated(text: str) -> int:
+    """Bytes of `text` as permessage-deflate sends one message (raw deflate, no context
+    kept between messages: the worst case of the extension)."""
+    packer = zlib.compressobj(wbits=-15)
+    return len(packer.compress(text.encode()) + packer.flush(zlib.Z_SYNC_FLUSH)) - 4
+
+
+async def watch_units(base: str, body: dict[str, Any], views: bool) -> dict[str, Any]:
+    """POST a run and follow it (asking for unit views or not) to its end."""
+    async with httpx.AsyncClient() as client:
+        t0 = time.perf_counter()
+        run_id = (await client.post(f"{base}/api/runs", json=body)).json()["id"]
+        url = base.replace("http", "ws") + f"/api/runs/{run_id}/stream"
+        seen = {"units": 0, "text": 0, "deflated": 0, "final": None}
+        async with connect(url + ("?views=units" if views else ""), max_size=2**22) as ws:
+            async for text in ws:
+                message = json.loads(text)
+                if message["type"] == "units":
+                    seen["units"] += 1
+                    seen["text"] = max(seen["text"], len(text.encode()))
+                    seen["deflated"] = max(seen["deflated"], deflated(text))
+                if message["type"] in ("status", "snapshot") and message["status"] in TERMINAL:
+                    seen["final"] = message["status"]
+                    break
+        seen["seconds"] = time.perf_counter() - t0
+        return seen
+
+
+def bench_units(base: str) -> list[tuple[str, str, str, bool]]:
+    """Rows for the network view: message sizes and the pace of a paced run with it open."""
+    out = []
+    paced = {"training": {"steps_per_second": 2000, "iterations": 20000}}
+    for name, hidden, budget in (("article's network", [3], 4), ("hidden 8,8,8", [8, 8, 8], 24)):
+        body = {"model": {"hidden_sizes": hidden}, "training": {"iterations": 4000,
+                "steps_per_second": 2000}}  # fmt: skip
+        seen = asyncio.run(watch_units(base, body, views=True))
+        size = f"{seen['deflated'] / 1024:.1f} KiB sent ({seen['text'] / 1024:.1f} KiB text)"
+        out.append((f"units message, {name}", size, f"<= {budget} KiB",
+                    seen["deflated"] <= budget * 1024))  # fmt: skip
+    closed = asyncio.run(watch_units(base, paced, views=False))
+    opened = asyncio.run(watch_units(base, paced, views=True))
+    rate = {k: 20000 / v["seconds"] for k, v in (("closed", closed), ("open", opened))}
+    out.append(("article at 2000 steps/s: view open / closed",
+                f"{rate['open']:.0f} / {rate['closed']:.0f} steps/s ({opened['units']} views)",
+                ">= 95% of 2000", rate["open"] >= 0.95 * 2000))  # fmt: skip
+    return out
+
+
 def bench_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     proc, base = start_server(mode, args.max_running)
     try:
@@ -300,7 +353,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--viewers", type=int, default=50)
     parser.add_argument("--max-running", type=int, default=8)
+    parser.add_argument("--only", choices=["units"], help="run only this part")
     args = parser.parse_args()
+    if args.only == "units":
+        proc, base = start_server("process", 2)
+        try:
+            for name, value, target, ok in bench_units(base):
+                print(f"{name:44} {value:40} {target:15} {'yes' if ok else 'NO'}")
+        finally:
+            stop_server(proc)
+        return
     print(f"{os.cpu_count()} CPUs; {args.runs} runs x 20000 steps, {args.viewers} viewers")
     print("load average before:", " ".join(f"{x:.1f}" for x in os.getloadavg()))
     for mode in args.modes.split(","):

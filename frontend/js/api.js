@@ -99,7 +99,9 @@ export class RunStream {
   start() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const base = location.pathname.replace(/[^/]*$/, "");
-    const url = `${scheme}//${location.host}${base}api/runs/${encodeURIComponent(this.id)}/stream`;
+    const views = this.handlers.views?.() || [];
+    const query = views.length ? `?views=${views.join(",")}` : "";
+    const url = `${scheme}//${location.host}${base}api/runs/${encodeURIComponent(this.id)}/stream${query}`;
     const socket = new WebSocket(url);
     this.socket = socket;
     socket.addEventListener("open", () => {
@@ -122,6 +124,11 @@ export class RunStream {
 
   send(action) {
     if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify({ action }));
+  }
+
+  /** Start or stop getting an opt-in kind of message (e.g. "units", the network view). */
+  setView(view, on) {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify({ view, on }));
   }
 
   async #closed(socket) {

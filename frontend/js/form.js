@@ -2,6 +2,7 @@
 // their labels, help text and error messages. It knows nothing about runs or plots.
 
 import { adviceFor } from "./advice.js";
+import { buildChoiceList } from "./choicelist.js";
 import { applies, crossFieldErrors, formatValue, parseValue } from "./schema.js";
 
 // Short labels a person reads at a glance; the schema's description is the longer help.
@@ -15,6 +16,7 @@ const LABELS = {
   "model.hidden_sizes": "Hidden layer sizes",
   "model.activation": "Activation",
   "model.loss": "Loss",
+  "model.features": "Input features",
   "training.learning_rate": "Learning rate ε",
   "training.reg_lambda": "Regularisation λ",
   "training.iterations": "Iterations",
@@ -47,7 +49,9 @@ export const inputId = (key) => `f-${key.replace(".", "-")}`;
 
 function buildInput(field) {
   let input;
-  if (field.kind === "enum") {
+  if (field.kind === "enum-list") {
+    input = buildChoiceList(field);
+  } else if (field.kind === "enum") {
     input = document.createElement("select");
     for (const choice of field.choices) {
       const option = document.createElement("option");

@@ -4,7 +4,9 @@ import * as api from "./api.js";
 import { Comparison } from "./compare.js";
 import { ConfigForm } from "./form.js";
 import { LossPlot } from "./lossplot.js";
+import { NetworkView, UnitFocus } from "./netview.js";
 import { BoundaryPlot } from "./plots.js";
+import { showFeatureContrast } from "./presetlinks.js";
 import { RunView } from "./run.js";
 import {
   compareFieldFromSchema,
@@ -65,8 +67,18 @@ function makeRunView(onTestLegend) {
   };
   const loss = new LossPlot($("loss-plot"));
   $("log-scale").addEventListener("change", (e) => loss.setLog(e.target.checked));
-  const boundary = new BoundaryPlot($("boundary-plot"), { onTestLegend });
-  return new RunView(els, { boundary, loss });
+  const boundary = new UnitFocus(
+    new BoundaryPlot($("boundary-plot"), { onTestLegend }),
+    $("unit-focus"),
+  );
+  let view = null;
+  const network = new NetworkView($("netview"), {
+    onOpen: (open) => view?.wantUnits(open),
+    onPick: (unit) => boundary.show(unit),
+  });
+  $("unit-back").addEventListener("click", () => network.clearPick());
+  view = new RunView(els, { boundary, loss, network });
+  return view;
 }
 
 class Page {
@@ -87,7 +99,7 @@ class Page {
   }
 
   init() {
-    const { raw, unknown, showTest } = readQuery(location.search, this.fields);
+    const { raw, unknown, showTest, discrete } = readQuery(location.search, this.fields);
     this.unknownKeys = unknown;
     this.form.setValues(raw);
     $("compare-sizes").value = raw[COMPARE_KEY] ?? (this.compareField?.default || []).join(", ");
@@ -103,6 +115,12 @@ class Page {
     $("show-test").checked = showTest;
     this.#setShowTest(showTest);
     $("show-test").addEventListener("change", (e) => this.#setShowTest(e.target.checked));
+    $("discretize").checked = discrete;
+    this.view.plots.boundary.setDiscrete(discrete);
+    $("discretize").addEventListener("change", (e) => {
+      this.view.plots.boundary.setDiscrete(e.target.checked);
+      this.#syncUrl();
+    });
     // Nobody can watch a run after its page is gone (the link holds the config, not the
     // run), so leaving cancels it instead of keeping a worker busy for nothing.
     window.addEventListener("pagehide", () => {
@@ -157,7 +175,7 @@ class Page {
     if (Object.keys(errors).length) return;
     const compare = readCompare(this.compareField);
     const sizes = compare.error ? undefined : compare.value.join(",");
-    writeQuery(values, this.fields, sizes, $("show-test").checked);
+    writeQuery(values, this.fields, sizes, $("show-test").checked, $("discretize").checked);
   }
 
   #edited(key) {
@@ -254,6 +272,7 @@ async function main() {
     setTimeout(main, 3000);
     return;
   }
+  showFeatureContrast($("feature-contrast"), schema);
   const page = new Page(schema);
   page.init();
   checkHealth();

@@ -79,6 +79,7 @@ export class RunView {
     this.detach();
     this.#setDataset(dataset);
     this.plots.boundary.setFrame(null);
+    this.plots.network?.setFrame(null);
     this.plots.loss.reset();
     this.#renderMetrics();
   }
@@ -113,8 +114,10 @@ export class RunView {
     this.reportEvery = run.config?.training?.report_every ?? 1;
     this.plots.loss.reset();
     this.plots.boundary.setFrame(null);
+    this.plots.network?.setFrame(null);
     this.#setRunStatus(run.status || "queued", run);
     this.stream = new api.RunStream(run.id, {
+      views: () => (this.plots.network?.open ? ["units"] : []),
       onMessage: (msg) => this.#onMessage(msg),
       onConnection: (state, delay) => this.#onConnection(state, delay),
     });
@@ -134,6 +137,9 @@ export class RunView {
       case "boundary":
         this.plots.boundary.setFrame(msg, this.nClasses);
         break;
+      case "units":
+        this.plots.network?.setFrame(msg);
+        break;
       case "status":
         this.#setRunStatus(msg.status, msg);
         break;
@@ -151,6 +157,7 @@ export class RunView {
     for (const report of msg.history || []) this.#onProgress(report);
     this.samples = []; // the replay arrived all at once: it tells nothing about the pace
     if (msg.boundary) this.plots.boundary.setFrame(msg.boundary, this.nClasses);
+    if (msg.units) this.plots.network?.setFrame(msg.units);
     this.#setRunStatus(msg.status, msg);
   }
 
@@ -200,6 +207,8 @@ export class RunView {
   #setRunStatus(status, msg = {}) {
     // A pause, or the queue, is no part of the pace: the rate starts over from here.
     if (status !== this.status) this.samples = [];
+    // A queued run had no worker to ask for unit views when the socket joined: ask now.
+    if (this.status === "queued" && status === "running") this.wantUnits();
     this.status = status;
     this.statusMsg = msg;
     this.#renderStatus();
@@ -229,6 +238,11 @@ export class RunView {
     };
     const tone = { diverged: "error", failed: "error", completed: "ok" }[status] || "info";
     this.setStatus(texts[status] || status, tone);
+  }
+
+  /** Ask the stream for the network view's messages, or stop them (the view's toggle). */
+  wantUnits(on = this.plots.network?.open ?? false) {
+    this.stream?.setView("units", on);
   }
 
   setStatus(text, tone = "info") {

@@ -8,6 +8,7 @@ import { formatValue } from "./schema.js";
 
 export const COMPARE_KEY = "compare.hidden_sizes";
 export const SHOW_TEST_KEY = "show_test_points";
+export const DISCRETE_KEY = "discretize"; // written only when on, as discretize=1
 
 /**
  * Read the known keys from a query string. Values stay raw text, so the form can show
@@ -17,13 +18,14 @@ export const SHOW_TEST_KEY = "show_test_points";
  */
 export function readQuery(search, fields) {
   const params = new URLSearchParams(search);
-  const known = new Set([...fields.map((f) => f.key), COMPARE_KEY, SHOW_TEST_KEY]);
+  const known = new Set([...fields.map((f) => f.key), COMPARE_KEY, SHOW_TEST_KEY, DISCRETE_KEY]);
   const raw = {};
   for (const [key, value] of params) {
-    if (known.has(key) && key !== SHOW_TEST_KEY) raw[key] = value;
+    if (known.has(key) && key !== SHOW_TEST_KEY && key !== DISCRETE_KEY) raw[key] = value;
   }
   const unknown = [...new Set(params.keys())].filter((key) => !known.has(key));
-  return { raw, unknown, showTest: params.get(SHOW_TEST_KEY) !== "0" };
+  const discrete = params.get(DISCRETE_KEY) === "1";
+  return { raw, unknown, showTest: params.get(SHOW_TEST_KEY) !== "0", discrete };
 }
 
 /**
@@ -31,16 +33,19 @@ export function readQuery(search, fields) {
  * @param {Record<string, unknown>} values  the form's valid values (fields that apply)
  * @param {string | undefined} compareText  the comparison's sizes, when valid
  * @param {boolean} showTest  the test-points checkbox
+ * @param {boolean} discrete  the "discretize" checkbox (hard class colours)
  */
-export function writeQuery(values, fields, compareText, showTest = true) {
+export function writeQuery(values, fields, compareText, showTest = true, discrete = false) {
   const params = new URLSearchParams();
   for (const field of fields) {
     if (!(field.key in values)) continue;
     const value = values[field.key];
-    params.set(field.key, field.kind === "int-list" ? value.join(",") : formatValue(field, value));
+    const list = field.kind === "int-list" || field.kind === "enum-list";
+    params.set(field.key, list ? value.join(",") : formatValue(field, value));
   }
   if (compareText !== undefined) params.set(COMPARE_KEY, compareText);
   if (!showTest) params.set(SHOW_TEST_KEY, "0");
+  if (discrete) params.set(DISCRETE_KEY, "1");
   // Commas and dots read better unescaped in a link a person copies.
   const query = params.toString().replaceAll("%2C", ",");
   const url = `${location.pathname}?${query}${location.hash}`;

@@ -10,6 +10,7 @@ from api_support import FakeRun, is_terminal, make_client, read_until, strict_lo
 from fastapi.testclient import TestClient
 
 from boundarylab.engine.config import RunConfig
+from boundarylab.engine.presets import FEATURE_CONTRAST, PRESETS
 from boundarylab.server import errors
 from boundarylab.server.app import HTTP_STATUS
 
@@ -52,7 +53,11 @@ def test_health_and_schema(fake_client: TestClient) -> None:
     assert health["status"] == "ok" and health["runs"] == {"running": 0, "queued": 0}
     schema = fake_client.get("/api/schema").json()
     compare = schema.pop("x-compare")
+    presets, contrast = schema.pop("x-presets"), schema.pop("x-feature-contrast")
     assert schema == RunConfig.model_json_schema()
+    assert contrast == list(FEATURE_CONTRAST) and set(contrast) <= set(presets)
+    for name, preset in presets.items():  # each one a valid run, as the page will send it
+        assert RunConfig.model_validate(preset["sections"]) == PRESETS[name].config()
     assert compare["hidden_sizes"]["maxItems"] == 12 and compare["hidden_sizes"]["minItems"] == 1
     openapi = fake_client.get("/openapi.json").json()
     assert "RunConfig" in openapi["components"]["schemas"]

@@ -21,7 +21,11 @@ def test_form_shows_the_schema_defaults(desk: Any) -> None:
     for section in ("dataset", "model", "training", "view"):
         name = schema["properties"][section]["$ref"].split("/")[-1]
         for key, prop in schema["$defs"][name]["properties"].items():
-            shown = field(desk.page, f"{section}.{key}").input_value()
+            if f"{section}.{key}" == "model.features":  # checkboxes, not a text box
+                boxes = f"[data-key='{section}.{key}'] input:checked"
+                shown = ", ".join(b.get_attribute("value") for b in desk.page.locator(boxes).all())
+            else:
+                shown = field(desk.page, f"{section}.{key}").input_value()
             default = prop.get("default")
             if f"{section}.{key}" == "training.steps_per_second":
                 # The page's one deliberate override: 20000 steps in about 10 s, to watch.

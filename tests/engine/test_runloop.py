@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 import pytest
 
-from boundarylab.engine.events import BoundaryFrame, Progress, StatusChanged
+from boundarylab.engine.events import BoundaryFrame, Progress, StatusChanged, UnitsFrame
 from boundarylab.engine.training import PAUSE_WAIT, RunLoop, Trainer
 
 
@@ -38,7 +38,8 @@ class Script:
         return command
 
 
-KINDS = {Progress: "progress", BoundaryFrame: "boundary", StatusChanged: "status"}
+KINDS = {Progress: "progress", BoundaryFrame: "boundary", StatusChanged: "status",
+         UnitsFrame: "units"}  # fmt: skip
 
 
 class Collect(list):
@@ -59,10 +60,12 @@ def test_first_messages_and_a_clean_end(make_config) -> None:
     assert status == "completed"
     events = _events(messages)
     assert events[:3] == [("status", "running"), ("progress", 0), ("boundary", 0)]
-    assert events[-3:] == [("progress", 250), ("boundary", 250), ("status", "completed")]
+    # The run's last unit view goes out before the end, for a finished run's snapshot.
+    assert events[-4:] == [("progress", 250), ("boundary", 250), ("units", 250),
+                           ("status", "completed")]  # fmt: skip
     progress = [m["iteration"] for m in messages if m["type"] == "progress"]
     assert progress == [0, 100, 200, 250]  # every report_every, and the last step
-    assert messages[-3]["test_accuracy"] is not None
+    assert messages[-4]["test_accuracy"] is not None
 
 
 def test_pause_stops_step_advances_report_every_and_resume_finishes(make_config) -> None:
@@ -106,7 +109,8 @@ def test_step_to_the_end_completes_the_run(make_config) -> None:
     messages = Collect()
     config = make_config(training={"iterations": 25, "report_every": 10})
     assert RunLoop(config, messages.append, script, clock=script.clock).run() == "completed"
-    assert _events(messages)[-3:] == [("progress", 25), ("boundary", 25), ("status", "completed")]
+    assert _events(messages)[-4:] == [("progress", 25), ("boundary", 25), ("units", 25),
+                                      ("status", "completed")]  # fmt: skip
 
 
 def test_cancel_ends_with_a_message(make_config) -> None:
@@ -128,7 +132,8 @@ def test_divergence_ends_as_diverged_after_a_last_report(make_config) -> None:
     last = messages[-1]
     assert last["status"] == "diverged" and "learning_rate" in last["message"]
     # The report at the step that went bad is sent (the wire format maps its NaN to null).
-    assert messages[-2]["type"] == "progress" and not math.isfinite(messages[-2]["loss"])
+    assert messages[-3]["type"] == "progress" and not math.isfinite(messages[-3]["loss"])
+    assert messages[-2]["type"] == "units"  # finite: unitview.quantise_signed
 
 
 def test_an_unexpected_error_ends_as_failed(make_config) -> None:

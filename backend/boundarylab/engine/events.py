@@ -18,6 +18,9 @@ TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "cancelled", "diverg
 # What a person (or the server on their behalf) can ask a running loop to do.
 Action = Literal["pause", "resume", "step", "cancel"]
 ACTIONS: frozenset[str] = frozenset({"pause", "resume", "step", "cancel"})
+# What the server asks of a running loop on its viewers' behalf: start or stop computing
+# unit views (a viewer opened or closed the network view). Not a person's control action.
+UNITS_ON, UNITS_OFF = "units_on", "units_off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,4 +73,28 @@ class StatusChanged:
     message: str | None = None
 
 
-RunEvent = Progress | BoundaryFrame | StatusChanged
+@dataclass(frozen=True, slots=True)
+class UnitHeatmap:
+    """One unit's activation over a unit grid: ny·nx bytes, round(127.5 + 127.5·a/scale)
+    (see unitview.quantise_signed); ``scale`` is max |a| over the grid."""
+
+    name: str
+    scale: float
+    cells: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class UnitsFrame:
+    """Inside the network at ``iteration`` (see unitview.py): ``sizes`` the width of every
+    layer, input features first and output last; ``layers[l]`` the heatmaps of the first
+    units of layer l (l = 0: the features; the output has none); ``weights[l]`` the
+    (W (fan_in, fan_out), b (fan_out,)) as nested lists, of the layer that feeds layer l+1."""
+
+    iteration: int
+    grid: Grid
+    sizes: tuple[int, ...]
+    layers: tuple[tuple[UnitHeatmap, ...], ...]
+    weights: tuple[tuple[list, list], ...]
+
+
+RunEvent = Progress | BoundaryFrame | UnitsFrame | StatusChanged

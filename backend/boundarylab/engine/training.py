@@ -18,11 +18,21 @@ from boundarylab.engine import nn
 from boundarylab.engine.batches import BatchStepper
 from boundarylab.engine.config import RunConfig
 from boundarylab.engine.datasets import Dataset, make_dataset
-from boundarylab.engine.events import BoundaryFrame, Grid, Progress, RunEvent, StatusChanged
+from boundarylab.engine.events import (
+    UNITS_OFF,
+    UNITS_ON,
+    BoundaryFrame,
+    Grid,
+    Progress,
+    RunEvent,
+    StatusChanged,
+    UnitsFrame,
+)
 from boundarylab.engine.features import feature_matrix
 from boundarylab.engine.grid import grid_bounds, grid_points, quantise_probabilities, sliced
 from boundarylab.engine.losses import one_hot
 from boundarylab.engine.tape import Network
+from boundarylab.engine.unitview import UNIT_GRID, unit_names, units_frame
 
 # Steps between finiteness checks. A failed check replays the chunk one step at a time from
 # a snapshot to name the exact step, so a check per step is never paid on healthy runs.
@@ -100,6 +110,7 @@ class Trainer:
         self.total = t.iterations
         self.diverged_message: str | None = None
         self._grid: np.ndarray | None = None
+        self._unit_grid: np.ndarray | None = None
         self._bounds = grid_bounds(self.data.x_all)
 
     @property
@@ -177,6 +188,18 @@ class Trainer:
         cells = quantise_probabilities(self.grid_probabilities())
         return BoundaryFrame(self.iteration, self.grid(), self.data.n_classes, cells)
 
+    def units(self) -> UnitsFrame:
+        """The unit view (unitview.py) at the current iteration, over the boundary's plane
+        on a UNIT_GRID × UNIT_GRID grid."""
+        if self._unit_grid is None:
+            points = grid_points(self._bounds, UNIT_GRID, UNIT_GRID)
+            self._unit_grid = feature_matrix(points, self.inputs.features)
+        m = self.config.model
+        grid = Grid(*self._bounds, nx=UNIT_GRID, ny=UNIT_GRID)
+        names = unit_names(m.features, m.hidden_sizes)
+        params = self.net.model_params(0)
+        return units_frame(self.iteration, grid, params, self._unit_grid, m.activation, names)
+
     def export_model(self) -> dict[str, Any]:
         """Config, iteration and a copy of each layer's ``W`` (fan_in, fan_out) and ``b``
         (fan_out,) as float64 arrays (non-finite entries kept: the wire format decides).
@@ -249,6 +272,9 @@ class RunStepper:
         self._chunk = 16
         self._pace_t0 = 0.0
         self._pace_k0 = 0
+        # Unit views (engine/unitview.py) cost a forward pass per frame: computed only while
+        # a viewer asked for them (UNITS_ON), and once at the end for the run's snapshot.
+        self.units_wanted = False
 
     # -- the driver's side -------------------------------------------------------------------
     def start(self) -> None:
@@ -309,6 +335,8 @@ class RunStepper:
         assert self.trainer is not None
         started = self.timer()
         self.emit(self.trainer.boundary())
+        if self.units_wanted:
+            self.emit(self.trainer.units())
         self._frame_cost = self.timer() - started
         self._last_frame = self.trainer.iteration
         self._last_frame_time = self.clock()
@@ -415,8 +443,14 @@ class RunStepper:
 
     def _handle(self, command: str) -> None:
         assert self.trainer is not None
+        if command in (UNITS_ON, UNITS_OFF):
+            self.units_wanted = command == UNITS_ON
+            if self.units_wanted:
+                self.emit(self.trainer.units())  # now, not at the next frame: it may be paused
+            return None
         if command == "cancel":
             k, total = self.trainer.iteration, self.trainer.total
+            self._final_units()
             self._status("cancelled", f"Cancelled at step {k} of {total}.")
             self.final = "cancelled"
         elif command == "pause" and not self.paused:
@@ -433,9 +467,17 @@ class RunStepper:
             else:
                 self._steps_queued += 1
 
+    def _final_units(self) -> None:
+        """The run's last unit view, so a finished run's snapshot can show it (already sent
+        when viewers were watching and the last frame is current)."""
+        assert self.trainer is not None
+        if not (self.units_wanted and self._last_frame == self.trainer.iteration):
+            self.emit(self.trainer.units())
+
     def _diverged(self) -> str:
         assert self.trainer is not None and self.trainer.diverged_message is not None
         self._progress()
+        self._final_units()
         self._status("diverged", self.trainer.diverged_message)
         return "diverged"
 
@@ -445,6 +487,7 @@ class RunStepper:
             self._progress()
         if self._last_frame != self.trainer.iteration:
             self._frame()
+        self._final_units()
         self._status("completed")
         return "completed"
 

@@ -35,6 +35,7 @@ from boundarylab.engine.config import (
     schema_with_limits,
 )
 from boundarylab.engine.datasets import make_dataset
+from boundarylab.engine.presets import FEATURE_CONTRAST, PRESETS
 from boundarylab.server.capacity import budget_errors
 from boundarylab.server.docs import add_docs
 from boundarylab.server.errors import Busy, Conflict, Refusal, ShuttingDown
@@ -200,10 +201,15 @@ async def schema(settings: AppSettings) -> dict[str, Any]:
     per field.
 
     "x-compare" carries the comparison's own field (how many sizes, each size's bounds), so
-    the page's comparison form reads its limits from here too.
+    the page's comparison form reads its limits from here too. "x-presets" holds the named
+    presets (engine/presets.py: title, description, the sections that differ from the
+    defaults) and "x-feature-contrast" the pair the page links to (without, with features).
     """
     compare = CompareConfig.model_json_schema()["properties"]["hidden_sizes"]
-    return {**schema_with_limits(settings.limits()), "x-compare": {"hidden_sizes": compare}}
+    presets = {name: {"title": p.title, "description": p.description, "sections": p.sections}
+               for name, p in PRESETS.items()}  # fmt: skip
+    return {**schema_with_limits(settings.limits()), "x-compare": {"hidden_sizes": compare},
+            "x-presets": presets, "x-feature-contrast": list(FEATURE_CONTRAST)}  # fmt: skip
 
 
 @router.post("/api/datasets/preview", response_model=DatasetPoints)

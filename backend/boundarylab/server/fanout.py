@@ -10,7 +10,7 @@ import asyncio
 from collections import deque
 
 from boundarylab.server.errors import TooManyViewers
-from boundarylab.server.messages import Encoded
+from boundarylab.server.messages import OPT_IN_KINDS, Encoded
 
 MAX_BACKLOG = 10_000
 
@@ -40,6 +40,7 @@ class Viewer:
         self._slots: dict[str, _Slot] = {}
         self._wake = asyncio.Event()
         self._max_backlog = max_backlog
+        self.views: frozenset[str] = frozenset()  # the opt-in kinds it asked for
         self.finished = False  # the run ended: drain, then close
         self.overflowed = False
 
@@ -88,14 +89,25 @@ class Fanout:
 
     def publish(self, run_id: str, message: Encoded) -> None:
         conflate = message.kind if message.conflated else None
+        opt_in = message.kind in OPT_IN_KINDS
         for viewer in self._viewers.get(run_id, ()):
-            viewer.put(message.text, conflate=conflate)
+            if not opt_in or message.kind in viewer.views:
+                viewer.put(message.text, conflate=conflate)
 
-    def subscribe(self, run_id: str, snapshot: str, *, limit: int, ended: bool) -> Viewer:
+    def subscribe(
+        self,
+        run_id: str,
+        snapshot: str,
+        *,
+        limit: int,
+        ended: bool,
+        views: frozenset[str] = frozenset(),
+    ) -> Viewer:
         viewers = self._viewers.get(run_id, set())
         if len(viewers) >= limit:
             raise TooManyViewers("too many viewers")
         viewer = Viewer(self._max_backlog)
+        viewer.views = views
         viewer.put(snapshot)
         if ended:
             viewer.finish()
@@ -116,6 +128,10 @@ class Fanout:
 
     def viewers(self, run_id: str) -> int:
         return len(self._viewers.get(run_id, ()))
+
+    def viewers_of(self, run_id: str, kind: str) -> int:
+        """How many of the run's viewers asked for the opt-in `kind`."""
+        return sum(kind in v.views for v in self._viewers.get(run_id, ()))
 
     def unsent(self) -> int:
         return sum(v.pending() for viewers in self._viewers.values() for v in viewers)

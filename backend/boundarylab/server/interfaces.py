@@ -109,9 +109,18 @@ class RunFeed(Protocol):
 
     def publish(self, run_id: str, message: Encoded) -> None: ...
 
-    def subscribe(self, run_id: str, snapshot: str, *, limit: int, ended: bool) -> Viewer:
+    def subscribe(
+        self,
+        run_id: str,
+        snapshot: str,
+        *,
+        limit: int,
+        ended: bool,
+        views: frozenset[str] = frozenset(),
+    ) -> Viewer:
         """A viewer whose first message is `snapshot`; errors.TooManyViewers past `limit`.
-        `ended`: the run is over, the viewer gets the snapshot and closes."""
+        `ended`: the run is over, the viewer gets the snapshot and closes. `views`: the
+        opt-in kinds (messages.OPT_IN_KINDS) it gets."""
 
     def unsubscribe(self, run_id: str, viewer: Viewer) -> None: ...
 
@@ -119,6 +128,9 @@ class RunFeed(Protocol):
         """The run ended: its viewers send what they hold, then close."""
 
     def viewers(self, run_id: str) -> int: ...
+
+    def viewers_of(self, run_id: str, kind: str) -> int:
+        """How many of the run's viewers asked for the opt-in `kind`."""
 
     def unsent(self) -> int:
         """Messages waiting in every viewer's outbox."""

@@ -28,6 +28,7 @@ from boundarylab.engine.events import (
     Progress,
     RunEvent,
     StatusChanged,
+    UnitsFrame,
 )
 
 TERMINAL = TERMINAL_STATUSES
@@ -42,7 +43,11 @@ ORDERED_KINDS: tuple[str, ...] = ("progress", "status")
 # Kinds of which a viewer only needs the latest: a slow viewer's outbox keeps one slot per
 # kind, and the snapshot carries the latest of each under the kind's own name (null before
 # the first). A new kind of frame is one more name here.
-CONFLATED_KINDS: tuple[str, ...] = ("boundary",)
+CONFLATED_KINDS: tuple[str, ...] = ("boundary", "units")
+# Conflated kinds only a viewer that asked for them gets (WebSocket `?views=units`, or the
+# client message {"view": "units", "on": true}): other clients pay nothing for them.
+OPT_IN_KINDS: frozenset[str] = frozenset({"units"})
+UNITS_ENCODING = "signed-uint8-base64"
 
 
 def is_run_kind(kind: str) -> bool:
@@ -117,6 +122,20 @@ def progress_message(event: Progress) -> dict[str, Any]:
     return out
 
 
+def units_message(event: UnitsFrame) -> dict[str, Any]:
+    """`{"type": "units", ...}`: every layer's heatmaps (byte = round(127.5 + 127.5·a/scale),
+    so 128 ≈ 0) and every layer's weights; see engine/unitview.py."""
+    layers = [
+        [{"name": h.name, "scale": h.scale, "data": base64.b64encode(h.cells).decode("ascii")}
+         for h in layer]
+        for layer in event.layers
+    ]  # fmt: skip
+    weights = [{"W": W, "b": b} for W, b in event.weights]
+    return {"type": "units", "iteration": event.iteration, "grid": grid_message(event.grid),
+            "encoding": UNITS_ENCODING, "sizes": list(event.sizes), "layers": layers,
+            "weights": weights}  # fmt: skip
+
+
 def event_message(event: RunEvent) -> dict[str, Any]:
     """The wire message of an engine event. An event type without a message here is a
     programming error, raised at once rather than dropped on the floor."""
@@ -127,6 +146,8 @@ def event_message(event: RunEvent) -> dict[str, Any]:
         data = base64.b64encode(event.cells).decode("ascii")
         return {"type": "boundary", "iteration": event.iteration,
                 "grid": grid_message(event.grid), "encoding": encoding, "data": data}  # fmt: skip
+    if isinstance(event, UnitsFrame):
+        return units_message(event)
     if isinstance(event, StatusChanged):
         return status_message(event.status, event.message)
     raise TypeError(f"no wire message for {type(event).__name__}")
@@ -174,15 +195,17 @@ def snapshot_text(
     dataset_json: str,
     latest: Mapping[str, str],
     tail: Mapping[str, Any],
+    views: frozenset[str] = frozenset(),
 ) -> str:
     """The `snapshot` message: `head` (id, config, status, iteration), the history, `tail`
     (message, position: only those that are set), the dataset and the latest message of
-    each conflated kind (null before its first).
+    each conflated kind (null before its first); an opt-in kind only when `views` has it.
 
     History, dataset and frames are already JSON: they are spliced in, not re-encoded.
     """
     more = f",{dumps(dict(tail))[1:-1]}" if tail else ""
-    frames = "".join(f',"{kind}":{latest.get(kind) or "null"}' for kind in CONFLATED_KINDS)
+    kinds = [k for k in CONFLATED_KINDS if k not in OPT_IN_KINDS or k in views]
+    frames = "".join(f',"{kind}":{latest.get(kind) or "null"}' for kind in kinds)
     return (
         f'{{"type":"snapshot",{dumps(dict(head))[1:-1]},"history":{history_json}{more},'
         f'"dataset":{dataset_json}{frames}}}'

@@ -109,8 +109,9 @@ class Run:
             out["expected_wait_s"] = self.expected_wait_s
         return out
 
-    def snapshot_text(self) -> str:
-        """The `snapshot` message a viewer gets first (see messages.snapshot_text)."""
+    def snapshot_text(self, views: frozenset[str] = frozenset()) -> str:
+        """The `snapshot` message a viewer gets first (see messages.snapshot_text); `views`:
+        the opt-in kinds (messages.OPT_IN_KINDS) this viewer asked for."""
         head = {
             "id": self.id,
             "config": self.config.model_dump(mode="json"),
@@ -124,4 +125,5 @@ class Run:
             tail["position"] = self.position
         if self.expected_wait_s is not None:
             tail["expected_wait_s"] = self.expected_wait_s
-        return snapshot_text(head, self.history_json(), self.dataset_text, self.latest, tail)
+        return snapshot_text(head, self.history_json(), self.dataset_text, self.latest, tail,
+                             views)  # fmt: skip

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from boundarylab.engine.config import RunConfig
+from boundarylab.engine.events import UNITS_OFF, UNITS_ON
 from boundarylab.server.errors import Busy, Conflict, ShuttingDown
 from boundarylab.server.fanout import Fanout, Viewer
 from boundarylab.server.housekeeping import Housekeeper
@@ -80,6 +81,7 @@ class RunService:
         self.store = store or MemoryRunStore(settings.retention_seconds, settings.retention_count)
         self.feed = feed or Fanout()
         self._rate = CommandRate(COMMANDS_PER_S)
+        self._units_on: dict[str, bool] = {}  # runs whose worker computes unit views
         self._recorder = RunRecorder(self.store, self.feed, self._run_ended)
         self._housekeeper = Housekeeper(
             self.store, self._idle, settings.retention_seconds, self._forget
@@ -121,6 +123,7 @@ class RunService:
 
     def _run_ended(self, run: Run) -> None:
         self._rate.forget(run.id)
+        self._units_on.pop(run.id, None)
         self._housekeeper.run_ended()
 
     def _forget(self, run_ids: list[str]) -> None:
@@ -217,16 +220,43 @@ class RunService:
         return model if model is not None else run.model
 
     # -- viewers ---------------------------------------------------------------------------
-    def subscribe(self, run: Run) -> Viewer:
-        """A new viewer whose first item is the snapshot; errors.TooManyViewers when full."""
+    def subscribe(self, run: Run, views: frozenset[str] = frozenset()) -> Viewer:
+        """A new viewer whose first item is the snapshot; errors.TooManyViewers when full.
+        `views`: the opt-in kinds (messages.OPT_IN_KINDS) it wants, in its snapshot too."""
         limit = self.settings.max_viewers_per_run
-        viewer = self.feed.subscribe(run.id, run.snapshot_text(), limit=limit, ended=run.done)
+        snapshot = run.snapshot_text(views)
+        viewer = self.feed.subscribe(run.id, snapshot, limit=limit, ended=run.done, views=views)
+        self._units_changed(run)
         self._frames_wanted(run)
         return viewer
 
     def unsubscribe(self, run: Run, viewer: Viewer) -> None:
         self.feed.unsubscribe(run.id, viewer)
+        self._units_changed(run)
         self._frames_wanted(run)
+
+    def set_views(self, run: Run, viewer: Viewer, views: frozenset[str]) -> None:
+        """A viewer asks for other opt-in kinds; a kind it newly asks for starts with the
+        run's latest message of that kind."""
+        added = views - viewer.views
+        viewer.views = views
+        for kind in added:
+            if kind in run.latest:
+                viewer.put(run.latest[kind], conflate=kind)
+        self._units_changed(run)
+
+    def _units_changed(self, run: Run) -> None:
+        """Tell the run's worker to compute unit views only while some viewer wants them
+        (a forward pass per frame that no one else should pay for)."""
+        wanted = self.feed.viewers_of(run.id, "units") > 0
+        # A queued run has no worker to tell yet: the page asks again once it runs.
+        if run.done or run.status == "queued" or wanted == self._units_on.get(run.id, False):
+            return
+        try:
+            self.scheduler.control(run.id, UNITS_ON if wanted else UNITS_OFF)
+        except Busy:  # its worker is behind on commands: the next (un)subscribe asks again
+            return
+        self._units_on[run.id] = wanted
 
     def _frames_wanted(self, run: Run) -> None:
         """Boundary frames cost the most of a live run: its worker makes them only while

@@ -15,7 +15,7 @@ from fastapi import APIRouter, WebSocket
 
 from boundarylab.server.errors import Refusal, TooManyViewers
 from boundarylab.server.fanout import Viewer
-from boundarylab.server.messages import CONTROL_ACTIONS, dumps, error_message
+from boundarylab.server.messages import CONTROL_ACTIONS, OPT_IN_KINDS, dumps, error_message
 from boundarylab.server.middleware import same_site
 from boundarylab.server.run import Run
 from boundarylab.server.service import RunService
@@ -55,8 +55,9 @@ async def stream(websocket: WebSocket, run_id: str) -> None:
         await websocket.send_text(dumps(error_message(f"no run with id {run_id[:64]!r}")))
         await websocket.close(UNKNOWN_RUN, "unknown run")
         return
+    views = frozenset(websocket.query_params.get("views", "").split(",")) & OPT_IN_KINDS
     try:
-        viewer = service.subscribe(run)
+        viewer = service.subscribe(run, views)
     except TooManyViewers as exc:
         await websocket.close(TRY_AGAIN_LATER, exc.message)
         return
@@ -119,6 +120,9 @@ async def _receive_loop(
         except ValueError:
             viewer.put(dumps(error_message('not JSON; send {"action": "pause"} or similar')))
             continue
+        if isinstance(data, dict) and "view" in data:
+            _set_view(data, run, service, viewer)
+            continue
         action = data.get("action") if isinstance(data, dict) else None
         # Only a string may be looked up: `[...] in frozenset` raises TypeError (unhashable).
         if not isinstance(action, str) or action not in CONTROL_ACTIONS:
@@ -129,3 +133,13 @@ async def _receive_loop(
             service.request(run, action)
         except Refusal as exc:
             viewer.put(dumps(error_message(exc.message)))
+
+
+def _set_view(data: dict, run: Run, service: RunService, viewer: Viewer) -> None:
+    """`{"view": "units", "on": true|false}`: start or stop getting an opt-in kind."""
+    kind, on = data.get("view"), data.get("on")
+    if not isinstance(kind, str) or kind not in OPT_IN_KINDS or not isinstance(on, bool):
+        allowed = ", ".join(sorted(OPT_IN_KINDS))
+        viewer.put(dumps(error_message(f'send {{"view": one of {allowed}, "on": true|false}}')))
+        return
+    service.set_views(run, viewer, viewer.views | {kind} if on else viewer.views - {kind})
