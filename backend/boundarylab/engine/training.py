@@ -20,7 +20,7 @@ from boundarylab.engine.config import RunConfig
 from boundarylab.engine.datasets import Dataset, make_dataset
 from boundarylab.engine.events import BoundaryFrame, Grid, Progress, RunEvent, StatusChanged
 from boundarylab.engine.features import feature_matrix
-from boundarylab.engine.grid import grid_bounds, grid_points, quantise_probabilities, sliced
+from boundarylab.engine.grid import grid_points, quantise_probabilities, sliced
 from boundarylab.engine.losses import one_hot
 from boundarylab.engine.tape import Network
 
@@ -100,7 +100,7 @@ class Trainer:
         self.total = t.iterations
         self.diverged_message: str | None = None
         self._grid: np.ndarray | None = None
-        self._bounds = grid_bounds(self.data.x_all)
+        self._bounds = self.data.grid_bounds()
 
     @property
     def done(self) -> bool:

@@ -45,7 +45,7 @@ from boundarylab.server.responses import (
 )
 from boundarylab.server.run import Run
 from boundarylab.server.service import RunService
-from boundarylab.server.settings import Settings, get_settings
+from boundarylab.server.settings import DATA_ROUTES, Settings, get_settings
 from boundarylab.server.stream import router as stream_router
 
 # The HTTP answer to each kind of refusal (errors.py); the most specific class wins.
@@ -72,8 +72,13 @@ MAX_REPORTS = 20_000
 
 def _limit_errors(config: RunConfig, settings: Settings) -> list[dict[str, Any]]:
     """This deployment's limits, which may be lower than the schema's ceilings."""
+    points = config.dataset.points
+    # Own points are counted against max_samples; the first point past it is named.
+    size_loc = (
+        ("dataset", "n_samples") if points is None else ("dataset", "points", settings.max_samples)
+    )
     checks = [
-        (("dataset", "n_samples"), config.dataset.n_samples, settings.max_samples),
+        (size_loc, config.dataset.size, settings.max_samples),
         (("training", "iterations"), config.training.iterations, settings.max_iterations),
     ]
     errors = [
@@ -346,6 +351,7 @@ def create_app(settings: Settings | None = None, service: RunService | None = No
         GuardMiddleware,
         max_body_bytes=settings.max_body_bytes,
         allowed_origins=settings.allowed_origins,
+        larger_bodies=dict.fromkeys(DATA_ROUTES, settings.max_data_body_bytes),
     )
     app.include_router(router)
     if settings.debug_routes:
