@@ -123,7 +123,7 @@ GENERATORS: dict[str, Generator] = {
 
 
 def make_dataset(cfg: DatasetConfig) -> Dataset:
-    """Generate the points of ``cfg`` and split them.
+    """Generate (or take) the points of ``cfg`` and split them.
 
     ``cfg`` is trusted to be valid (its schema checks every range). The split draws from its
     own generator, ``default_rng([seed, 1])``, so changing ``test_fraction`` never changes the
@@ -131,19 +131,13 @@ def make_dataset(cfg: DatasetConfig) -> Dataset:
     for what only the points can tell: fewer points than classes, or a split that leaves a
     class without training points.
     """
+    X, y, is_test = all_points(cfg)
     k = cfg.class_count
-    if cfg.points is not None:
-        X, y = custom_points(cfg.points)
-        share = CUSTOM_GRID_PAD_SHARE
-    else:
-        X, y = _generated(cfg, k)
-        share = 0.0
-    n_test = round(len(y) * cfg.test_fraction)
-    if n_test == 0:
+    share = CUSTOM_GRID_PAD_SHARE if cfg.points is not None else 0.0
+    if not is_test.any():
         empty = np.empty((0, 2))
         return Dataset(X, y, empty, np.empty(0, dtype=np.int64), k, share)
-    order = np.random.default_rng([int(cfg.seed), 1]).permutation(len(y))
-    test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+    train = ~is_test
     missing = sorted(set(range(k)) - set(y[train].tolist()))
     if missing:
         more = "add points of that class" if cfg.points is not None else "raise dataset.n_samples"
@@ -151,7 +145,24 @@ def make_dataset(cfg: DatasetConfig) -> Dataset:
             f"dataset.test_fraction {cfg.test_fraction} leaves class {missing[0]} with no "
             f"training points out of {len(y)}; lower it or {more}"
         )
-    return Dataset(X[train], y[train], X[test], y[test], k, share)
+    return Dataset(X[train], y[train], X[is_test], y[is_test], k, share)
+
+
+def all_points(cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every point in its own order, before the split: X (n, 2) float64, y (n,) int64 and
+    is_test (n,) bool. Train and test keep this order (indices sorted), so writing the
+    points in this order and reading them back as custom points with the same seed and
+    test_fraction gives the same split, point for point."""
+    if cfg.points is not None:
+        X, y = custom_points(cfg.points)
+    else:
+        X, y = _generated(cfg, cfg.class_count)
+    is_test = np.zeros(len(y), dtype=bool)
+    n_test = round(len(y) * cfg.test_fraction)
+    if n_test:
+        order = np.random.default_rng([int(cfg.seed), 1]).permutation(len(y))
+        is_test[order[:n_test]] = True
+    return X, y, is_test
 
 
 def custom_points(points: list[tuple[float, float, int]]) -> tuple[np.ndarray, np.ndarray]:

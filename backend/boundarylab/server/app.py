@@ -27,6 +27,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import boundarylab
 from boundarylab.engine.config import CompareConfig, DatasetConfig, RunConfig
+from boundarylab.engine.datafile import dataset_csv
 from boundarylab.engine.datasets import make_dataset
 from boundarylab.server.errors import Busy, Conflict, Refusal, ShuttingDown
 from boundarylab.server.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps, jsonable
@@ -209,6 +210,21 @@ async def preview(config: DatasetConfig, settings: AppSettings) -> dict[str, Any
     if errors:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"][2:])} for e in errors])
     return await build_dataset(config)
+
+
+@router.post(
+    "/api/datasets/csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def dataset_csv_route(config: DatasetConfig, settings: AppSettings) -> Response:
+    """The points of this `dataset` config as CSV: x1, x2, label, split (train or test), in
+    an order that, uploaded as custom points with the same seed and test_fraction, trains
+    the same run."""
+    await preview(config, settings)  # the same checks and 422s as the preview
+    text = await run_in_threadpool(dataset_csv, config)
+    headers = {"Content-Disposition": 'attachment; filename="boundarylab-data.csv"'}
+    return Response(text, media_type="text/csv", headers=headers)
 
 
 @router.post(

@@ -20,7 +20,9 @@ from boundarylab.engine import config as schema
 # 1, "[", "]" and two ", " 6, and ", " before the next point 2: 57 bytes.
 BYTES_PER_POINT = 57
 # Routes whose body may carry own points (dataset.points): they alone get the larger cap.
-DATA_ROUTES = frozenset({("POST", "/api/runs"), ("POST", "/api/datasets/preview")})
+DATA_ROUTES = frozenset(
+    {("POST", "/api/runs"), ("POST", "/api/datasets/preview"), ("POST", "/api/datasets/csv")}
+)
 
 
 class Settings(BaseSettings):
