@@ -4,6 +4,7 @@ import * as api from "./api.js";
 import { Comparison } from "./compare.js";
 import { ConfigForm } from "./form.js";
 import { LossPlot } from "./lossplot.js";
+import { OwnData, pointErrors } from "./owndata.js";
 import { BoundaryPlot } from "./plots.js";
 import { RunView } from "./run.js";
 import {
@@ -17,6 +18,7 @@ import { COMPARE_KEY, readQuery, writeQuery } from "./urlstate.js";
 
 const $ = (id) => document.getElementById(id);
 const READY = "Ready: these are the points to separate. Press Train.";
+const OWN_DATA_FIRST = "Your own data: choose, drop or paste a CSV under “Your own data”.";
 
 function readCompare(field) {
   const parsed = parseValue(field, $("compare-sizes").value);
@@ -69,6 +71,29 @@ function makeRunView(onTestLegend) {
   return new RunView(els, { boundary, loss });
 }
 
+function makeOwnData(schema, page) {
+  const points = schema.$defs?.DatasetConfig?.properties?.points;
+  const els = {
+    panel: $("own-data"),
+    file: $("own-file"),
+    paste: $("own-paste"),
+    usePaste: $("own-paste-use"),
+    download: $("own-download"),
+    error: $("own-error"),
+    info: $("own-info"),
+  };
+  return new OwnData(els, {
+    maxPoints: points?.maxItems ?? 5000,
+    onData: () => page.useOwnData(),
+    dataset: () => {
+      const { values, errors } = page.form.read();
+      if (Object.keys(errors).some((k) => k.startsWith("dataset."))) return null;
+      const dataset = page.datasetSection(values);
+      return dataset.kind === "custom" && !dataset.points ? null : dataset;
+    },
+  });
+}
+
 class Page {
   constructor(schema) {
     this.fields = fieldsFromSchema(schema);
@@ -84,6 +109,21 @@ class Page {
     this.previewTimer = null;
     this.previewSeq = 0;
     this.unknownKeys = [];
+    this.ownData = makeOwnData(schema, this);
+  }
+
+  /** The dataset section to send: the form's fields, plus the points of own data. */
+  datasetSection(values) {
+    const dataset = this.form.sectionValues(values, "dataset");
+    if (dataset.kind === "custom") dataset.points = this.ownData.points;
+    return dataset;
+  }
+
+  /** New own points: switch the data set to "custom", which previews them. */
+  useOwnData() {
+    const kind = this.form.inputs.get("dataset.kind");
+    kind.value = "custom";
+    kind.dispatchEvent(new Event("change"));
   }
 
   init() {
@@ -177,9 +217,14 @@ class Page {
     const { values, errors } = this.form.read();
     const datasetErrors = Object.keys(errors).filter((k) => k.startsWith("dataset."));
     if (datasetErrors.length) return;
+    const dataset = this.datasetSection(values);
+    if (dataset.kind === "custom" && !dataset.points) {
+      this.view.setStatus(OWN_DATA_FIRST);
+      return;
+    }
     const seq = ++this.previewSeq;
     try {
-      const data = await api.previewDataset(this.form.sectionValues(values, "dataset"));
+      const data = await api.previewDataset(dataset);
       if (seq !== this.previewSeq) return; // a newer edit already asked again
       const wasActive = this.view.active;
       this.view.showPreview(data);
@@ -196,7 +241,9 @@ class Page {
   }
 
   #showServerErrors(detail, prefix = "") {
+    this.ownData.showError(pointErrors(detail));
     const errors = api.errorsByField(detail, prefix);
+    delete errors["dataset.points"];
     const general = errors[""];
     delete errors[""];
     this.form.showErrors(errors);
@@ -214,7 +261,15 @@ class Page {
       return null;
     }
     showGeneralError("");
-    return nest(values);
+    const config = nest(values);
+    if (config.dataset?.kind === "custom") {
+      if (!this.ownData.points) {
+        showGeneralError(OWN_DATA_FIRST);
+        return null;
+      }
+      config.dataset.points = this.ownData.points;
+    }
+    return config;
   }
 
   async train() {

@@ -6,8 +6,6 @@ export const SECTIONS = ["dataset", "model", "training", "view"];
 
 // Fields with their own editor rather than a form input: own data points (owndata.js).
 export const NOT_FORM_FIELDS = new Set(["dataset.points"]);
-// Choices the page does not offer yet (own data arrives with its editor).
-const HIDDEN_CHOICES = { "dataset.kind": ["custom"] };
 
 // Page defaults that deliberately differ from the schema's: a person should *watch* the
 // article's 20000 steps (about 10 s), not see them finish before the first frame.
@@ -42,8 +40,7 @@ function describe(section, name, prop) {
   }
   if (Array.isArray(body.enum) || body.const !== undefined) {
     field.kind = "enum";
-    const hidden = HIDDEN_CHOICES[`${section}.${name}`] || [];
-    field.choices = (body.enum || [body.const]).filter((c) => !hidden.includes(c));
+    field.choices = body.enum || [body.const];
   } else if (body.type === "array" && Array.isArray(body.items?.enum)) {
     // A list of names (model.features), typed comma-separated, each one of the choices.
     field.kind = "enum-list";

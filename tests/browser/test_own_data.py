@@ -1,0 +1,98 @@
+"""Your own data on the page: upload (the real file chooser), paste, a bad file refused with
+its line while the data stays, and download → upload → train giving the same run."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from page_support import FAST, RUN_DONE, field, points_drawn, run_id, until
+
+pytestmark = pytest.mark.browser
+
+NAMED = "x1,x2,label\n" + "\n".join(
+    f"{x / 10:.2f},{(x * 7 % 10) / 10:.2f},{'cat' if x < 10 else 'dog'}" for x in range(20)
+)
+
+
+def _drawn(page: Any, n: int) -> None:
+    until(
+        page, f"document.querySelectorAll('#boundary-plot .scatterlayer path.point').length === {n}"
+    )
+
+
+def _run(desk: Any) -> dict:
+    with urllib.request.urlopen(f"{desk.base}/api/runs/{run_id(desk.page)}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_an_uploaded_csv_with_named_labels_trains(desk: Any, tmp_path: Path) -> None:
+    desk.open(FAST + "&training.iterations=2000")
+    _drawn(desk.page, 300)
+    csv_file = tmp_path / "pets.csv"
+    csv_file.write_text(NAMED)
+    desk.page.set_input_files("#own-file", str(csv_file))
+    _drawn(desk.page, 20)
+    assert field(desk.page, "dataset.kind").input_value() == "custom"
+    info = desk.page.locator("#own-info").inner_text()
+    assert '"cat" → class 0' in info and '"dog" → class 1' in info and "pets.csv" in info
+    # Noise and the number of points do not apply to own data: the form hides them.
+    assert field(desk.page, "dataset.noise").is_hidden()
+    assert field(desk.page, "dataset.n_samples").is_hidden()
+    desk.page.click("#train")
+    desk.page.wait_for_selector(RUN_DONE, timeout=60_000)
+    run = _run(desk)
+    assert len(run["config"]["dataset"]["points"]) == 20
+    assert run["metrics"]["train_accuracy"] == 1.0
+
+
+def test_a_bad_csv_names_its_line_and_the_data_stays(desk: Any, tmp_path: Path) -> None:
+    desk.open(FAST)
+    desk.page.fill("#own-paste", NAMED)
+    desk.page.click("#own-paste-use")
+    _drawn(desk.page, 20)
+    for text, line, words in [
+        ("1,2,a\n3,4,b\n5,six,a\n7,8,b\n", 3, 'x2 "six" is not a number'),
+        ("x1,x2,label\n1,2,a\n3,4,b,9\n", 3, "expected 3 columns"),
+        ("\n".join(f"{i},0,{'abcdef'[i % 6]}" for i in range(12)), 6, "at most 5 classes"),
+    ]:
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text)
+        desk.page.set_input_files("#own-file", str(bad))
+        until(desk.page, "!document.getElementById('own-error').hidden")
+        error = desk.page.locator("#own-error").inner_text()
+        assert f"Line {line}:" in error and words in error and "unchanged" in error
+        assert points_drawn(desk.page) == 20
+        assert field(desk.page, "dataset.kind").input_value() == "custom"
+    too_many = tmp_path / "big.csv"
+    too_many.write_text("\n".join(f"{i % 100},{i // 100},{i % 2}" for i in range(5001)))
+    desk.page.set_input_files("#own-file", str(too_many))
+    until(desk.page, "document.getElementById('own-error').textContent.includes('5001')")
+    assert "more than 5000 points" in desk.page.locator("#own-error").inner_text()
+    assert points_drawn(desk.page) == 20
+
+
+def test_download_then_upload_then_train_is_the_same_run(desk: Any, tmp_path: Path) -> None:
+    desk.open(FAST + "&dataset.n_samples=150&dataset.test_fraction=0.3&training.iterations=3000")
+    _drawn(desk.page, 150)
+    desk.page.click("#train")
+    desk.page.wait_for_selector(RUN_DONE, timeout=60_000)
+    original = _run(desk)
+    with desk.page.expect_download() as download:
+        desk.page.click("#own-download")
+    saved = tmp_path / "data.csv"
+    download.value.save_as(saved)
+    lines = saved.read_text().splitlines()
+    assert lines[0] == "x1,x2,label,split" and len(lines) == 151
+    assert sum(line.endswith(",test") for line in lines) == 45
+    desk.page.set_input_files("#own-file", str(saved))
+    until(desk.page, "document.getElementById('own-info').textContent.includes('150 points')")
+    desk.page.click("#train")
+    until(desk.page, f"!document.getElementById('export-model').href.includes('{original['id']}')")
+    desk.page.wait_for_selector(RUN_DONE, timeout=60_000)
+    again = _run(desk)
+    assert again["config"]["dataset"]["kind"] == "custom"
+    assert again["history"] == original["history"]
