@@ -81,6 +81,12 @@ function makeOwnData(schema, page) {
     download: $("own-download"),
     error: $("own-error"),
     info: $("own-info"),
+    edit: $("own-edit"),
+    classes: $("own-classes"),
+    eraser: $("own-eraser"),
+    undo: $("own-undo"),
+    clear: $("own-clear"),
+    editThese: $("own-edit-these"),
   };
   return new OwnData(els, {
     maxPoints: points?.maxItems ?? 5000,
@@ -110,6 +116,7 @@ class Page {
     this.previewSeq = 0;
     this.unknownKeys = [];
     this.ownData = makeOwnData(schema, this);
+    this.ownData.attachPlot($("boundary-plot"), this.view.plots.boundary);
   }
 
   /** The dataset section to send: the form's fields, plus the points of own data. */
@@ -222,6 +229,14 @@ class Page {
       this.view.setStatus(OWN_DATA_FIRST);
       return;
     }
+    const problem = dataset.kind === "custom" ? this.ownData.problem() : "";
+    if (problem) {
+      // Too few points for the server yet: draw them here, and say what is missing.
+      this.previewSeq += 1;
+      this.view.showPreview(this.ownData.localDataset());
+      this.view.setStatus(problem);
+      return;
+    }
     const seq = ++this.previewSeq;
     try {
       const data = await api.previewDataset(dataset);
@@ -263,8 +278,9 @@ class Page {
     showGeneralError("");
     const config = nest(values);
     if (config.dataset?.kind === "custom") {
-      if (!this.ownData.points) {
-        showGeneralError(OWN_DATA_FIRST);
+      const problem = this.ownData.points ? this.ownData.problem() : OWN_DATA_FIRST;
+      if (problem) {
+        showGeneralError(problem);
         return null;
       }
       config.dataset.points = this.ownData.points;

@@ -2,7 +2,11 @@
 // set on show. It holds the points of a "custom" data set; the page sends them with the
 // dataset section. A bad file is refused with its line and the points stay as they were.
 
-import { parseCsv } from "./csv.js";
+import { CLASS_COLORS } from "./boundary.js";
+import { MAX_CLASSES, MIN_POINTS, parseCsv } from "./csv.js";
+import { dataPoint, nearestIndex, placed } from "./pointeditor.js";
+
+const UNDO_DEPTH = 100;
 
 const COLOR_NAMES = ["red", "blue", "green", "orange", "pink"];
 
@@ -52,6 +56,121 @@ export class OwnData {
       if (file) this.#readFile(file);
     });
     els.download.addEventListener("click", () => this.download());
+    this.undo = []; // earlier {points, names}, newest last
+    this.#buildClassPicker();
+    els.undo.addEventListener("click", () => this.#undo());
+    els.clear.addEventListener("click", () => this.#change([], null));
+    els.editThese.addEventListener("click", () => this.#editThese());
+  }
+
+  #buildClassPicker() {
+    for (let k = 0; k < MAX_CLASSES; k += 1) {
+      const label = document.createElement("label");
+      label.className = "own-class";
+      const radio = document.createElement("input");
+      radio.type = "radio";
+      radio.name = "own-class";
+      radio.value = String(k);
+      radio.checked = k === 0;
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = CLASS_COLORS[k];
+      label.append(radio, swatch, ` ${k} ${COLOR_NAMES[k]}`);
+      this.els.classes.append(label);
+    }
+  }
+
+  get chosenClass() {
+    return Number(this.els.classes.querySelector("input:checked")?.value ?? 0);
+  }
+
+  /** Listen for clicks on the boundary plot (while "click to add" is on); `plot` is its
+   * BoundaryPlot, whose axes stay still while clicking. */
+  attachPlot(el, plot) {
+    const hold = () => plot.holdAxes(this.els.edit.checked);
+    this.els.edit.addEventListener("change", hold);
+    this.holdAxes = hold;
+    el.addEventListener("click", (event) => {
+      if (!this.els.edit.checked) return;
+      const at = dataPoint(el, event);
+      if (!at) return;
+      const points = this.points ?? [];
+      if (event.shiftKey || this.els.eraser.checked) {
+        const i = nearestIndex(points, at);
+        if (i >= 0) this.#change(points.filter((_, j) => j !== i), this.names);
+      } else if (points.length >= this.maxPoints) {
+        this.showError(`At most ${this.maxPoints} points.`);
+      } else {
+        this.#change([...points, [placed(at.x), placed(at.y), this.chosenClass]], this.names);
+      }
+    });
+  }
+
+  /** What stops these points from training, or "" when they can. */
+  problem() {
+    const points = this.points ?? [];
+    const classes = new Set(points.map((p) => p[2]));
+    const k = points.length ? 1 + Math.max(...classes) : 0;
+    if (points.length < MIN_POINTS || classes.size < 2) {
+      return `Add points: at least ${MIN_POINTS} in at least 2 classes (now ${points.length} in ${classes.size}).`;
+    }
+    const unused = [...Array(k).keys()].find((c) => !classes.has(c));
+    if (unused !== undefined) return `Class ${unused} has no points: add one, or use classes 0 to ${classes.size - 1}.`;
+    return "";
+  }
+
+  /** The points as a data set to draw before the server has split them. */
+  localDataset() {
+    const points = this.points ?? [];
+    return {
+      train: { x: points.map((p) => [p[0], p[1]]), y: points.map((p) => p[2]) },
+      test: { x: [], y: [] },
+    };
+  }
+
+  #change(points, names) {
+    this.undo.push({ points: this.points, names: this.names });
+    if (this.undo.length > UNDO_DEPTH) this.undo.shift();
+    this.els.undo.disabled = false;
+    this.#set(points, names, "your clicks");
+  }
+
+  #undo() {
+    const last = this.undo.pop();
+    this.els.undo.disabled = !this.undo.length;
+    if (last) this.#set(last.points, last.names, "undo");
+  }
+
+  #set(points, names, source) {
+    this.points = points;
+    this.names = names;
+    this.showError("");
+    if (points) this.#showInfo(source);
+    else this.els.info.textContent = "";
+    this.onData();
+  }
+
+  // The data set on show (generated, or own with its split) becomes own, editable points,
+  // with exact coordinates from the server.
+  async #editThese() {
+    const dataset = this.dataset();
+    if (!dataset) {
+      this.showError("Fix the data fields first.");
+      return;
+    }
+    const response = await fetch("api/datasets/csv", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(dataset),
+    }).catch(() => null);
+    const parsed = response?.ok ? parseCsv(await response.text(), this.maxPoints) : null;
+    if (!parsed?.points) {
+      this.showError("Could not load the data set on show.");
+      return;
+    }
+    this.els.edit.checked = true;
+    this.holdAxes?.();
+    this.#change(parsed.points, null);
   }
 
   async #readFile(file) {
@@ -75,15 +194,12 @@ export class OwnData {
 
   /** New points ([x1, x2, label] rows); names[k] is the label class k came from, if any. */
   setPoints(points, names = null, source = "") {
-    this.points = points;
-    this.names = names;
-    this.showError("");
+    this.#change(points, names);
     this.#showInfo(source);
-    this.onData();
   }
 
   #showInfo(source) {
-    const k = 1 + Math.max(...this.points.map((p) => p[2]));
+    const k = this.points.length ? 1 + Math.max(...this.points.map((p) => p[2])) : 0;
     const from = source ? ` from ${source}` : "";
     const parts = [`${this.points.length} points in ${k} classes${from}.`];
     if (this.names) {

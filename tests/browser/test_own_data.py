@@ -96,3 +96,65 @@ def test_download_then_upload_then_train_is_the_same_run(desk: Any, tmp_path: Pa
     again = _run(desk)
     assert again["config"]["dataset"]["kind"] == "custom"
     assert again["history"] == original["history"]
+
+
+def _click(page: Any, fx: float, fy: float, shift: bool = False) -> None:
+    until(page, "document.querySelector('#boundary-plot .nsewdrag')")
+    area = page.evaluate(
+        """() => { const r = document.querySelector('#boundary-plot .nsewdrag')
+                     .getBoundingClientRect();
+                   return {x: r.left, y: r.top, width: r.width, height: r.height}; }"""
+    )
+    assert area["width"] > 100 and area["height"] > 100, area
+    if shift:
+        page.keyboard.down("Shift")
+    page.mouse.click(area["x"] + area["width"] * fx, area["y"] + area["height"] * fy)
+    if shift:
+        page.keyboard.up("Shift")
+
+
+def _own_points(page: Any) -> list:
+    return page.evaluate("() => window.boundaryLab.ownData.points")
+
+
+def test_ten_clicked_points_of_two_classes_train_a_boundary_between_them(desk: Any) -> None:
+    desk.open(FAST + "&training.iterations=3000")
+    _drawn(desk.page, 300)
+    desk.page.click("#own-clear")
+    _drawn(desk.page, 0)
+    until(desk.page, "document.querySelector('#boundary-plot .nsewdrag')")
+    desk.page.check("#own-edit")
+    for i in range(10):
+        label = i % 2
+        desk.page.check(f"#own-classes input[value='{label}']")
+        _click(desk.page, 0.2 if label == 0 else 0.8, 0.2 + 0.06 * i)
+        until(desk.page, f"window.boundaryLab.ownData.points.length === {i + 1}")
+    _drawn(desk.page, 10)
+    points = _own_points(desk.page)
+    left = [p for p in points if p[2] == 0]
+    right = [p for p in points if p[2] == 1]
+    assert len(left) == len(right) == 5
+    assert max(p[0] for p in left) < min(p[0] for p in right)
+    # Shift-click removes the nearest point; Undo brings it back.
+    _click(desk.page, 0.8, 0.26, shift=True)
+    until(desk.page, "window.boundaryLab.ownData.points.length === 9")
+    desk.page.click("#own-undo")
+    until(desk.page, "window.boundaryLab.ownData.points.length === 10")
+    assert _own_points(desk.page) == points
+    desk.page.click("#train")
+    desk.page.wait_for_selector(RUN_DONE, timeout=60_000)
+    run = _run(desk)
+    assert run["config"]["dataset"]["points"] == points
+    assert run["metrics"]["train_accuracy"] == 1.0  # every point on its class's side
+
+
+def test_edit_these_points_makes_the_generated_set_editable(desk: Any) -> None:
+    desk.open(FAST + "&dataset.n_samples=50")
+    _drawn(desk.page, 50)
+    desk.page.click("#own-edit-these")
+    until(desk.page, "window.boundaryLab.ownData.points?.length === 50")
+    assert field(desk.page, "dataset.kind").input_value() == "custom"
+    assert desk.page.is_checked("#own-edit")
+    _click(desk.page, 0.5, 0.5)
+    until(desk.page, "window.boundaryLab.ownData.points.length === 51")
+    _drawn(desk.page, 51)
