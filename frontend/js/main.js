@@ -6,6 +6,7 @@ import { ConfigForm } from "./form.js";
 import { LossPlot } from "./lossplot.js";
 import { OwnData, pointErrors } from "./owndata.js";
 import { BoundaryPlot } from "./plots.js";
+import { MAX_LINK_POINTS, decodePoints, encodePoints } from "./sharelink.js";
 import { RunView } from "./run.js";
 import {
   compareFieldFromSchema,
@@ -18,6 +19,7 @@ import { COMPARE_KEY, readQuery, writeQuery } from "./urlstate.js";
 
 const $ = (id) => document.getElementById(id);
 const READY = "Ready: these are the points to separate. Press Train.";
+const POINTS_KEY = "points";
 const OWN_DATA_FIRST = "Your own data: choose, drop or paste a CSV under “Your own data”.";
 
 function readCompare(field) {
@@ -81,6 +83,7 @@ function makeOwnData(schema, page) {
     download: $("own-download"),
     error: $("own-error"),
     info: $("own-info"),
+    linkNote: $("own-link-note"),
     edit: $("own-edit"),
     classes: $("own-classes"),
     eraser: $("own-eraser"),
@@ -137,6 +140,7 @@ class Page {
     const { raw, unknown, showTest } = readQuery(location.search, this.fields);
     this.unknownKeys = unknown;
     this.form.setValues(raw);
+    this.#readFragment(); // before the URL is written again, which would drop it
     $("compare-sizes").value = raw[COMPARE_KEY] ?? (this.compareField?.default || []).join(", ");
     $("config-form").addEventListener("submit", (e) => {
       e.preventDefault();
@@ -205,6 +209,34 @@ class Page {
     const compare = readCompare(this.compareField);
     const sizes = compare.error ? undefined : compare.value.join(",");
     writeQuery(values, this.fields, sizes, $("show-test").checked);
+    this.#writeFragment(values["dataset.kind"] === "custom" ? this.ownData.points : null);
+  }
+
+  // Own points travel in the fragment (#points=…): the link reproduces the data set, and
+  // the points never reach a server log. Past what a link carries, the page says so.
+  #writeFragment(points) {
+    let hash = "";
+    let note = "";
+    if (points?.length) {
+      const text = encodePoints(points);
+      if (text) hash = `#${POINTS_KEY}=${text}`;
+      else note = `A link carries at most ${MAX_LINK_POINTS} points: share these with “Download data CSV”.`;
+    }
+    this.ownData.showLinkNote(note);
+    const url = `${location.pathname}${location.search}${hash}`;
+    if (url !== `${location.pathname}${location.search}${location.hash}`) {
+      history.replaceState(null, "", url);
+    }
+  }
+
+  /** Points a shared link brought, if any: they become the own data. */
+  #readFragment() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    const text = params.get(POINTS_KEY);
+    if (!text) return;
+    const { points, error } = decodePoints(text);
+    if (error) this.ownData.showError(error);
+    else this.ownData.setPoints(points, null, "the link");
   }
 
   #edited(key) {

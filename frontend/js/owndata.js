@@ -209,6 +209,12 @@ export class OwnData {
     this.els.info.textContent = parts.join(" ");
   }
 
+  /** What the share link cannot carry (or "" when it carries the points). */
+  showLinkNote(text) {
+    this.els.linkNote.textContent = text;
+    this.els.linkNote.hidden = !text;
+  }
+
   showError(text) {
     this.els.error.textContent = text || "";
     this.els.error.hidden = !text;

@@ -158,3 +158,45 @@ def test_edit_these_points_makes_the_generated_set_editable(desk: Any) -> None:
     _click(desk.page, 0.5, 0.5)
     until(desk.page, "window.boundaryLab.ownData.points.length === 51")
     _drawn(desk.page, 51)
+
+
+def _paste(page: Any, text: str) -> None:
+    # Set at once: Playwright's fill of a long text into a textarea can outlast its timeout.
+    page.evaluate("(text) => { document.getElementById('own-paste').value = text; }", text)
+
+
+def test_a_share_link_restores_1000_points_exactly_after_quantising(
+    desk: Any, browser: Any
+) -> None:
+    desk.open(FAST)
+    # Past what a link carries, the page says so and points to the CSV.
+    many = [f"{i % 50},{i // 50},{i % 2}" for i in range(2001)]
+    _paste(desk.page, "\n".join(many))
+    desk.page.click("#own-paste-use")
+    until(desk.page, "!document.getElementById('own-link-note').hidden")
+    assert "Download data CSV" in desk.page.locator("#own-link-note").inner_text()
+    assert "points=" not in desk.page.evaluate("() => location.hash")
+    rows = [
+        f"{(i * 37 % 1000) / 97.3:.5f},{(i * 91 % 1000) / -13.1:.5f},{i % 3}" for i in range(1000)
+    ]
+    _paste(desk.page, "\n".join(rows))
+    desk.page.click("#own-paste-use")
+    until(desk.page, "location.hash.startsWith('#points=')")
+    assert desk.page.locator("#own-link-note").is_hidden()
+    link = desk.page.evaluate("() => location.href")
+    expected = desk.page.evaluate(
+        """async () => (await import('./js/sharelink.js'))
+             .quantise(window.boundaryLab.ownData.points)"""
+    )
+    assert len(link) < 10_000
+    other = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = other.new_page()
+        page.goto(link)
+        page.wait_for_selector("body[data-ready='true']")
+        until(page, "window.boundaryLab.ownData.points?.length === 1000")
+        assert page.evaluate("() => window.boundaryLab.ownData.points") == expected
+        assert page.locator("[name='dataset.kind']").input_value() == "custom"
+        _drawn(page, 1000)
+    finally:
+        other.close()
