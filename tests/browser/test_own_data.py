@@ -83,8 +83,8 @@ def test_download_then_upload_then_train_is_the_same_run(desk: Any, tmp_path: Pa
     original = _run(desk)
     with desk.page.expect_download() as download:
         desk.page.click("#own-download")
+    download.value.save_as(tmp_path / "data.csv")
     saved = tmp_path / "data.csv"
-    download.value.save_as(saved)
     lines = saved.read_text().splitlines()
     assert lines[0] == "x1,x2,label,split" and len(lines) == 151
     assert sum(line.endswith(",test") for line in lines) == 45
