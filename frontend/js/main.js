@@ -5,7 +5,9 @@ import { Comparison } from "./compare.js";
 import { ConfigForm } from "./form.js";
 import { LossPlot } from "./lossplot.js";
 import { NetworkView, UnitFocus } from "./netview.js";
+import { OwnData, pointErrors } from "./owndata.js";
 import { BoundaryPlot } from "./plots.js";
+import { MAX_LINK_POINTS, decodePoints, encodePoints } from "./sharelink.js";
 import { showFeatureContrast } from "./presetlinks.js";
 import { RunView } from "./run.js";
 import {
@@ -19,6 +21,8 @@ import { COMPARE_KEY, readQuery, writeQuery } from "./urlstate.js";
 
 const $ = (id) => document.getElementById(id);
 const READY = "Ready: these are the points to separate. Press Train.";
+const POINTS_KEY = "points";
+const OWN_DATA_FIRST = "Your own data: choose, drop or paste a CSV under “Your own data”.";
 
 function readCompare(field) {
   const parsed = parseValue(field, $("compare-sizes").value);
@@ -81,6 +85,36 @@ function makeRunView(onTestLegend) {
   return view;
 }
 
+function makeOwnData(schema, page) {
+  const points = schema.$defs?.DatasetConfig?.properties?.points;
+  const els = {
+    panel: $("own-data"),
+    file: $("own-file"),
+    paste: $("own-paste"),
+    usePaste: $("own-paste-use"),
+    download: $("own-download"),
+    error: $("own-error"),
+    info: $("own-info"),
+    linkNote: $("own-link-note"),
+    edit: $("own-edit"),
+    classes: $("own-classes"),
+    eraser: $("own-eraser"),
+    undo: $("own-undo"),
+    clear: $("own-clear"),
+    editThese: $("own-edit-these"),
+  };
+  return new OwnData(els, {
+    maxPoints: points?.maxItems ?? 5000,
+    onData: () => page.useOwnData(),
+    dataset: () => {
+      const { values, errors } = page.form.read();
+      if (Object.keys(errors).some((k) => k.startsWith("dataset."))) return null;
+      const dataset = page.datasetSection(values);
+      return dataset.kind === "custom" && !dataset.points ? null : dataset;
+    },
+  });
+}
+
 class Page {
   constructor(schema) {
     this.fields = fieldsFromSchema(schema);
@@ -96,12 +130,29 @@ class Page {
     this.previewTimer = null;
     this.previewSeq = 0;
     this.unknownKeys = [];
+    this.ownData = makeOwnData(schema, this);
+    this.ownData.attachPlot($("boundary-plot"), this.view.plots.boundary);
+  }
+
+  /** The dataset section to send: the form's fields, plus the points of own data. */
+  datasetSection(values) {
+    const dataset = this.form.sectionValues(values, "dataset");
+    if (dataset.kind === "custom") dataset.points = this.ownData.points;
+    return dataset;
+  }
+
+  /** New own points: switch the data set to "custom", which previews them. */
+  useOwnData() {
+    const kind = this.form.inputs.get("dataset.kind");
+    kind.value = "custom";
+    kind.dispatchEvent(new Event("change"));
   }
 
   init() {
     const { raw, unknown, showTest, discrete } = readQuery(location.search, this.fields);
     this.unknownKeys = unknown;
     this.form.setValues(raw);
+    this.#readFragment(); // before the URL is written again, which would drop it
     $("compare-sizes").value = raw[COMPARE_KEY] ?? (this.compareField?.default || []).join(", ");
     $("config-form").addEventListener("submit", (e) => {
       e.preventDefault();
@@ -176,6 +227,34 @@ class Page {
     const compare = readCompare(this.compareField);
     const sizes = compare.error ? undefined : compare.value.join(",");
     writeQuery(values, this.fields, sizes, $("show-test").checked, $("discretize").checked);
+    this.#writeFragment(values["dataset.kind"] === "custom" ? this.ownData.points : null);
+  }
+
+  // Own points travel in the fragment (#points=…): the link reproduces the data set, and
+  // the points never reach a server log. Past what a link carries, the page says so.
+  #writeFragment(points) {
+    let hash = "";
+    let note = "";
+    if (points?.length) {
+      const text = encodePoints(points);
+      if (text) hash = `#${POINTS_KEY}=${text}`;
+      else note = `A link carries at most ${MAX_LINK_POINTS} points: share these with “Download data CSV”.`;
+    }
+    this.ownData.showLinkNote(note);
+    const url = `${location.pathname}${location.search}${hash}`;
+    if (url !== `${location.pathname}${location.search}${location.hash}`) {
+      history.replaceState(null, "", url);
+    }
+  }
+
+  /** Points a shared link brought, if any: they become the own data. */
+  #readFragment() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    const text = params.get(POINTS_KEY);
+    if (!text) return;
+    const { points, error } = decodePoints(text);
+    if (error) this.ownData.showError(error);
+    else this.ownData.setPoints(points, null, "the link");
   }
 
   #edited(key) {
@@ -195,9 +274,22 @@ class Page {
     const { values, errors } = this.form.read();
     const datasetErrors = Object.keys(errors).filter((k) => k.startsWith("dataset."));
     if (datasetErrors.length) return;
+    const dataset = this.datasetSection(values);
+    if (dataset.kind === "custom" && !dataset.points) {
+      this.view.setStatus(OWN_DATA_FIRST);
+      return;
+    }
+    const problem = dataset.kind === "custom" ? this.ownData.problem() : "";
+    if (problem) {
+      // Too few points for the server yet: draw them here, and say what is missing.
+      this.previewSeq += 1;
+      this.view.showPreview(this.ownData.localDataset());
+      this.view.setStatus(problem);
+      return;
+    }
     const seq = ++this.previewSeq;
     try {
-      const data = await api.previewDataset(this.form.sectionValues(values, "dataset"));
+      const data = await api.previewDataset(dataset);
       if (seq !== this.previewSeq) return; // a newer edit already asked again
       const wasActive = this.view.active;
       this.view.showPreview(data);
@@ -214,7 +306,9 @@ class Page {
   }
 
   #showServerErrors(detail, prefix = "") {
+    this.ownData.showError(pointErrors(detail));
     const errors = api.errorsByField(detail, prefix);
+    delete errors["dataset.points"];
     const general = errors[""];
     delete errors[""];
     this.form.showErrors(errors);
@@ -232,7 +326,16 @@ class Page {
       return null;
     }
     showGeneralError("");
-    return nest(values);
+    const config = nest(values);
+    if (config.dataset?.kind === "custom") {
+      const problem = this.ownData.points ? this.ownData.problem() : OWN_DATA_FIRST;
+      if (problem) {
+        showGeneralError(problem);
+        return null;
+      }
+      config.dataset.points = this.ownData.points;
+    }
+    return config;
   }
 
   async train() {

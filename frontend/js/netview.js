@@ -343,6 +343,11 @@ export class UnitFocus {
     this.boundary.setShowTest(show);
   }
 
+  /** Keep the axes still while points are clicked in (owndata.js). */
+  holdAxes(on) {
+    this.boundary.holdAxes(on);
+  }
+
   setFrame(frame, nClasses = 2) {
     this.frame = frame;
     this.nClasses = nClasses;

@@ -76,6 +76,16 @@ export class BoundaryPlot {
     this.revision = 0;
     this.full = true; // points, axes or grid changed: replot with Plotly
     this.top = 30; // the top margin; grows where the legend must clear the toolbar
+    this.heldRanges = null; // axes kept still while a person clicks points in (owndata.js)
+  }
+
+  /** Keep the axes where they are (true), so a clicked point lands where it was clicked
+   * while the points change; or follow the points again (false). */
+  holdAxes(hold) {
+    const axes = this.el._fullLayout;
+    this.heldRanges = hold && axes ? [[...axes.xaxis.range], [...axes.yaxis.range]] : null;
+    this.full = true;
+    schedule(this);
   }
 
   setDataset(dataset) {
@@ -161,6 +171,9 @@ export class BoundaryPlot {
       paper_bgcolor: "rgba(0,0,0,0)",
       font: { size: this.small ? 10 : 12 },
     };
+    if (this.heldRanges && !g) {
+      [layout.xaxis.range, layout.yaxis.range] = this.heldRanges;
+    }
     if (g) {
       layout.xaxis.range = [g.x_min, g.x_max];
       layout.yaxis.range = [g.y_min, g.y_max];

@@ -4,6 +4,9 @@
 
 export const SECTIONS = ["dataset", "model", "training", "view"];
 
+// Fields with their own editor rather than a form input: own data points (owndata.js).
+export const NOT_FORM_FIELDS = new Set(["dataset.points"]);
+
 // Page defaults that deliberately differ from the schema's: a person should *watch* the
 // article's 20000 steps (about 10 s), not see them finish before the first frame.
 export const PAGE_DEFAULTS = { "training.steps_per_second": 2000 };
@@ -71,6 +74,7 @@ export function fieldsFromSchema(schema) {
     const sub = resolveRef(schema, schema.properties?.[section]);
     if (!sub) continue;
     for (const [name, prop] of Object.entries(sub.properties || {})) {
+      if (NOT_FORM_FIELDS.has(`${section}.${name}`)) continue;
       fields.push(describe(section, name, prop));
     }
   }

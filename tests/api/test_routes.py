@@ -13,6 +13,7 @@ from boundarylab.engine.config import RunConfig
 from boundarylab.engine.presets import FEATURE_CONTRAST, PRESETS
 from boundarylab.server import errors
 from boundarylab.server.app import HTTP_STATUS
+from boundarylab.server.settings import Settings
 
 
 def _finished_run(client: TestClient, **training: object) -> str:
@@ -168,19 +169,24 @@ def test_schema_states_this_servers_limits() -> None:
 
 
 def test_body_over_the_limit_is_413(fake_client: TestClient) -> None:
+    # A route that takes no own data points keeps the ordinary cap.
+    route = "/api/runs/0123456789abcdef/pause"
     big = b'{"dataset": {"kind": "moons"}, "pad": "' + b"x" * 70_000 + b'"}'
     headers = {"content-type": "application/json"}
-    declared = fake_client.post("/api/runs", content=big, headers=headers)
+    declared = fake_client.post(route, content=big, headers=headers)
     assert declared.status_code == 413 and "65536" in declared.json()["detail"]
 
+    # /api/runs takes own data points, so its cap is larger, but a cap still.
+    cap = Settings().max_data_body_bytes
+
     def chunks():  # no Content-Length: the server must count what arrives
-        for _ in range(10):
+        for _ in range(cap // 10_000 + 1):
             yield b" " * 10_000
 
-    streamed = fake_client.post(
-        "/api/runs", content=chunks(), headers={"content-type": "application/json"}
-    )
-    assert streamed.status_code == 413
+    streamed = fake_client.post("/api/runs", content=chunks(), headers=headers)
+    assert streamed.status_code == 413 and str(cap) in streamed.json()["detail"]
+    huge = b" " * (cap + 1)
+    assert fake_client.post("/api/runs", content=huge, headers=headers).status_code == 413
 
 
 def test_unknown_run_is_404_everywhere(fake_client: TestClient) -> None:

@@ -35,6 +35,14 @@ def run_configs(draw: st.DrawFn) -> RunConfig:
         "test_fraction": draw(st.sampled_from([0.0, 0.0, 0.2, 0.5])),
         "n_classes": draw(st.integers(2, 5)),
     }
+    if dataset["kind"] == "custom":
+        # Own points anywhere in the allowed square, at most 5 classes, each class used.
+        k = dataset.pop("n_classes")
+        coordinate = st.floats(-1e4, 1e4, allow_nan=False)
+        xy = draw(
+            st.lists(st.tuples(coordinate, coordinate), min_size=n_samples, max_size=n_samples)
+        )
+        dataset["points"] = [[x, y, i % k] for i, (x, y) in enumerate(xy)]
     model = {
         "hidden_sizes": layers,
         "activation": draw(st.sampled_from(get_args(Activation))),
@@ -45,7 +53,7 @@ def run_configs(draw: st.DrawFn) -> RunConfig:
         "reg_lambda": draw(st.sampled_from([0.0, 0.01, 1.0, 10.0])),
         "iterations": draw(st.integers(1, 60)),
         "optimizer": draw(st.sampled_from(get_args(OptimizerName))),
-        "batch_size": draw(st.none() | st.integers(1, n_samples)),
+        "batch_size": draw(st.none() | st.integers(1, n_samples)),  # custom: n_samples points
         "seed": draw(st.integers(0, 2**32 - 1)),
         "report_every": draw(st.integers(1, 30)),
     }

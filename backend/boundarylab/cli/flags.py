@@ -22,9 +22,15 @@ from boundarylab.engine.config import RunConfig
 
 Path = tuple[str, str]  # (section, field)
 
-# Fields a command-line run has no use for: they pace and draw a run for a page.
+# Fields a command-line run has no use for: they pace and draw a run for a page (and own
+# points are clicked in or uploaded on the page, or sent to the API).
 NOT_FLAGS: frozenset[Path] = frozenset(
-    {("training", "steps_per_second"), ("view", "resolution"), ("view", "max_fps")}
+    {
+        ("training", "steps_per_second"),
+        ("view", "resolution"),
+        ("view", "max_fps"),
+        ("dataset", "points"),
+    }
 )
 # The short name of each flag (the names the command had before flags came from the schema).
 SHORT_NAMES: dict[Path, str] = {

@@ -21,7 +21,7 @@ from boundarylab.engine.config import ModelConfig, RunConfig
 from boundarylab.engine.datasets import Dataset, make_dataset
 from boundarylab.engine.events import BoundaryFrame, Grid, Progress
 from boundarylab.engine.features import feature_matrix
-from boundarylab.engine.grid import grid_bounds, grid_points, quantise_probabilities, sliced
+from boundarylab.engine.grid import grid_points, quantise_probabilities, sliced
 from boundarylab.engine.tape import Network
 from boundarylab.engine.training import CHECK_EVERY, Inputs, Trainer, progress, train_loss
 
@@ -88,7 +88,7 @@ class FusedComparison:
 
     def boundaries(self) -> list[BoundaryFrame]:
         """One frame per model, in the order of ``hidden_sizes`` (as Trainer.boundary)."""
-        bounds = grid_bounds(self.data.x_all)
+        bounds = self.data.grid_bounds()
         n = self.base.view.resolution
         if self._grid is None:
             self._grid = feature_matrix(grid_points(bounds, n, n), self.inputs.features)

@@ -15,6 +15,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictFloat,
+    StrictInt,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -38,7 +40,10 @@ MAX_RESOLUTION = 300
 # MB. So report_every must be at least ceil(iterations / MAX_REPORTS).
 MAX_REPORTS = 20_000
 
-DatasetKind = Literal["moons", "circles", "xor", "gaussian", "spiral", "blobs"]
+GeneratedKind = Literal["moons", "circles", "xor", "gaussian", "spiral", "blobs"]
+# "custom": the person's own points, given in dataset.points (clicked, uploaded or pasted).
+DatasetKind = Literal[GeneratedKind, "custom"]
+GENERATED_KINDS: list[str] = list(get_args(GeneratedKind))
 Activation = Literal["tanh", "sigmoid", "relu", "linear"]
 LossName = Literal["cross_entropy", "squared_error"]
 OptimizerName = Literal["gd", "momentum", "adam"]
@@ -51,6 +56,8 @@ def _number_type(annotation: Any) -> type | None:
     """int or float when a field (or each item of a list field) holds numbers, else None."""
     if annotation in (int, float):
         return annotation  # type: ignore[no-any-return]
+    if get_origin(annotation) is tuple:
+        return None  # a row of custom points: its strict item types check each number
     args = [a for a in get_args(annotation) if a is not type(None)]
     if get_origin(annotation) is Annotated:
         args = args[:1]
@@ -80,6 +87,26 @@ class _Strict(BaseModel):
 KIND_DEFAULTS: dict[str, dict[str, float]] = {"spiral": {"noise": 0.05}}
 
 
+# Own data (kind "custom"): each point is [x1, x2, label]. Strict types: true is not 1,
+# "3" is not 3 and 1.5 is not a label; NaN and infinities are refused (allow_inf_nan).
+MAX_COORDINATE = 1e4
+MAX_CUSTOM_CLASSES = 5
+MIN_CUSTOM_POINTS = 4
+Coordinate = Annotated[StrictFloat, Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE)]
+Label = Annotated[StrictInt, Field(ge=0, le=MAX_CUSTOM_CLASSES - 1)]
+CustomPoint = tuple[Coordinate, Coordinate, Label]
+_APPLIES_TO_GENERATED = {"x-applies-when": {"kind": GENERATED_KINDS}}
+
+
+def _points_error(kind: str, message: str, loc: tuple[str | int, ...], value: Any) -> None:
+    """Raise a validation error at ``loc``: a field validator's loc is relative to its field
+    (pydantic prefixes it), a model validator's names the field."""
+    error = PydanticCustomError(kind, message)
+    raise ValidationError.from_exception_data(
+        "DatasetConfig", [InitErrorDetails(type=error, loc=loc, input=value)]
+    )
+
+
 class DatasetConfig(_Strict):
     """Which points to learn from."""
 
@@ -91,10 +118,20 @@ class DatasetConfig(_Strict):
         "concentric circles, XOR quadrants, two gaussian blobs, a two-arm spiral, or 2–5 blobs.",
     )
     n_samples: int = Field(
-        300, ge=2, le=MAX_SAMPLES, description="Number of points, train and test together."
+        300,
+        ge=2,
+        le=MAX_SAMPLES,
+        description="Number of points, train and test together (not used by 'custom' data: "
+        "its points are given).",
+        json_schema_extra=_APPLIES_TO_GENERATED,
     )
     noise: float = Field(
-        0.2, ge=0.0, le=2.0, description="Standard deviation of the gaussian noise on each point."
+        0.2,
+        ge=0.0,
+        le=2.0,
+        description="Standard deviation of the gaussian noise on each point (not used by "
+        "'custom' data).",
+        json_schema_extra=_APPLIES_TO_GENERATED,
     )
     seed: int = Field(
         0, ge=0, le=2**32 - 1, description="Random seed of the data: same seed, same points."
@@ -114,10 +151,91 @@ class DatasetConfig(_Strict):
         # The page hides a field whose "x-applies-when" does not match the other fields.
         json_schema_extra={"x-applies-when": {"kind": ["blobs"]}},
     )
+    points: list[CustomPoint] | None = Field(
+        None,
+        description="The points of a 'custom' data set, each [x1, x2, label]: coordinates "
+        f"finite with |x| ≤ {MAX_COORDINATE:g}, labels integers 0..K-1 (K from 2 to "
+        f"{MAX_CUSTOM_CLASSES}, each class at least one point), {MIN_CUSTOM_POINTS} to "
+        f"{MAX_SAMPLES} points. Only with kind 'custom', which requires it. The test split is "
+        "drawn with the seed, as for generated data.",
+        json_schema_extra={"x-applies-when": {"kind": ["custom"]}, "maxItems": MAX_SAMPLES},
+    )
+
+    @property
+    def size(self) -> int:
+        """Points in the data set, train and test together."""
+        return len(self.points) if self.points is not None else self.n_samples
+
+    @property
+    def class_count(self) -> int:
+        """Classes K: 2 for most shapes, n_classes for blobs, 1 + the largest label for
+        custom points."""
+        if self.points is not None:
+            return 1 + max(label for _, _, label in self.points)
+        return self.n_classes if self.kind == "blobs" else 2
+
+    @field_validator("points")
+    @classmethod
+    def _points_within_limit(
+        cls, points: list[tuple[float, float, int]] | None, info: ValidationInfo
+    ) -> list[tuple[float, float, int]] | None:
+        # Checked here rather than by max_length so that a deployment's lower limit applies.
+        if points is None:
+            return points
+        context = info.context if isinstance(info.context, dict) else {}
+        limits = context.get(LIMITS_CONTEXT_KEY) or Limits()
+        if len(points) > limits.max_samples:
+            _points_error(
+                "too_long",
+                f"At most {limits.max_samples} points, got {len(points)} (point "
+                f"{limits.max_samples} is one too many)",
+                (limits.max_samples,),
+                points[limits.max_samples],
+            )
+        if len(points) < MIN_CUSTOM_POINTS:
+            _points_error(
+                "too_short",
+                f"At least {MIN_CUSTOM_POINTS} points, got {len(points)}",
+                (),
+                len(points),
+            )
+        labels = {label for _, _, label in points}
+        if len(labels) < 2:
+            _points_error(
+                "value_error",
+                f"At least 2 classes are needed; every point has label {labels.pop()}",
+                (),
+                len(points),
+            )
+        missing = sorted(set(range(max(labels) + 1)) - labels)
+        if missing:
+            _points_error(
+                "value_error",
+                f"Labels must be 0..K-1 with every class used: no point has label {missing[0]} "
+                f"(the largest label is {max(labels)})",
+                (),
+                len(points),
+            )
+        return points
+
+    @model_validator(mode="after")
+    def _points_with_custom_only(self) -> DatasetConfig:
+        if self.kind == "custom" and self.points is None:
+            _points_error("missing", "A 'custom' data set needs its points", ("points",), None)
+        if self.kind != "custom" and self.points is not None:
+            _points_error(
+                "extra_forbidden",
+                f"points are only for kind 'custom', not {self.kind!r}",
+                ("points",),
+                None,
+            )
+        return self
 
     @field_validator("n_samples")
     @classmethod
     def _deployment_limit(cls, value: int, info: ValidationInfo) -> int:
+        if info.data.get("kind") == "custom":
+            return value  # not used: custom data has its points (limited above)
         return within_deployment_limit(value, info, "DatasetConfig")
 
     @model_validator(mode="before")
@@ -279,15 +397,20 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _batch_fits_training_set(self) -> RunConfig:
-        batch, n = self.training.batch_size, self.dataset.n_samples
+        batch, n = self.training.batch_size, self.dataset.size
         if batch is not None and batch > n:
             # A ValidationError keeps the loc on the field (a ValueError would blame the
             # whole config), so the API's 422 and the command line's message name it.
             error = PydanticCustomError(
                 "less_than_equal",
-                "Input should be less than or equal to dataset.n_samples ({le}); an empty "
-                "batch_size is the full batch",
-                {"le": n},
+                "Input should be less than or equal to {size} ({le}); an empty batch_size is "
+                "the full batch",
+                {
+                    "le": n,
+                    "size": "dataset.n_samples"
+                    if self.dataset.points is None
+                    else "the number of dataset.points",
+                },
             )
             loc = ("training", "batch_size")
             raise ValidationError.from_exception_data(
@@ -331,6 +454,7 @@ def schema_with_limits(limits: Limits) -> dict[str, Any]:
     for (model, field), attribute in LIMITED_FIELDS.items():
         prop = schema["$defs"][model]["properties"][field]
         for node in [prop, *prop.get("anyOf", [])]:
-            if "maximum" in node:
-                node["maximum"] = min(node["maximum"], getattr(limits, attribute))
+            for key in ("maximum", "maxItems"):
+                if key in node:
+                    node[key] = min(node[key], getattr(limits, attribute))
     return schema

@@ -15,6 +15,9 @@ import numpy as np
 from sklearn.datasets import make_circles, make_moons
 
 from boundarylab.engine.config import DatasetConfig
+from boundarylab.engine.grid import grid_bounds
+
+CUSTOM_GRID_PAD_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -30,11 +33,18 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
+    # Grid padding as a share of the data's extent (grid.grid_bounds). 0 for the generated
+    # shapes, whose grid keeps the article's fixed 0.5; own data can be at any scale.
+    grid_pad_share: float = 0.0
 
     @property
     def x_all(self) -> np.ndarray:
         """Train and test points together, (n_train + n_test, 2)."""
         return np.concatenate([self.x_train, self.x_test])
+
+    def grid_bounds(self) -> tuple[float, float, float, float]:
+        """The plane a boundary frame covers: all points, padded (grid.grid_bounds)."""
+        return grid_bounds(self.x_all, share=self.grid_pad_share)
 
 
 Generator = Callable[[int, float, int, int], tuple[np.ndarray, np.ndarray]]
@@ -113,7 +123,7 @@ GENERATORS: dict[str, Generator] = {
 
 
 def make_dataset(cfg: DatasetConfig) -> Dataset:
-    """Generate the points of ``cfg`` and split them.
+    """Generate (or take) the points of ``cfg`` and split them.
 
     ``cfg`` is trusted to be valid (its schema checks every range). The split draws from its
     own generator, ``default_rng([seed, 1])``, so changing ``test_fraction`` never changes the
@@ -121,7 +131,50 @@ def make_dataset(cfg: DatasetConfig) -> Dataset:
     for what only the points can tell: fewer points than classes, or a split that leaves a
     class without training points.
     """
-    k = cfg.n_classes if cfg.kind == "blobs" else 2
+    X, y, is_test = all_points(cfg)
+    k = cfg.class_count
+    share = CUSTOM_GRID_PAD_SHARE if cfg.points is not None else 0.0
+    if not is_test.any():
+        empty = np.empty((0, 2))
+        return Dataset(X, y, empty, np.empty(0, dtype=np.int64), k, share)
+    train = ~is_test
+    missing = sorted(set(range(k)) - set(y[train].tolist()))
+    if missing:
+        more = "add points of that class" if cfg.points is not None else "raise dataset.n_samples"
+        raise ValueError(
+            f"dataset.test_fraction {cfg.test_fraction} leaves class {missing[0]} with no "
+            f"training points out of {len(y)}; lower it or {more}"
+        )
+    return Dataset(X[train], y[train], X[is_test], y[is_test], k, share)
+
+
+def all_points(cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every point in its own order, before the split: X (n, 2) float64, y (n,) int64 and
+    is_test (n,) bool. Train and test keep this order (indices sorted), so writing the
+    points in this order and reading them back as custom points with the same seed and
+    test_fraction gives the same split, point for point."""
+    if cfg.points is not None:
+        X, y = custom_points(cfg.points)
+    else:
+        X, y = _generated(cfg, cfg.class_count)
+    is_test = np.zeros(len(y), dtype=bool)
+    n_test = round(len(y) * cfg.test_fraction)
+    if n_test:
+        order = np.random.default_rng([int(cfg.seed), 1]).permutation(len(y))
+        is_test[order[:n_test]] = True
+    return X, y, is_test
+
+
+def custom_points(points: list[tuple[float, float, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """A person's own points [x1, x2, label] as X (n, 2) float64 and y (n,) int64, in the
+    order given (the split permutes indices, so the same list always splits the same way)."""
+    rows = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    X = np.ascontiguousarray(rows[:, :2])
+    y = np.ascontiguousarray(rows[:, 2].astype(np.int64))
+    return X, y
+
+
+def _generated(cfg: DatasetConfig, k: int) -> tuple[np.ndarray, np.ndarray]:
     if cfg.n_samples < k:
         raise ValueError(
             f"dataset.n_samples ({cfg.n_samples}) must be at least the {k} classes of "
@@ -131,18 +184,4 @@ def make_dataset(cfg: DatasetConfig) -> Dataset:
     # and would refuse scale=-0.0 with "scale < 0".
     noise = float(cfg.noise) + 0.0
     X, y = GENERATORS[cfg.kind](cfg.n_samples, noise, int(cfg.seed), k)
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    y = np.ascontiguousarray(y, dtype=np.int64)
-    n_test = round(cfg.n_samples * cfg.test_fraction)
-    if n_test == 0:
-        empty = np.empty((0, 2))
-        return Dataset(X, y, empty, np.empty(0, dtype=np.int64), k)
-    order = np.random.default_rng([int(cfg.seed), 1]).permutation(len(y))
-    test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
-    missing = sorted(set(range(k)) - set(y[train].tolist()))
-    if missing:
-        raise ValueError(
-            f"dataset.test_fraction {cfg.test_fraction} leaves class {missing[0]} with no "
-            f"training points out of {cfg.n_samples}; lower it or raise dataset.n_samples"
-        )
-    return Dataset(X[train], y[train], X[test], y[test], k)
+    return np.ascontiguousarray(X, dtype=np.float64), np.ascontiguousarray(y, dtype=np.int64)

@@ -14,9 +14,18 @@ GRID_PAD = 0.5  # as the article's plot_decision_boundary
 GRID_SLICE = 8192  # grid points evaluated at once
 
 
-def grid_bounds(x: np.ndarray, pad: float = GRID_PAD) -> tuple[float, float, float, float]:
-    """(x_min, x_max, y_min, y_max) of the points x (n, 2), padded on each side."""
-    lo, hi = x.min(axis=0) - pad, x.max(axis=0) + pad
+def grid_bounds(
+    x: np.ndarray, pad: float = GRID_PAD, share: float = 0.0
+) -> tuple[float, float, float, float]:
+    """(x_min, x_max, y_min, y_max) of the points x (n, 2), padded on each side.
+
+    The padding is ``max(pad, share · the larger side of the bounding box)`` on both axes,
+    so data at any scale gets room around it, and points on one line or one spot still get
+    a plane at least 2·pad wide. share = 0 is the article's fixed padding.
+    """
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    pad = max(pad, share * float(np.max(hi - lo))) if share > 0 else pad
+    lo, hi = lo - pad, hi + pad
     return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
 
 

@@ -45,6 +45,7 @@ LIMITED_FIELDS: dict[tuple[str, str], str] = {
     ("DatasetConfig", "n_samples"): "max_samples",
     ("TrainingConfig", "iterations"): "max_iterations",
     ("TrainingConfig", "batch_size"): "max_samples",
+    ("DatasetConfig", "points"): "max_samples",  # a list: its maxItems (config checks it)
 }
 
 

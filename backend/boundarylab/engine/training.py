@@ -29,7 +29,7 @@ from boundarylab.engine.events import (
     UnitsFrame,
 )
 from boundarylab.engine.features import feature_matrix
-from boundarylab.engine.grid import grid_bounds, grid_points, quantise_probabilities, sliced
+from boundarylab.engine.grid import grid_points, quantise_probabilities, sliced
 from boundarylab.engine.losses import one_hot
 from boundarylab.engine.tape import Network
 from boundarylab.engine.unitview import UNIT_GRID, unit_names, units_frame
@@ -111,7 +111,7 @@ class Trainer:
         self.diverged_message: str | None = None
         self._grid: np.ndarray | None = None
         self._unit_grid: np.ndarray | None = None
-        self._bounds = grid_bounds(self.data.x_all)
+        self._bounds = self.data.grid_bounds()
 
     @property
     def done(self) -> bool:

@@ -34,6 +34,7 @@ from boundarylab.engine.config import (
     RunConfig,
     schema_with_limits,
 )
+from boundarylab.engine.datafile import dataset_csv
 from boundarylab.engine.datasets import make_dataset
 from boundarylab.engine.presets import FEATURE_CONTRAST, PRESETS
 from boundarylab.server.capacity import budget_errors
@@ -55,7 +56,7 @@ from boundarylab.server.responses import (
 )
 from boundarylab.server.run import Run
 from boundarylab.server.service import RunService
-from boundarylab.server.settings import Settings, get_settings
+from boundarylab.server.settings import DATA_ROUTES, Settings, get_settings
 from boundarylab.server.stream import router as stream_router
 
 # The HTTP answer to each kind of refusal (errors.py); the most specific class wins.
@@ -219,6 +220,21 @@ async def preview(config: DatasetConfig, settings: AppSettings) -> dict[str, Any
 
 
 @router.post(
+    "/api/datasets/csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def dataset_csv_route(config: DatasetConfig, settings: AppSettings) -> Response:
+    """The points of this `dataset` config as CSV: x1, x2, label, split (train or test), in
+    an order that, uploaded as custom points with the same seed and test_fraction, trains
+    the same run."""
+    await preview(config, settings)  # the same checks and 422s as the preview
+    text = await run_in_threadpool(dataset_csv, config)
+    headers = {"Content-Disposition": 'attachment; filename="boundarylab-data.csv"'}
+    return Response(text, media_type="text/csv", headers=headers)
+
+
+@router.post(
     "/api/runs",
     status_code=201,
     response_model=RunCreated,
@@ -358,6 +374,7 @@ def create_app(settings: Settings | None = None, service: RunService | None = No
         GuardMiddleware,
         max_body_bytes=settings.max_body_bytes,
         allowed_origins=settings.allowed_origins,
+        larger_bodies=dict.fromkeys(DATA_ROUTES, settings.max_data_body_bytes),
     )
     app.include_router(router)
     if settings.debug_routes:

@@ -10,7 +10,7 @@ import asyncio
 import ipaddress
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -100,10 +100,21 @@ class GuardMiddleware:
     origin. Requests without an Origin (curl, scripts) are not from a browser page.
     """
 
-    def __init__(self, app: Any, max_body_bytes: int, allowed_origins: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        app: Any,
+        max_body_bytes: int,
+        allowed_origins: Iterable[str] = (),
+        larger_bodies: Mapping[tuple[str, str], int] | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.allowed_origins = tuple(allowed_origins)
+        # (method, path) -> the cap of a route that takes more (own data points).
+        self.larger_bodies = dict(larger_bodies or {})
+
+    def _cap(self, scope: Scope) -> int:
+        return self.larger_bodies.get((scope["method"], scope["path"]), self.max_body)
 
     def _refusal(self, scope: Scope) -> tuple[int, str] | None:
         """(status, why) when the request is refused before it reaches a route."""
@@ -118,13 +129,13 @@ class GuardMiddleware:
         if length is not None:
             if not length.isdigit():
                 return 400, "invalid Content-Length header"
-            if int(length) > self.max_body:
-                return 413, self._too_large
+            if int(length) > self._cap(scope):
+                return 413, self._too_large(self._cap(scope))
         return None
 
-    @property
-    def _too_large(self) -> str:
-        return f"the request body is larger than this server's limit of {self.max_body} bytes"
+    @staticmethod
+    def _too_large(cap: int) -> str:
+        return f"the request body is larger than this server's limit of {cap} bytes"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -136,7 +147,7 @@ class GuardMiddleware:
             status, why = refusal
             await WireJSON({"detail": why}, status)(scope, receive, send)
             return
-        received = 0
+        received, cap = 0, self._cap(scope)
 
         async def counting_receive() -> Message:
             # Content-Length can be absent (chunked) or wrong: count what actually arrives.
@@ -144,8 +155,8 @@ class GuardMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise HTTPException(413, self._too_large)
+                if received > cap:
+                    raise HTTPException(413, self._too_large(cap))
             return message
 
         await self.app(scope, counting_receive, send)

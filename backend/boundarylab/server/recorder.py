@@ -18,7 +18,7 @@ log = logging.getLogger("boundarylab")
 def config_summary(run: Run) -> str:
     d, m, t = run.config.dataset, run.config.model, run.config.training
     return (
-        f"{d.kind} n={d.n_samples} hidden={m.hidden_sizes} {m.activation} {m.loss} "
+        f"{d.kind} n={d.size} hidden={m.hidden_sizes} {m.activation} {m.loss} "
         f"{t.optimizer} lr={t.learning_rate} iterations={t.iterations} "
         f"pace={t.steps_per_second or 'max'}"
     )

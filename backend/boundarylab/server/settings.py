@@ -18,6 +18,16 @@ from boundarylab.engine import config as schema
 
 PREFIX = "BOUNDARYLAB_"
 
+# The longest one own point [x1, x2, label] can be in a JSON body as browsers (JSON.stringify)
+# and Python (json.dumps, with its ", " separators) write numbers, in their shortest
+# round-trip form: a coordinate at most 24 characters ("-2.2250738585072014e-308"), a label
+# 1, "[", "]" and two ", " 6, and ", " before the next point 2: 57 bytes.
+BYTES_PER_POINT = 57
+# Routes whose body may carry own points (dataset.points): they alone get the larger cap.
+DATA_ROUTES = frozenset(
+    {("POST", "/api/runs"), ("POST", "/api/datasets/preview"), ("POST", "/api/datasets/csv")}
+)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
@@ -106,6 +116,13 @@ class Settings(BaseSettings):
     def limits(self) -> schema.Limits:
         """The run limits this deployment sets, as the schema's validation context takes them."""
         return schema.Limits(max_samples=self.max_samples, max_iterations=self.max_iterations)
+
+    @property
+    def max_data_body_bytes(self) -> int:
+        """Largest body of a route that takes own points: room for max_samples points of
+        the longest form, on top of the ordinary cap for everything else in the config
+        (5000 points: 65536 + 5000 × 57 = 350536 bytes)."""
+        return self.max_body_bytes + self.max_samples * BYTES_PER_POINT
 
     @field_validator("allowed_hosts")
     @classmethod
