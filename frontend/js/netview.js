@@ -97,6 +97,7 @@ export class NetworkView {
     this.msg = msg;
     if (!msg) {
       this.shape = "";
+      this.edges = [];
       this.board.replaceChildren();
       this.#pick(null);
       return;
@@ -198,6 +199,7 @@ export class NetworkView {
     this.svg.setAttribute("height", String(this.board.scrollHeight));
     const centre = (l, u, side) => {
       const node = this.board.querySelector(`[data-neuron="${l}:${u}"]`);
+      if (!node) return [0, 0]; // the diagram is being rebuilt: the next call places it
       const r = node.getBoundingClientRect();
       return [side ? r.right - box.left : r.left - box.left, r.top + r.height / 2 - box.top];
     };

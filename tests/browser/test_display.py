@@ -3,7 +3,6 @@ colours instead of probability shading)."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +26,14 @@ TOP_TWO = """() => {
 }"""
 
 
-def test_discretize_paints_hard_colours_and_lives_in_the_link(desk: Any) -> None:
+def test_discretize_paints_hard_colours_and_lives_in_the_link(desk: Any, tmp_path: Path) -> None:
     page = desk.page
     desk.open("?training.iterations=2000&training.steps_per_second=&discretize=1")
     assert page.is_checked("#discretize")
     page.click("#train")
     page.wait_for_selector(RUN_DONE, timeout=60_000)
     page.wait_for_timeout(300)  # the last frame's paint
-    page.screenshot(path=str(Path(tempfile.mkdtemp()) / "discrete.png"))
+    page.screenshot(path=str(tmp_path / "discrete.png"))
     hard = page.evaluate(TOP_TWO)
     page.uncheck("#discretize")
     until(page, "!location.search.includes('discretize')")

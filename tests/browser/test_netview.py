@@ -3,7 +3,6 @@ values on hover and focus, a unit shown large, and wide or missing hidden layers
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ def canvas_url(page: Any, key: str) -> str:
     )
 
 
-def test_hidden_4_3_shows_live_units_edges_and_values(desk: Any) -> None:
+def test_hidden_4_3_shows_live_units_edges_and_values(desk: Any, tmp_path: Path) -> None:
     page = desk.page
     desk.open(HIDDEN_4_3)
     page.click("#train")
@@ -75,8 +74,7 @@ def test_hidden_4_3_shows_live_units_edges_and_values(desk: Any) -> None:
     page.click("[data-neuron='1:1']")
     assert page.locator("#unit-focus").is_visible()
     assert "h1.2" in page.locator("#unit-focus").inner_text()
-    shot = Path(tempfile.mkdtemp()) / "netview.png"
-    page.screenshot(path=str(shot), full_page=True)
+    page.screenshot(path=str(tmp_path / "netview.png"), full_page=True)
     page.click("#unit-back")
     assert not page.locator("#unit-focus").is_visible()
     page.focus("[data-neuron='2:0']")
