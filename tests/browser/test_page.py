@@ -94,7 +94,9 @@ def test_default_run_completes_and_shows_the_servers_final_loss(desk: Any, tmp_p
 
 
 def test_pause_really_stops_the_iteration_counter(desk: Any) -> None:
-    desk.open()  # the page's default pace: 2000 steps a second
+    # A slow pace (20000 steps take 100 s), so that on a busy machine the run is still going
+    # when the test's clicks arrive.
+    desk.open("?training.steps_per_second=200")
     desk.page.click("#train")
     until(desk.page, "Number(document.getElementById('iteration').textContent) > 0")
     desk.page.click("#pause")

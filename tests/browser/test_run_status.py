@@ -45,25 +45,36 @@ def test_rate_after_resume_leaves_out_the_pause(desk: Any) -> None:
     page.wait_for_selector("#status[data-status='paused']")
     assert "steps/s" not in page.locator("#progress-text").inner_text()
     page.wait_for_timeout(3000)
-    # Record every progress text from the moment of Resume on: none may count the pause.
+    # Record every progress text from the moment of Resume on, with the time and iteration
+    # it was shown at: none may count the pause.
     page.evaluate(
         """() => {
-            window.seenTexts = [];
+            window.seen = [];
             const el = document.getElementById('progress-text');
-            new MutationObserver(() => window.seenTexts.push(el.textContent))
+            const it = document.getElementById('iteration');
+            new MutationObserver(() => window.seen.push(
+                [performance.now(), Number(it.textContent), el.textContent]))
                 .observe(el, {childList: true, characterData: true, subtree: true});
         }"""
     )
     page.click("#pause")  # labelled Resume
-    page.wait_for_timeout(1500)
-    shown = [t for t in page.evaluate("window.seenTexts") if "steps/s" in t]
-    assert shown, page.evaluate("window.seenTexts")
-    for text in shown:
+    page.wait_for_timeout(3000)
+    seen = page.evaluate("window.seen")
+    shown = [(t, k, text) for t, k, text in seen if "steps/s" in text]
+    assert len(shown) >= 2, seen
+    # The rate the run really had after Resume, measured from what the page showed: on a busy
+    # machine it may be under the 2000 pace, so the page's figure is judged against it.
+    (t0, k0, _), (t1, k1, _) = shown[0], shown[-1]
+    actual = (k1 - k0) / ((t1 - t0) / 1000)
+    assert actual > 0, shown
+    for _, k, text in shown:
         rate = digits(re.search(r"([\d,]+) steps/s", text).group(1))
-        # The pause counted in shows a few hundred steps a second at this pace.
-        assert rate >= 1000, shown
-        left = re.search(r"(\d+) s left", text)
-        assert left and int(left.group(1)) <= 20, shown  # < 16000 steps at >= 1000 a second
+        # With the 3 s pause counted in, the rate would be well under half the real one.
+        assert rate >= 0.5 * actual, (actual, shown)
+        left = re.search(r"(?:(\d+) min )?(\d+) s left", text)
+        assert left, shown
+        seconds = int(left.group(1) or 0) * 60 + int(left.group(2))
+        assert seconds <= (20000 - k) / (0.5 * actual) + 1, (actual, shown)
     page.click("#stop")
     page.wait_for_selector("#status[data-status='cancelled']")
 
