@@ -62,6 +62,7 @@ function makeRunView(onTestLegend) {
     stop: $("stop"),
     exportModel: $("export-model"),
     exportHistory: $("export-history"),
+    exportScript: $("export-script"),
   };
   const loss = new LossPlot($("loss-plot"));
   $("log-scale").addEventListener("change", (e) => loss.setLog(e.target.checked));

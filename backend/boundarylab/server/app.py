@@ -28,6 +28,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 import boundarylab
 from boundarylab.engine.config import CompareConfig, DatasetConfig, RunConfig
 from boundarylab.engine.datasets import make_dataset
+from boundarylab.engine.script_export import NotExpressible, run_script
 from boundarylab.server.errors import Busy, Conflict, Refusal, ShuttingDown
 from boundarylab.server.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps, jsonable
 from boundarylab.server.middleware import GuardMiddleware, HeadAsGet, LoopLag, trusted_hosts
@@ -288,6 +289,21 @@ async def history_csv(run: RunById) -> Response:
     """iteration,loss,train_accuracy,test_loss,test_accuracy (empty where absent)."""
     headers = {"Content-Disposition": f'attachment; filename="boundarylab-{run.id}.csv"'}
     return Response(history_csv_text(run.history), media_type="text/csv", headers=headers)
+
+
+@router.get(
+    "/api/runs/{run_id}/script",
+    response_class=Response,
+    responses={200: {"content": {"text/x-python": {}}}, **UNKNOWN_RUN, 409: {"model": Detail}},
+)
+async def script(run: RunById) -> Response:
+    """The run as a standalone NumPy script that reproduces it (engine/script_export.py)."""
+    try:
+        text = run_script(run.config)
+    except NotExpressible as exc:
+        raise HTTPException(409, f"this run cannot be exported as a script: {exc}") from None
+    headers = {"Content-Disposition": f'attachment; filename="boundarylab-{run.id}.py"'}
+    return Response(text, media_type="text/x-python", headers=headers)
 
 
 debug_router = APIRouter(route_class=WireRoute)
