@@ -45,6 +45,7 @@ def test_health_and_schema(fake_client: TestClient) -> None:
     assert health["status"] == "ok" and health["runs"] == {"running": 0, "queued": 0}
     schema = fake_client.get("/api/schema").json()
     compare = schema.pop("x-compare")
+    assert schema.pop("x-sweep")["fields"]["training.reg_lambda"] == "λ"
     assert schema == RunConfig.model_json_schema()
     assert compare["hidden_sizes"]["maxItems"] == 12 and compare["hidden_sizes"]["minItems"] == 1
     openapi = fake_client.get("/openapi.json").json()

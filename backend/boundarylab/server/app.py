@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import csv
 import io
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ import boundarylab
 from boundarylab.engine.config import CompareConfig, DatasetConfig, RunConfig
 from boundarylab.engine.datasets import make_dataset
 from boundarylab.engine.script_export import NotExpressible, run_script
+from boundarylab.engine.sweep import MAX_SWEEP_VALUES, SWEEP_FIELDS, SweepConfig
 from boundarylab.server.errors import Busy, Conflict, Refusal, ShuttingDown
 from boundarylab.server.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps, jsonable
 from boundarylab.server.middleware import GuardMiddleware, HeadAsGet, LoopLag, trusted_hosts
@@ -41,6 +43,7 @@ from boundarylab.server.responses import (
     RunCreated,
     RunDetail,
     RunSummary,
+    SweepPlan,
     WireJSON,
     WireRoute,
 )
@@ -195,7 +198,27 @@ async def schema() -> dict[str, Any]:
     the page's comparison form reads its limits from here too.
     """
     compare = CompareConfig.model_json_schema()["properties"]["hidden_sizes"]
-    return {**RunConfig.model_json_schema(), "x-compare": {"hidden_sizes": compare}}
+    sweep = {"fields": SWEEP_FIELDS, "max_values": MAX_SWEEP_VALUES}
+    return {**RunConfig.model_json_schema(), "x-compare": {"hidden_sizes": compare},
+            "x-sweep": sweep}  # fmt: skip
+
+
+@router.post("/api/sweeps", response_model=SweepPlan)
+async def plan_sweep(sweep: SweepConfig, settings: AppSettings) -> dict[str, Any]:
+    """Check a sweep (one field by its dotted path, its values) and answer every cell's
+    complete config, in order; a client starts each as a run. A bad value is a 422 at
+    body.values.<i> naming the field and the value."""
+    errors = []
+    for i, cell in enumerate(sweep.cells()):
+        for error in _limit_errors(cell, settings):
+            where = ".".join(error["loc"][1:])
+            msg = f"{sweep.field} = {json.dumps(sweep.value_of(cell))} is not valid: {where}: "
+            errors.append({**error, "loc": ("body", "values", i), "msg": msg + error["msg"]})
+    if errors:
+        raise RequestValidationError(errors)
+    cells = [cell.model_dump(mode="json") for cell in sweep.cells()]
+    return {"field": sweep.field, "values": [sweep.value_of(c) for c in sweep.cells()],
+            "cells": cells}  # fmt: skip
 
 
 @router.post("/api/datasets/preview", response_model=DatasetPoints)
