@@ -112,7 +112,7 @@ class Page {
     this.sweep.field = raw[FIELD_KEY] ?? SIZES;
     $("compare-sizes").value =
       this.sweep.field === SIZES
-        ? (raw[COMPARE_KEY] ?? (this.compareField?.default || []).join(", "))
+        ? (raw[COMPARE_KEY] ?? raw[VALUES_KEY] ?? (this.compareField?.default || []).join(", "))
         : (raw[VALUES_KEY] ?? STARTING_VALUES[this.sweep.field] ?? "");
     $("sweep-field").addEventListener("change", () => {
       $("compare-sizes").value = STARTING_VALUES[this.sweep.field] ?? "";
@@ -183,7 +183,7 @@ class Page {
   #syncUrl() {
     const { values, errors } = this.form.read();
     if (Object.keys(errors).length) return;
-    if (this.sweep.field !== SIZES) {
+    if (!this.#singleSizes()) {
       const extra = { [FIELD_KEY]: this.sweep.field, [VALUES_KEY]: $("compare-sizes").value };
       writeQuery(values, this.fields, undefined, $("show-test").checked, extra);
       return;
@@ -269,9 +269,14 @@ class Page {
     }
   }
 
+  /** Whether the values are the article's comparison: one single-layer size per comma. */
+  #singleSizes() {
+    return this.sweep.field === SIZES && !$("compare-sizes").value.includes(";");
+  }
+
   /** The values typed for the swept field: {value} or {error} (shown under the input). */
   #sweepValues() {
-    if (this.sweep.field === SIZES) return readCompare(this.compareField);
+    if (this.#singleSizes()) return readCompare(this.compareField);
     const field = this.fields.find((f) => f.key === this.sweep.field);
     const parsed = field
       ? parseSweepValues(field, $("compare-sizes").value)

@@ -140,3 +140,19 @@ def test_the_sentence_says_what_the_numbers_show(desk: Any) -> None:
     untested = say([cell("0", 0.95), cell("1", 0.99), cell("2", 0.5, status="diverged")])
     assert "λ = 2 diverged" in untested and "Best training accuracy: λ = 1 (99.0%)" in untested
     assert "Set a test fraction" in untested
+
+
+def test_sizes_with_several_layers_are_separated_by_semicolons(desk: Any) -> None:
+    page = desk.page
+    desk.open("?training.iterations=300&training.steps_per_second=")
+    page.fill("#compare-sizes", "3; 8, 8")
+    page.click("#compare")
+    until(page, ALL_DONE, timeout=120_000)
+    titles = page.locator(".compare-cell figcaption").all_inner_texts()
+    assert [t.split(" · ")[0] for t in titles] == [
+        "Hidden size 3",
+        "hidden layer sizes = 8,8",
+    ]
+    assert "sweep.values=3;+8,+8" in page.url or "sweep.values=3;%208,%208" in page.url
+    desk.open(f"?{urlparse(page.url).query}")
+    assert page.locator("#compare-sizes").input_value() == "3; 8, 8"
