@@ -60,6 +60,7 @@ export const controlUrl = (id, action) => `api/runs/${encodeURIComponent(id)}/${
 export const control = (id, action) => postJSON(controlUrl(id, action), undefined);
 export const modelUrl = (id) => `api/runs/${encodeURIComponent(id)}/model`;
 export const historyUrl = (id) => `api/runs/${encodeURIComponent(id)}/history.csv`;
+export const scriptUrl = (id) => `api/runs/${encodeURIComponent(id)}/script`;
 
 /**
  * Map a 422 body's detail to field keys: loc ["body","training","learning_rate"] →

@@ -1,15 +1,16 @@
-// The hidden-size comparison: one run per size on the same data, each drawn live in a small
-// boundary plot captioned with its size, loss and accuracy — the article's figure, alive.
+// The comparison: one run per value of the swept setting (hidden size by default) on the
+// same data, each drawn live in a small boundary plot captioned with its value, loss and
+// accuracy — the article's figure, alive — with the charts of sweep_charts.js under the grid.
 
 import * as api from "./api.js";
 import { finishedText, summariseComparison } from "./compare_summary.js";
 import { BoundaryPlot } from "./plots.js";
 import { classCount } from "./run.js";
+import { summariseSweep } from "./sweep_summary.js";
 
 const pct = (p) => `${(100 * p).toFixed(1)}%`;
 
-function titleFor(size, cell) {
-  const head = `Hidden size ${size}`;
+function titleFor(head, cell) {
   if (cell.error) return `${head} · ${cell.error}`;
   const r = cell.last;
   if (!r) {
@@ -27,22 +28,29 @@ function titleFor(size, cell) {
 }
 
 class CompareCell {
-  constructor(grid, size, showTest) {
-    this.size = size;
+  /** @param {{label: string, value: unknown, config: object, size?: number}} spec */
+  constructor(grid, spec, head, showTest) {
+    this.size = spec.size;
+    this.label = spec.label;
+    this.value = spec.value;
+    this.config = spec.config;
+    this.head = head;
+    this.history = [];
     this.status = "starting";
     this.last = null;
     this.error = null;
     this.nClasses = 2;
     this.el = document.createElement("figure");
     this.el.className = "compare-cell";
-    this.el.dataset.size = String(size);
+    if (spec.size !== undefined) this.el.dataset.size = String(spec.size);
+    this.el.dataset.value = spec.label;
     // The caption is HTML above the plot, where Plotly's toolbar cannot cover it.
     this.caption = document.createElement("figcaption");
     this.caption.className = "compare-title";
     const plotEl = document.createElement("div");
     plotEl.className = "plot plot-small";
     plotEl.setAttribute("role", "img");
-    plotEl.setAttribute("aria-label", `Decision boundary with ${size} hidden units`);
+    plotEl.setAttribute("aria-label", `Decision boundary, ${head}`);
     this.el.append(this.caption, plotEl);
     grid.append(this.el);
     this.plot = new BoundaryPlot(plotEl, { small: true });
@@ -52,7 +60,7 @@ class CompareCell {
 
   #retitle() {
     this.el.dataset.status = this.status;
-    this.caption.textContent = titleFor(this.size, this);
+    this.caption.textContent = titleFor(this.head, this);
   }
 
   follow(run) {
@@ -83,6 +91,7 @@ class CompareCell {
         this.nClasses = classCount(msg.dataset);
         this.plot.setDataset(msg.dataset);
       }
+      this.history = msg.history ? [...msg.history] : this.history;
       this.last = msg.history?.at(-1) ?? this.last;
       if (msg.boundary) {
         this.plot.setFrame(msg.boundary, this.nClasses);
@@ -92,6 +101,7 @@ class CompareCell {
       this.position = msg.position;
     } else if (msg.type === "progress") {
       this.last = msg;
+      this.history.push(msg);
     } else if (msg.type === "boundary") {
       this.plot.setFrame(msg, this.nClasses);
       this.#countFrame();
@@ -100,6 +110,7 @@ class CompareCell {
       if (msg.position !== undefined) this.position = msg.position;
     }
     this.#retitle();
+    this.onUpdate?.();
     if (api.TERMINAL.has(this.status)) this.onFinished?.();
   }
 
@@ -118,8 +129,10 @@ class CompareCell {
 
 export class Comparison {
   /** @param {HTMLElement} grid  container of the small plots @param {HTMLElement} status */
-  constructor(grid, status) {
+  /** @param {import("./sweep_charts.js").SweepCharts | null} charts  drawn under the grid */
+  constructor(grid, status, charts = null) {
     this.grid = grid;
+    this.charts = charts;
     this.statusEl = status;
     this.cells = [];
     this.showTest = true;
@@ -139,23 +152,30 @@ export class Comparison {
     for (const cell of this.cells) cell.close();
     this.cells = [];
     this.grid.replaceChildren();
+    this.charts?.show("", "", []);
   }
 
   /**
-   * Start one run per hidden size. Runs are created in order so the server queues them
-   * smallest first when there are more sizes than workers.
-   * @param {object} config  the form's RunConfig; each run overrides model.hidden_sizes
-   * @param {number[]} sizes
+   * Start one run per cell, in order (the server queues them in that order when there are
+   * more cells than workers).
+   * @param {{label: string, value: unknown, config: object, size?: number}[]} specs
+   * @param {string} field  the swept field's key @param {string} words  what it is called
    */
-  async start(config, sizes) {
+  async start(specs, field = "model.hidden_sizes", words = "hidden size") {
     this.clear();
-    this.cells = sizes.map((size) => new CompareCell(this.grid, size, this.showTest));
-    for (const cell of this.cells) cell.onFinished = () => this.#summarise();
-    this.statusEl.textContent = `Training ${sizes.length} networks on the same data…`;
+    this.field = field;
+    this.words = words;
+    const head = (s) => (s.size !== undefined ? `Hidden size ${s.size}` : `${words} = ${s.label}`);
+    this.cells = specs.map((s) => new CompareCell(this.grid, s, head(s), this.showTest));
     for (const cell of this.cells) {
-      const runConfig = { ...config, model: { ...config.model, hidden_sizes: [cell.size] } };
+      cell.onFinished = () => this.#summarise();
+      cell.onUpdate = () => this.charts?.update();
+    }
+    this.charts?.show(field, words, this.cells);
+    this.statusEl.textContent = `Training ${specs.length} networks on the same data…`;
+    for (const cell of this.cells) {
       try {
-        cell.follow(await api.createRun(runConfig));
+        cell.follow(await api.createRun(cell.config));
       } catch (err) {
         cell.fail(err.message);
       }
@@ -166,9 +186,12 @@ export class Comparison {
   #summarise() {
     const done = this.cells.filter((c) => api.TERMINAL.has(c.status)).length;
     const total = this.cells.length;
+    const sizes = this.cells.every((c) => c.size !== undefined);
     this.statusEl.textContent =
       done === total
-        ? summariseComparison(this.cells)
+        ? sizes
+          ? summariseComparison(this.cells)
+          : summariseSweep(this.cells, this.words)
         : `${finishedText(done, total)}; each plot updates as its network learns.`;
   }
 }

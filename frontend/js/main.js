@@ -11,6 +11,16 @@ import { MAX_LINK_POINTS, decodePoints, encodePoints } from "./sharelink.js";
 import { showFeatureContrast } from "./presetlinks.js";
 import { RunView } from "./run.js";
 import {
+  FIELD_KEY,
+  SIZES,
+  STARTING_VALUES,
+  SweepControls,
+  VALUES_KEY,
+  parseSweepValues,
+  planSweep,
+} from "./sweep.js";
+import { SweepCharts } from "./sweep_charts.js";
+import {
   compareFieldFromSchema,
   fieldsFromSchema,
   kindDefaultsFromSchema,
@@ -68,6 +78,7 @@ function makeRunView(onTestLegend) {
     stop: $("stop"),
     exportModel: $("export-model"),
     exportHistory: $("export-history"),
+    exportScript: $("export-script"),
   };
   const loss = new LossPlot($("loss-plot"));
   $("log-scale").addEventListener("change", (e) => loss.setLog(e.target.checked));
@@ -120,7 +131,12 @@ class Page {
     this.fields = fieldsFromSchema(schema);
     this.compareField = compareFieldFromSchema(schema);
     this.view = makeRunView((show) => this.#setShowTest(show));
-    this.comparison = new Comparison($("compare-grid"), $("compare-status"));
+    const charts = new SweepCharts($("sweep-curves"), $("sweep-summary"), $("sweep-exports"));
+    this.comparison = new Comparison($("compare-grid"), $("compare-status"), charts);
+    const offered = schema["x-sweep"]?.fields ?? { [SIZES]: "hidden layer sizes" };
+    this.sweep = new SweepControls($("sweep-field"), $("sweep-presets"), offered, (preset) =>
+      this.#preset(preset),
+    );
     this.form = new ConfigForm(
       $("config-form"),
       this.fields,
@@ -149,11 +165,23 @@ class Page {
   }
 
   init() {
-    const { raw, unknown, showTest, discrete } = readQuery(location.search, this.fields);
+    const { raw, unknown, showTest, discrete } = readQuery(location.search, this.fields, [
+      FIELD_KEY,
+      VALUES_KEY,
+    ]);
     this.unknownKeys = unknown;
     this.form.setValues(raw);
     this.#readFragment(); // before the URL is written again, which would drop it
-    $("compare-sizes").value = raw[COMPARE_KEY] ?? (this.compareField?.default || []).join(", ");
+    this.sweep.field = raw[FIELD_KEY] ?? SIZES;
+    $("compare-sizes").value =
+      this.sweep.field === SIZES
+        ? (raw[COMPARE_KEY] ?? raw[VALUES_KEY] ?? (this.compareField?.default || []).join(", "))
+        : (raw[VALUES_KEY] ?? STARTING_VALUES[this.sweep.field] ?? "");
+    $("sweep-field").addEventListener("change", () => {
+      $("compare-sizes").value = STARTING_VALUES[this.sweep.field] ?? "";
+      $("compare-sizes-error").textContent = "";
+      this.#syncUrl();
+    });
     $("config-form").addEventListener("submit", (e) => {
       e.preventDefault();
       this.train();
@@ -224,9 +252,16 @@ class Page {
   #syncUrl() {
     const { values, errors } = this.form.read();
     if (Object.keys(errors).length) return;
-    const compare = readCompare(this.compareField);
-    const sizes = compare.error ? undefined : compare.value.join(",");
-    writeQuery(values, this.fields, sizes, $("show-test").checked, $("discretize").checked);
+    const showTest = $("show-test").checked;
+    const discrete = $("discretize").checked;
+    if (!this.#singleSizes()) {
+      const extra = { [FIELD_KEY]: this.sweep.field, [VALUES_KEY]: $("compare-sizes").value };
+      writeQuery(values, this.fields, undefined, showTest, discrete, extra);
+    } else {
+      const compare = readCompare(this.compareField);
+      const sizes = compare.error ? undefined : compare.value.join(",");
+      writeQuery(values, this.fields, sizes, showTest, discrete);
+    }
     this.#writeFragment(values["dataset.kind"] === "custom" ? this.ownData.points : null);
   }
 
@@ -357,11 +392,52 @@ class Page {
     }
   }
 
+  /** Whether the values are the article's comparison: one single-layer size per comma. */
+  #singleSizes() {
+    return this.sweep.field === SIZES && !$("compare-sizes").value.includes(";");
+  }
+
+  /** The values typed for the swept field: {value} or {error} (shown under the input). */
+  #sweepValues() {
+    if (this.#singleSizes()) return readCompare(this.compareField);
+    const field = this.fields.find((f) => f.key === this.sweep.field);
+    const parsed = field
+      ? parseSweepValues(field, $("compare-sizes").value)
+      : { error: `${this.sweep.field} is not a field of this form.` };
+    $("compare-sizes-error").textContent = parsed.error || "";
+    $("compare-sizes").setAttribute("aria-invalid", parsed.error ? "true" : "false");
+    return parsed;
+  }
+
   async compare() {
     const config = this.#validConfig();
-    const sizes = readCompare(this.compareField);
-    if (!config || sizes.error) return;
-    await this.comparison.start(config, sizes.value);
+    const values = this.#sweepValues();
+    if (!config || values.error) return;
+    const field = this.sweep.field;
+    let specs;
+    try {
+      specs = await planSweep(config, field, values.value);
+    } catch (err) {
+      $("compare-sizes-error").textContent = err.message;
+      if (err.status === 0) checkHealth();
+      return;
+    }
+    // Single hidden layers keep the article's captions ("Hidden size 5").
+    for (const spec of specs) {
+      if (field === SIZES && spec.value.length === 1) [spec.size] = spec.value;
+    }
+    await this.comparison.start(specs, field, this.sweep.words);
+  }
+
+  /** One of the article's experiments: set its fields, what it varies, and run it. */
+  async #preset(preset) {
+    const { values } = this.form.read();
+    this.form.setValues({ ...values, ...preset.set });
+    this.sweep.field = preset.field;
+    $("compare-sizes").value = preset.values;
+    this.#syncUrl();
+    this.preview(); // the preset may change the split: show the points it trains on
+    await this.compare();
   }
 }
 

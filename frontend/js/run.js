@@ -30,7 +30,7 @@ export class RunView {
   /**
    * @param {Record<string, HTMLElement>} els  status, caption, showTest, banner, progress,
    *   progressText, iteration, trainAcc, testAcc, loss, pause, step, stop, exportModel,
-   *   exportHistory
+   *   exportHistory, exportScript
    * @param {{boundary: BoundaryPlot, loss: LossPlot}} plots  from plots.js and lossplot.js
    */
   constructor(els, plots) {
@@ -124,6 +124,7 @@ export class RunView {
     this.stream.start();
     this.els.exportModel.href = api.modelUrl(run.id);
     this.els.exportHistory.href = api.historyUrl(run.id);
+    this.els.exportScript.href = api.scriptUrl(run.id);
   }
 
   #onMessage(msg) {
@@ -251,14 +252,14 @@ export class RunView {
   }
 
   #renderControls() {
-    const { pause, step, stop, exportModel, exportHistory } = this.els;
+    const { pause, step, stop, exportModel, exportHistory, exportScript } = this.els;
     const live = this.active;
     pause.disabled = !live || this.status === "queued";
     pause.textContent = this.status === "paused" ? "Resume" : "Pause";
     pause.setAttribute("aria-pressed", this.status === "paused" ? "true" : "false");
     step.disabled = this.status !== "paused";
     stop.disabled = !live;
-    for (const link of [exportModel, exportHistory]) {
+    for (const link of [exportModel, exportHistory, exportScript]) {
       link.classList.toggle("disabled", !this.id);
       link.setAttribute("aria-disabled", this.id ? "false" : "true");
       if (!this.id) link.removeAttribute("href");

@@ -16,9 +16,9 @@ export const DISCRETE_KEY = "discretize"; // written only when on, as discretize
  * @returns {{raw: Record<string, string>, unknown: string[], showTest: boolean}}
  *   unknown: keys the page does not know (a typo in a link), to say so
  */
-export function readQuery(search, fields) {
+export function readQuery(search, fields, extraKeys = []) {
   const params = new URLSearchParams(search);
-  const known = new Set([...fields.map((f) => f.key), COMPARE_KEY, SHOW_TEST_KEY, DISCRETE_KEY]);
+  const known = new Set([...fields.map((f) => f.key), COMPARE_KEY, SHOW_TEST_KEY, DISCRETE_KEY, ...extraKeys]);
   const raw = {};
   for (const [key, value] of params) {
     if (known.has(key) && key !== SHOW_TEST_KEY && key !== DISCRETE_KEY) raw[key] = value;
@@ -34,8 +34,9 @@ export function readQuery(search, fields) {
  * @param {string | undefined} compareText  the comparison's sizes, when valid
  * @param {boolean} showTest  the test-points checkbox
  * @param {boolean} discrete  the "discretize" checkbox (hard class colours)
+ * @param {Record<string, string>} extra  more keys (the sweep's field and values)
  */
-export function writeQuery(values, fields, compareText, showTest = true, discrete = false) {
+export function writeQuery(values, fields, compareText, showTest = true, discrete = false, extra = {}) {
   const params = new URLSearchParams();
   for (const field of fields) {
     if (!(field.key in values)) continue;
@@ -44,10 +45,11 @@ export function writeQuery(values, fields, compareText, showTest = true, discret
     params.set(field.key, list ? value.join(",") : formatValue(field, value));
   }
   if (compareText !== undefined) params.set(COMPARE_KEY, compareText);
+  for (const [key, text] of Object.entries(extra)) params.set(key, text);
   if (!showTest) params.set(SHOW_TEST_KEY, "0");
   if (discrete) params.set(DISCRETE_KEY, "1");
   // Commas and dots read better unescaped in a link a person copies.
-  const query = params.toString().replaceAll("%2C", ",");
+  const query = params.toString().replaceAll("%2C", ",").replaceAll("%3B", ";");
   const url = `${location.pathname}?${query}${location.hash}`;
   if (url !== `${location.pathname}${location.search}${location.hash}`) {
     history.replaceState(null, "", url);

@@ -55,6 +55,7 @@ def test_health_and_schema(fake_client: TestClient) -> None:
     schema = fake_client.get("/api/schema").json()
     compare = schema.pop("x-compare")
     presets, contrast = schema.pop("x-presets"), schema.pop("x-feature-contrast")
+    assert schema.pop("x-sweep")["fields"]["training.reg_lambda"] == "λ"
     assert schema == RunConfig.model_json_schema()
     assert contrast == list(FEATURE_CONTRAST) and set(contrast) <= set(presets)
     for name, preset in presets.items():  # each one a valid run, as the page will send it

@@ -86,6 +86,10 @@ def test_default_run_completes_and_shows_the_servers_final_loss(desk: Any, tmp_p
     assert model.ok and len(model.json()["layers"]) == 2
     csv = desk.page.request.get(f"{desk.base}/{desk.page.get_attribute('#export-history', 'href')}")
     assert csv.ok and csv.text().splitlines()[0].startswith("iteration")
+    script_href = desk.page.get_attribute("#export-script", "href")
+    script = desk.page.request.get(f"{desk.base}/{script_href}")
+    assert script.ok and "def build_model" in script.text()
+    assert "num_passes = 20000" in script.text()
     # The final frame is painted under the points.
     assert desk.page.locator("#boundary-plot canvas.field-canvas").count() == 1
     assert points_drawn(desk.page) == 300

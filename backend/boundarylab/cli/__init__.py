@@ -80,10 +80,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[Flag]]:
         "is, bit for bit, what a run with --hidden SIZE and the same flags ends with",
     )
     out.add_argument(
+        "--sweep",
+        metavar="FIELD=V1,V2,…",
+        help="train once per value of one field (its dotted path), everything else as the "
+        "other flags say, and print a row per value, e.g. training.reg_lambda=0,0.01,0.1; "
+        "for a list field separate the values with ';' (model.hidden_sizes='3;8,8')",
+    )
+    out.add_argument(
         "--processes",
         type=int,
         default=os.cpu_count() or 1,
-        help="worker processes for --compare (default: the CPU count)",
+        help="worker processes for --compare and --sweep (default: the CPU count)",
     )
     serve = sub.add_parser("serve", help="run the web app")
     serve.set_defaults(subparser=serve)
@@ -233,10 +240,18 @@ def _main(argv: Sequence[str] | None) -> int:
         make_dataset(config.dataset)
     except ValueError as exc:
         parser.error(_with_flag_names(str(exc), name_of))
-    if args.compare is None:
+    if args.compare is not None and args.sweep is not None:
+        parser.error("--compare and --sweep: give one of them (--compare is a sweep of "
+                     "model.hidden_sizes)")  # fmt: skip
+    if args.compare is None and args.sweep is None:
         return run_train(config, args.format, name_of)
     if args.processes < 1:
         parser.error("--processes: must be at least 1")
+    if args.sweep is not None:
+        from boundarylab.cli.sweep import parse_sweep, run_sweep
+
+        plan = parse_sweep(parser, flags, config, args.sweep)
+        return run_sweep(plan, args.format, args.processes, name_of)
     try:
         CompareConfig(base=config, hidden_sizes=args.compare)
     except ValidationError as exc:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import csv
 import io
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,6 +38,8 @@ from boundarylab.engine.config import (
 from boundarylab.engine.datafile import dataset_csv
 from boundarylab.engine.datasets import make_dataset
 from boundarylab.engine.presets import FEATURE_CONTRAST, PRESETS
+from boundarylab.engine.script_export import NotExpressible, run_script
+from boundarylab.engine.sweep import MAX_SWEEP_VALUES, SWEEP_FIELDS, SweepConfig
 from boundarylab.server.capacity import budget_errors
 from boundarylab.server.docs import add_docs
 from boundarylab.server.errors import Busy, Conflict, Refusal, ShuttingDown
@@ -51,6 +54,7 @@ from boundarylab.server.responses import (
     RunCreated,
     RunDetail,
     RunSummary,
+    SweepPlan,
     WireJSON,
     WireRoute,
 )
@@ -209,8 +213,46 @@ async def schema(settings: AppSettings) -> dict[str, Any]:
     compare = CompareConfig.model_json_schema()["properties"]["hidden_sizes"]
     presets = {name: {"title": p.title, "description": p.description, "sections": p.sections}
                for name, p in PRESETS.items()}  # fmt: skip
+    sweep = {"fields": SWEEP_FIELDS, "max_values": MAX_SWEEP_VALUES}
     return {**schema_with_limits(settings.limits()), "x-compare": {"hidden_sizes": compare},
-            "x-presets": presets, "x-feature-contrast": list(FEATURE_CONTRAST)}  # fmt: skip
+            "x-presets": presets, "x-feature-contrast": list(FEATURE_CONTRAST),
+            "x-sweep": sweep}  # fmt: skip
+
+
+def _cell_errors(cell: RunConfig, settings: Settings) -> list[dict[str, Any]]:
+    """Why one sweep cell would be refused as a run here: this server's limits (the schema
+    with its Limits as context) and its time bounds; locations within the config."""
+    try:
+        checked = RunConfig.model_validate(
+            cell.model_dump(), context={LIMITS_CONTEXT_KEY: settings.limits()}
+        )
+    except ValidationError as exc:
+        return [dict(e) for e in exc.errors()]
+    budget = budget_errors(
+        checked, settings.max_run_seconds, settings.max_run_cpu_seconds, settings.max_frame_seconds
+    )
+    return [
+        {"type": "value_error", "loc": loc, "msg": message, "input": value}
+        for loc, message, value in budget
+    ]
+
+
+@router.post("/api/sweeps", response_model=SweepPlan)
+async def plan_sweep(sweep: SweepConfig, settings: AppSettings) -> dict[str, Any]:
+    """Check a sweep (one field by its dotted path, its values) and answer every cell's
+    complete config, in order; a client starts each as a run. A bad value is a 422 at
+    body.values.<i> naming the field and the value."""
+    errors = []
+    for i, cell in enumerate(sweep.cells()):
+        for error in _cell_errors(cell, settings):
+            where = ".".join(str(part) for part in error["loc"])
+            msg = f"{sweep.field} = {json.dumps(sweep.value_of(cell))} is not valid: {where}: "
+            errors.append({**error, "loc": ("body", "values", i), "msg": msg + error["msg"]})
+    if errors:
+        raise RequestValidationError(errors)
+    cells = [cell.model_dump(mode="json") for cell in sweep.cells()]
+    return {"field": sweep.field, "values": [sweep.value_of(c) for c in sweep.cells()],
+            "cells": cells}  # fmt: skip
 
 
 @router.post("/api/datasets/preview", response_model=DatasetPoints)
@@ -314,6 +356,21 @@ async def history_csv(run: RunById) -> Response:
     """iteration,loss,train_accuracy,test_loss,test_accuracy (empty where absent)."""
     headers = {"Content-Disposition": f'attachment; filename="boundarylab-{run.id}.csv"'}
     return Response(history_csv_text(run.history), media_type="text/csv", headers=headers)
+
+
+@router.get(
+    "/api/runs/{run_id}/script",
+    response_class=Response,
+    responses={200: {"content": {"text/x-python": {}}}, **UNKNOWN_RUN, 409: {"model": Detail}},
+)
+async def script(run: RunById) -> Response:
+    """The run as a standalone NumPy script that reproduces it (engine/script_export.py)."""
+    try:
+        text = run_script(run.config)
+    except NotExpressible as exc:
+        raise HTTPException(409, f"this run cannot be exported as a script: {exc}") from None
+    headers = {"Content-Disposition": f'attachment; filename="boundarylab-{run.id}.py"'}
+    return Response(text, media_type="text/x-python", headers=headers)
 
 
 debug_router = APIRouter(route_class=WireRoute)

@@ -82,6 +82,12 @@ class RunCreated(RunSummary):
     stream: str = Field(description="Path of the run's WebSocket stream.")
 
 
+class SweepPlan(BaseModel):
+    field: str = Field(description="The swept field's dotted path.")
+    values: list[Any] = Field(description="Its value in each cell, as the schema holds it.")
+    cells: list[RunConfig] = Field(description="Each cell's complete run config, in order.")
+
+
 class RunDetail(RunSummary):
     config: RunConfig
     history: list[ProgressEntry]
