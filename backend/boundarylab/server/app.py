@@ -46,6 +46,7 @@ from boundarylab.server.responses import (
 from boundarylab.server.run import Run
 from boundarylab.server.service import RunService
 from boundarylab.server.settings import Settings, get_settings
+from boundarylab.server.stream import SocketCounts
 from boundarylab.server.stream import router as stream_router
 
 # The HTTP answer to each kind of refusal (errors.py); the most specific class wins.
@@ -222,16 +223,30 @@ async def create_run(
     if errors:
         raise RequestValidationError(errors)
     dataset = await build_dataset(config.dataset, ("body", "dataset"))
-    client = request.client.host if request.client else "unknown"
-    run = service.submit(config, client, dumps(dataset))
+    run = service.submit(config, client_address(request), dumps(dataset))
     config_json = config.model_dump(mode="json")
     return {**run.summary(), "config": config_json, "stream": f"/api/runs/{run.id}/stream"}
 
 
+def client_address(request: Request) -> str:
+    """Who is asking: the peer's address (or the forwarding proxy's client, only when the
+    operator named that proxy in BOUNDARYLAB_FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client else "unknown"
+
+
 @router.get("/api/runs", response_model=list[RunSummary], response_model_exclude_unset=True)
-async def list_runs(service: Service) -> list[dict[str, Any]]:
-    """Summaries of the runs the server holds (finished ones until they expire)."""
-    return [run.summary() for run in service.runs()]
+async def list_runs(
+    request: Request, service: Service, settings: AppSettings
+) -> list[dict[str, Any]]:
+    """Summaries of the caller's own runs (every run with BOUNDARYLAB_LIST_ALL_RUNS).
+
+    A run's id is the key to watching and controlling it, so the list hands out only the
+    ids of the runs this client address created."""
+    runs = service.runs()
+    if not settings.list_all_runs:
+        me = client_address(request)
+        runs = [run for run in runs if run.client == me]
+    return [run.summary() for run in runs]
 
 
 @router.get(
@@ -338,6 +353,7 @@ def create_app(settings: Settings | None = None, service: RunService | None = No
     app.state.service = service
     app.state.settings = settings
     app.state.loop_lag = lag
+    app.state.sockets = SocketCounts()
     # Added innermost first: the guard sees every request before the Host check.
     app.add_middleware(HeadAsGet)
     hosts = trusted_hosts(settings.allowed_hosts, settings.allowed_origins)

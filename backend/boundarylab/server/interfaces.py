@@ -105,7 +105,16 @@ class RunFeed(Protocol):
 
     def publish(self, run_id: str, message: Encoded) -> None: ...
 
-    def subscribe(self, run_id: str, snapshot: str, *, limit: int, ended: bool) -> Viewer:
+    def subscribe(
+        self,
+        run_id: str,
+        snapshot: str,
+        *,
+        limit: int,
+        ended: bool,
+        address: str = "",
+        per_address: int | None = None,
+    ) -> Viewer:
         """A viewer whose first message is `snapshot`; errors.TooManyViewers past `limit`.
         `ended`: the run is over, the viewer gets the snapshot and closes."""
 

@@ -209,10 +209,17 @@ class RunService:
         return model if model is not None else run.model
 
     # -- viewers ---------------------------------------------------------------------------
-    def subscribe(self, run: Run) -> Viewer:
-        """A new viewer whose first item is the snapshot; errors.TooManyViewers when full."""
-        limit = self.settings.max_viewers_per_run
-        return self.feed.subscribe(run.id, run.snapshot_text(), limit=limit, ended=run.done)
+    def subscribe(self, run: Run, address: str = "") -> Viewer:
+        """A new viewer whose first item is the snapshot; errors.TooManyViewers when the run
+        has its fill of viewers, in all or from `address`."""
+        return self.feed.subscribe(
+            run.id,
+            run.snapshot_text(),
+            limit=self.settings.max_viewers_per_run,
+            ended=run.done,
+            address=address,
+            per_address=self.settings.max_viewers_per_address,
+        )
 
     def unsubscribe(self, run: Run, viewer: Viewer) -> None:
         self.feed.unsubscribe(run.id, viewer)
