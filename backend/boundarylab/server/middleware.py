@@ -31,7 +31,10 @@ CSP = (
 )
 # FastAPI's /docs and /redoc pages load Swagger UI / ReDoc from a CDN with an inline script,
 # which the page's CSP forbids; they are exempt from it (and need internet to render).
-CSP_EXEMPT = ("/docs", "/redoc")
+# Exact paths only: a prefix also matched /docs%2f..%2findex.html, the app without its CSP.
+CSP_EXEMPT = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+# Longest Content-Length taken as a number: int() of thousands of digits raised (a 500).
+MAX_LENGTH_DIGITS = 18
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
@@ -82,13 +85,15 @@ def same_site(origin: str, host: str, allowed_origins: Iterable[str]) -> bool:
 
 
 def _with_security_headers(scope: Scope, send: Send) -> Send:
-    exempt = scope["path"].startswith(CSP_EXEMPT)
+    exempt = scope["path"] in CSP_EXEMPT
 
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
             if not exempt:
                 headers.append((b"content-security-policy", CSP.encode()))
+            # No page may frame this one (clickjacking), the docs pages included.
+            headers.append((b"x-frame-options", b"DENY"))
             headers.append((b"x-content-type-options", b"nosniff"))
             headers.append((b"referrer-policy", b"no-referrer"))
             message["headers"] = headers
@@ -124,7 +129,7 @@ class GuardMiddleware:
         if length is not None:
             if not length.isdigit():
                 return 400, "invalid Content-Length header"
-            if int(length) > self.max_body:
+            if len(length) > MAX_LENGTH_DIGITS or int(length) > self.max_body:
                 return 413, self._too_large
         return None
 

@@ -70,7 +70,9 @@ class RunService:
         self.scheduler = scheduler or WorkerPool(
             settings.max_running, settings.workers, max_queued=settings.max_queued
         )
-        self.store = store or MemoryRunStore(settings.retention_seconds, settings.retention_count)
+        self.store = store or MemoryRunStore(
+            settings.retention_seconds, settings.retention_count, settings.retention_bytes
+        )
         self.feed = feed or Fanout()
         self._rate = CommandRate(COMMANDS_PER_S)
         self._recorder = RunRecorder(self.store, self.feed, self._run_ended)

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         3600.0, gt=0, description="How long a finished run is kept before it is forgotten."
     )
     retention_count: int = Field(200, ge=1, description="At most this many finished runs kept.")
+    retention_bytes: int = Field(
+        256 * 2**20,
+        ge=2**20,
+        description="At most this many bytes of finished runs kept (history, points, "
+        "latest frame, weights), the oldest forgotten first.",
+    )
     max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted.")
     max_ws_message_bytes: int = Field(4096, ge=64, description="Largest WebSocket message.")
     max_viewers_per_run: int = Field(100, ge=1, description="WebSocket viewers of one run.")
