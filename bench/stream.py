@@ -42,7 +42,7 @@ TERMINAL = {"completed", "cancelled", "diverged", "failed"}
 def start_server(mode: str, max_running: int) -> tuple[subprocess.Popen[bytes], str]:
     level = os.environ.get("BOUNDARYLAB_LOG_LEVEL", "warning")
     settings = {"workers": mode, "log_level": level, "max_running": max_running,
-                "debug_routes": True}  # fmt: skip
+                "debug_routes": True, **serverproc.ONE_ADDRESS_MANY_PEOPLE}  # fmt: skip
     server = serverproc.start_server(settings=settings, workers_ready=max_running)
     return server.proc, server.base
 
