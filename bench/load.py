@@ -39,7 +39,7 @@ import numpy as np
 import psutil
 from websockets.asyncio.client import connect
 
-from serverproc import start_server
+from serverproc import ONE_ADDRESS_MANY_PEOPLE, start_server
 
 TERMINAL = {"completed", "cancelled", "diverged", "failed"}
 LAG_TARGET_MS = 50.0
@@ -48,8 +48,9 @@ MEMORY_TOLERANCE = 0.10
 
 def start_load_server(max_running: int, retention: int | None) -> tuple[Popen[bytes], str]:
     """The server under load (process workers); `retention` bounds the finished runs kept."""
+    # All the bench's clients share one address: the per-address caps are for people.
     settings: dict[str, object] = {"max_running": max_running, "log_level": "warning",
-                                   "debug_routes": True}  # fmt: skip
+                                   "debug_routes": True, **ONE_ADDRESS_MANY_PEOPLE}  # fmt: skip
     if retention is not None:
         settings["retention_count"] = retention
     ready = min(max_running, os.cpu_count() or 1)  # workers each interleave many runs

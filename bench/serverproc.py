@@ -22,6 +22,15 @@ from typing import Any
 import httpx
 
 SERVE = "from boundarylab.server.app import serve; serve()"
+# Settings for a load test whose many simulated people all connect from 127.0.0.1: the
+# per-address caps (README "Security and limits") would otherwise refuse them as one person.
+ONE_ADDRESS_MANY_PEOPLE = {
+    "max_viewers_per_address": 1000,
+    "max_ws_per_address": 5000,
+    "max_ws_connections": 5000,
+    "max_runs_per_client": 1000,
+    "ws_frames_per_second": 1000,
+}
 
 
 class ServerStartError(RuntimeError):

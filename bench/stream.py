@@ -47,7 +47,7 @@ TERMINAL = {"completed", "cancelled", "diverged", "failed"}
 def start_server(mode: str, max_running: int) -> tuple[subprocess.Popen[bytes], str]:
     level = os.environ.get("BOUNDARYLAB_LOG_LEVEL", "warning")
     settings = {"workers": mode, "log_level": level, "max_running": max_running,
-                "debug_routes": True}  # fmt: skip
+                "debug_routes": True, **serverproc.ONE_ADDRESS_MANY_PEOPLE}  # fmt: skip
     ready = min(max_running, os.cpu_count() or 1)  # workers each interleave many runs
     server = serverproc.start_server(settings=settings, workers_ready=ready)
     return server.proc, server.base

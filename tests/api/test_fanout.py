@@ -124,6 +124,29 @@ def test_fanout_limits_viewers_and_a_finished_run_gets_only_its_snapshot() -> No
             feed.subscribe("r", "s", limit=1, ended=False)
         late = feed.subscribe("done", "final snapshot", limit=1, ended=True)
         assert await _drain(late) == ["final snapshot"]
-        assert feed.viewers("done") == 0  # not kept: nothing more will come
+        # A finished run's viewer still holds a slot until it leaves (its snapshot is in
+        # flight): finished runs count toward the limits too.
+        assert feed.viewers("done") == 1
+        with pytest.raises(TooManyViewers):
+            feed.subscribe("done", "final snapshot", limit=1, ended=True)
+        feed.unsubscribe("done", late)
+        assert feed.viewers("done") == 0
+
+
+def test_fanout_limits_viewers_per_address_and_overflow_calls_back() -> None:
+    async def scenario() -> None:
+        feed = Fanout(max_backlog=3)
+        a = feed.subscribe("r", "s", limit=10, ended=False, address="a", per_address=2)
+        feed.subscribe("r", "s", limit=10, ended=False, address="a", per_address=2)
+        with pytest.raises(TooManyViewers, match="limit 2"):
+            feed.subscribe("r", "s", limit=10, ended=False, address="a", per_address=2)
+        feed.subscribe("r", "s", limit=10, ended=False, address="b", per_address=2)
+        cut: list[str] = []
+        a.on_overflow = lambda: cut.append("a")
+        for _ in range(5):  # nobody drains: the backlog passes 3 at enqueue time
+            a.put("progress")
+        assert cut == ["a"] and a.overflowed
+
+    asyncio.run(scenario())
 
     asyncio.run(scenario())

@@ -61,6 +61,7 @@ from boundarylab.server.responses import (
 from boundarylab.server.run import Run
 from boundarylab.server.service import RunService
 from boundarylab.server.settings import DATA_ROUTES, Settings, get_settings
+from boundarylab.server.stream import SocketCounts
 from boundarylab.server.stream import router as stream_router
 
 # The HTTP answer to each kind of refusal (errors.py); the most specific class wins.
@@ -290,16 +291,30 @@ async def create_run(
     config = with_limits(RunConfig, config, settings)
     check_budget(config, settings)
     dataset = await build_dataset(config.dataset, ("body", "dataset"))
-    client = request.client.host if request.client else "unknown"
-    run = service.submit(config, client, dumps(dataset))
+    run = service.submit(config, client_address(request), dumps(dataset))
     config_json = config.model_dump(mode="json")
     return {**run.summary(), "config": config_json, "stream": f"/api/runs/{run.id}/stream"}
 
 
+def client_address(request: Request) -> str:
+    """Who is asking: the peer's address (or the forwarding proxy's client, only when the
+    operator named that proxy in BOUNDARYLAB_FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client else "unknown"
+
+
 @router.get("/api/runs", response_model=list[RunSummary], response_model_exclude_unset=True)
-async def list_runs(service: Service) -> list[dict[str, Any]]:
-    """Summaries of the runs the server holds (finished ones until they expire)."""
-    return [run.summary() for run in service.runs()]
+async def list_runs(
+    request: Request, service: Service, settings: AppSettings
+) -> list[dict[str, Any]]:
+    """Summaries of the caller's own runs (every run with BOUNDARYLAB_LIST_ALL_RUNS).
+
+    A run's id is the key to watching and controlling it, so the list hands out only the
+    ids of the runs this client address created."""
+    runs = service.runs()
+    if not settings.list_all_runs:
+        me = client_address(request)
+        runs = [run for run in runs if run.client == me]
+    return [run.summary() for run in runs]
 
 
 @router.get(
@@ -308,10 +323,15 @@ async def list_runs(service: Service) -> list[dict[str, Any]]:
     response_model_exclude_unset=True,
     responses=UNKNOWN_RUN,
 )
-async def get_run(run: RunById) -> dict[str, Any]:
-    """One run: status, config, iteration, latest metrics and the whole history."""
-    config = run.config.model_dump(mode="json")
-    return {**run.summary(), "config": config, "history": run.history}
+async def get_run(run: RunById) -> Response:
+    """One run: status, config, iteration, latest metrics and the whole history.
+
+    The history (up to 20 000 entries, over a MB) is spliced in as the JSON text the run
+    keeps: decoding and encoding it again took ~110 ms of the event loop per read, and a
+    few dozen reads at once froze the server for everyone."""
+    head = dumps({**run.summary(), "config": run.config.model_dump(mode="json")})
+    body = f'{head[:-1]},"history":{run.history_json()}}}'
+    return Response(body, media_type="application/json")
 
 
 def _control_route(action: str) -> Callable[[RunById, Service], Awaitable[dict[str, Any]]]:
@@ -337,14 +357,16 @@ for _action in sorted(CONTROL_ACTIONS):
     response_model=ModelExport,
     responses={**UNKNOWN_RUN, 409: {"model": Detail}, 429: {"model": Detail}},
 )
-async def model(run: RunById, service: Service, response: Response) -> dict[str, Any]:
+async def model(run: RunById, service: Service) -> Response:
     """Weights and config as JSON, exported now (while training) or at the end."""
     exported = await service.export_model(run)
     if exported is None:
         raise HTTPException(409, f"run {run.id} has no weights yet (status {run.status})")
     filename = f"boundarylab-{run.id}.json"
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return jsonable(exported)  # type: ignore[no-any-return]
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    # A 6x256 network is ~330k weights: encoded off the event loop.
+    body = await run_in_threadpool(lambda: dumps(jsonable(exported)))
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.get(
@@ -355,7 +377,9 @@ async def model(run: RunById, service: Service, response: Response) -> dict[str,
 async def history_csv(run: RunById) -> Response:
     """iteration,loss,train_accuracy,test_loss,test_accuracy (empty where absent)."""
     headers = {"Content-Disposition": f'attachment; filename="boundarylab-{run.id}.csv"'}
-    return Response(history_csv_text(run.history), media_type="text/csv", headers=headers)
+    history = run.history_json()  # decoded and written off the event loop: it can be MBs
+    text = await run_in_threadpool(lambda: history_csv_text(json.loads(history)))
+    return Response(text, media_type="text/csv", headers=headers)
 
 
 @router.get(
@@ -423,6 +447,7 @@ def create_app(settings: Settings | None = None, service: RunService | None = No
     app.state.service = service
     app.state.settings = settings
     app.state.loop_lag = lag
+    app.state.sockets = SocketCounts()
     # Added innermost first: the guard sees every request before the Host check.
     app.add_middleware(HeadAsGet)
     hosts = trusted_hosts(settings.allowed_hosts, settings.allowed_origins)

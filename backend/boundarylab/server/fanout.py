@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 from boundarylab.server.errors import TooManyViewers
 from boundarylab.server.messages import OPT_IN_KINDS, Encoded
@@ -34,7 +35,11 @@ class Viewer:
     is disconnected rather than let memory grow.
     """
 
-    def __init__(self, max_backlog: int = MAX_BACKLOG) -> None:
+    def __init__(self, max_backlog: int = MAX_BACKLOG, address: str = "") -> None:
+        self.address = address
+        # Called once when the backlog overflows: the transport cuts the connection now,
+        # since the sender may itself be stuck on a socket the client does not read.
+        self.on_overflow: Callable[[], None] | None = None
         self._items: deque[str | _Slot] = deque()
         self._latest: dict[str, str] = {}
         self._slots: dict[str, _Slot] = {}
@@ -48,8 +53,10 @@ class Viewer:
         """Queue `text`; `conflate`: its kind, when only the latest of that kind matters."""
         if conflate is None:
             self._items.append(text)
-            if len(self._items) > self._max_backlog:
+            if len(self._items) > self._max_backlog and not self.overflowed:
                 self.overflowed = True
+                if self.on_overflow is not None:
+                    self.on_overflow()
         else:
             slot = self._slots.setdefault(conflate, _Slot(conflate))
             if conflate in self._latest:
@@ -102,17 +109,26 @@ class Fanout:
         limit: int,
         ended: bool,
         views: frozenset[str] = frozenset(),
+        address: str = "",
+        per_address: int | None = None,
     ) -> Viewer:
+        """A viewer of `run_id` (finished runs count too: each holds a snapshot in flight);
+        TooManyViewers past `limit` viewers, or `per_address` from one `address`."""
         viewers = self._viewers.get(run_id, set())
         if len(viewers) >= limit:
             raise TooManyViewers("too many viewers")
-        viewer = Viewer(self._max_backlog)
+        if per_address is not None:
+            mine = sum(1 for v in viewers if v.address == address)
+            if mine >= per_address:
+                raise TooManyViewers(
+                    f"this address already watches this run {mine} times (limit {per_address})"
+                )
+        viewer = Viewer(self._max_backlog, address)
         viewer.views = views
         viewer.put(snapshot)
         if ended:
             viewer.finish()
-        else:
-            self._viewers.setdefault(run_id, viewers).add(viewer)
+        self._viewers.setdefault(run_id, viewers).add(viewer)
         return viewer
 
     def unsubscribe(self, run_id: str, viewer: Viewer) -> None:

@@ -117,6 +117,8 @@ class RunFeed(Protocol):
         limit: int,
         ended: bool,
         views: frozenset[str] = frozenset(),
+        address: str = "",
+        per_address: int | None = None,
     ) -> Viewer:
         """A viewer whose first message is `snapshot`; errors.TooManyViewers past `limit`.
         `ended`: the run is over, the viewer gets the snapshot and closes. `views`: the

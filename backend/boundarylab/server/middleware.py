@@ -29,6 +29,8 @@ CSP = (
     "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
+# Longest Content-Length taken as a number: int() of thousands of digits raised (a 500).
+MAX_LENGTH_DIGITS = 18
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
@@ -83,6 +85,8 @@ def _with_security_headers(scope: Scope, send: Send) -> Send:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
             headers.append((b"content-security-policy", CSP.encode()))
+            # No page may frame this one (clickjacking), the docs pages included.
+            headers.append((b"x-frame-options", b"DENY"))
             headers.append((b"x-content-type-options", b"nosniff"))
             headers.append((b"referrer-policy", b"no-referrer"))
             message["headers"] = headers
@@ -129,7 +133,7 @@ class GuardMiddleware:
         if length is not None:
             if not length.isdigit():
                 return 400, "invalid Content-Length header"
-            if int(length) > self._cap(scope):
+            if len(length) > MAX_LENGTH_DIGITS or int(length) > self._cap(scope):
                 return 413, self._too_large(self._cap(scope))
         return None
 

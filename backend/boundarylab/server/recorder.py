@@ -10,7 +10,7 @@ from typing import Any
 
 from boundarylab.server.interfaces import RunFeed, RunStore
 from boundarylab.server.messages import TERMINAL, Encoded, encode, is_run_kind, status_message
-from boundarylab.server.run import Run
+from boundarylab.server.run import Run, compact_model
 
 log = logging.getLogger("boundarylab")
 
@@ -87,7 +87,7 @@ class RunRecorder:
         run = self._live(run_id)
         if run is None:
             return
-        run.model = model
+        run.model = compact_model(model)
         if ending is None:
             final = status if status in TERMINAL else "failed"
             why = None if final == "completed" else f"the run ended as {status!r}"

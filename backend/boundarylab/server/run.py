@@ -9,8 +9,41 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from boundarylab.engine.config import RunConfig
 from boundarylab.server.messages import TERMINAL, Encoded, snapshot_text
+
+
+def compact_model(value: Any) -> Any:
+    """An exported model with every array of floats (nested lists) as a NumPy array.
+
+    As nested Python lists a 6x256 network's ~330k weights took ~13 MB per retained run
+    (a float object and a pointer each); as float64 arrays they take 8 bytes each. Lists of
+    other things (ints such as layer sizes, strings) stay as they are, so the JSON export
+    (messages.jsonable) gives back what the worker sent."""
+    if isinstance(value, dict):
+        return {key: compact_model(item) for key, item in value.items()}
+    if isinstance(value, list) and value:
+        try:
+            array = np.asarray(value)
+        except ValueError:  # ragged
+            array = None
+        if array is not None and array.dtype.kind == "f":
+            return array
+        return [compact_model(item) for item in value]
+    return value
+
+
+def _nbytes(value: Any) -> int:
+    """Roughly what `value` (a compacted model) holds, for the retention byte budget."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, dict):
+        return sum(_nbytes(v) for v in value.values())
+    if isinstance(value, list):
+        return 8 * len(value) + sum(_nbytes(v) for v in value)
+    return 32
 
 
 @dataclass(eq=False)
@@ -82,6 +115,12 @@ class Run:
     def history(self) -> list[dict[str, Any]]:
         """The progress entries, oldest first (each without "type")."""
         return json.loads(self.history_json())  # type: ignore[no-any-return]
+
+    def retained_bytes(self) -> int:
+        """About what this run holds in memory: history, points, latest messages, weights."""
+        texts = len(self.history_json()) + len(self.dataset_text)
+        texts += sum(len(text) for text in self.latest.values())
+        return texts + (_nbytes(self.model) if self.model is not None else 0)
 
     def history_json(self) -> str:
         if self._history_text is not None:

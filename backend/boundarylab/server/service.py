@@ -78,7 +78,9 @@ class RunService:
             limits=RunLimits(settings.max_run_seconds, settings.max_run_cpu_seconds,
                              settings.pause_timeout_seconds),
         )  # fmt: skip
-        self.store = store or MemoryRunStore(settings.retention_seconds, settings.retention_count)
+        self.store = store or MemoryRunStore(
+            settings.retention_seconds, settings.retention_count, settings.retention_bytes
+        )
         self.feed = feed or Fanout()
         self._rate = CommandRate(COMMANDS_PER_S)
         self._units_on: dict[str, bool] = {}  # runs whose worker computes unit views
@@ -220,12 +222,19 @@ class RunService:
         return model if model is not None else run.model
 
     # -- viewers ---------------------------------------------------------------------------
-    def subscribe(self, run: Run, views: frozenset[str] = frozenset()) -> Viewer:
-        """A new viewer whose first item is the snapshot; errors.TooManyViewers when full.
-        `views`: the opt-in kinds (messages.OPT_IN_KINDS) it wants, in its snapshot too."""
-        limit = self.settings.max_viewers_per_run
-        snapshot = run.snapshot_text(views)
-        viewer = self.feed.subscribe(run.id, snapshot, limit=limit, ended=run.done, views=views)
+    def subscribe(self, run: Run, views: frozenset[str] = frozenset(), address: str = "") -> Viewer:
+        """A new viewer whose first item is the snapshot; errors.TooManyViewers when the run
+        has its fill of viewers, in all or from `address`. `views`: the opt-in kinds
+        (messages.OPT_IN_KINDS) it wants, in its snapshot too."""
+        viewer = self.feed.subscribe(
+            run.id,
+            run.snapshot_text(views),
+            limit=self.settings.max_viewers_per_run,
+            ended=run.done,
+            views=views,
+            address=address,
+            per_address=self.settings.max_viewers_per_address,
+        )
         self._units_changed(run)
         self._frames_wanted(run)
         return viewer

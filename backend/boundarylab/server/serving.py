@@ -13,6 +13,7 @@ from websockets.exceptions import InvalidState
 from boundarylab.server.middleware import is_loopback
 from boundarylab.server.service import RunService
 from boundarylab.server.settings import get_settings
+from boundarylab.server.transport import protocols
 
 log = logging.getLogger("boundarylab")
 # SIGTERM to exit within 5 s, even when the workers (at low priority) hardly get a CPU: runs
@@ -85,12 +86,23 @@ def run(host: str | None = None, port: int | None = None, log_level: str | None 
             bind,
             ", ".join(settings.allowed_hosts),
         )
+    http, ws = protocols(settings.header_timeout_seconds, settings.ws_frames_per_second)
     config = uvicorn.Config(
         target,
         host=bind,
         port=port or settings.port,
         log_level=level,
+        http=http,
+        ws=ws,
         ws_max_size=max(65536, 4 * settings.max_ws_message_bytes),
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_keep_alive=settings.keep_alive_seconds,
+        limit_concurrency=settings.limit_concurrency,
+        # A client is its peer address unless the operator named the proxy it comes through:
+        # uvicorn otherwise trusts X-Forwarded-For from 127.0.0.1, which anyone on this
+        # machine (or a page's requests relayed by it) could forge to dodge per-client limits.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=",".join(settings.forwarded_allow_ips) or None,
         timeout_graceful_shutdown=1,  # then connections that do not close are cut
     )
     GracefulServer(config, target.state.service).run()

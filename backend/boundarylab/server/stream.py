@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 
 import anyio
 from fastapi import APIRouter, WebSocket
@@ -20,6 +21,7 @@ from boundarylab.server.middleware import same_site
 from boundarylab.server.run import Run
 from boundarylab.server.service import RunService
 from boundarylab.server.settings import Settings
+from boundarylab.server.transport import ABORT_EXTENSION
 
 # WebSocket close codes (RFC 6455, plus one of the 4000-4999 private range).
 POLICY_VIOLATION = 1008  # a cross-site page
@@ -39,13 +41,57 @@ def origin_allowed(websocket: WebSocket, settings: Settings) -> bool:
 router = APIRouter()
 
 
+class SocketCounts:
+    """Open WebSocket connections, in all and by client address, against their caps."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.by_address: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def hold(self, address: str, settings: Settings) -> Iterator[str | None]:
+        """Count one connection for its life; yields why it is refused, or None."""
+        if self.total >= settings.max_ws_connections:
+            yield "the server has as many WebSocket connections as it takes; try later"
+            return
+        if self.by_address[address] >= settings.max_ws_per_address:
+            yield f"this address has {settings.max_ws_per_address} WebSocket connections open"
+            return
+        self.total += 1
+        self.by_address[address] += 1
+        try:
+            yield None
+        finally:
+            self.total -= 1
+            self.by_address[address] -= 1
+            if not self.by_address[address]:
+                del self.by_address[address]
+
+
+def _abort(websocket: WebSocket) -> Callable[[], None] | None:
+    """Cut the connection now, however full its buffers (transport.py provides it)."""
+    return websocket.scope.get("extensions", {}).get(ABORT_EXTENSION)  # type: ignore[no-any-return]
+
+
 @router.websocket("/api/runs/{run_id}/stream")
 async def stream(websocket: WebSocket, run_id: str) -> None:
     """Snapshot first, then progress, frames and status changes until the run ends."""
     service: RunService = websocket.app.state.service
     settings: Settings = websocket.app.state.settings
+    counts: SocketCounts = websocket.app.state.sockets
+    address = websocket.client.host if websocket.client else "unknown"
     # Accept first so that every refusal reaches the client as a close code + reason.
     await websocket.accept()
+    with counts.hold(address, settings) as refused:
+        if refused is not None:
+            await websocket.close(TRY_AGAIN_LATER, refused)
+            return
+        await _stream(websocket, run_id, address, service, settings)
+
+
+async def _stream(
+    websocket: WebSocket, run_id: str, address: str, service: RunService, settings: Settings
+) -> None:
     if not origin_allowed(websocket, settings):
         origin = websocket.headers.get("origin", "")[:100]
         await websocket.close(POLICY_VIOLATION, f"cross-site WebSocket refused (origin {origin})")
@@ -57,17 +103,24 @@ async def stream(websocket: WebSocket, run_id: str) -> None:
         return
     views = frozenset(websocket.query_params.get("views", "").split(",")) & OPT_IN_KINDS
     try:
-        viewer = service.subscribe(run, views)
+        viewer = service.subscribe(run, views, address)
     except TooManyViewers as exc:
         await websocket.close(TRY_AGAIN_LATER, exc.message)
         return
+    abort = _abort(websocket)
+    viewer.on_overflow = abort
     try:
         closing = await _serve_viewer(websocket, run, service, viewer, settings)
     finally:
         service.unsubscribe(run, viewer)
     if closing is not None:
-        with contextlib.suppress(Exception):
-            await websocket.close(*closing)
+        # The close frame waits for room in the socket too: a client that reads nothing
+        # gets the stall time, then the connection is cut.
+        with anyio.move_on_after(settings.viewer_stall_seconds) as scope:
+            with contextlib.suppress(Exception):
+                await websocket.close(*closing)
+        if scope.cancelled_caught and abort is not None:
+            abort()
 
 
 async def _serve_viewer(
@@ -85,16 +138,28 @@ async def _serve_viewer(
         group.cancel_scope.cancel()
 
     async with anyio.create_task_group() as group:
-        group.start_soon(side, lambda: _send_loop(websocket, viewer))
+        group.start_soon(side, lambda: _send_loop(websocket, viewer, settings))
         group.start_soon(side, lambda: _receive_loop(websocket, run, service, viewer, settings))
     return ended[0] if ended else None
 
 
-async def _send_loop(websocket: WebSocket, viewer: Viewer) -> tuple[int, str] | None:
-    """Drain the viewer's outbox; returns the close (code, reason), None if the client left."""
+async def _send_loop(
+    websocket: WebSocket, viewer: Viewer, settings: Settings
+) -> tuple[int, str] | None:
+    """Drain the viewer's outbox; returns the close (code, reason), None if the client left.
+
+    A send waits while the socket's buffer is full; one that waits past the stall time
+    means the client does not read (or reads too slowly to ever catch up): it is cut off,
+    not waited on, so it holds neither a slot nor its buffered snapshot for long."""
     try:
         while (text := await viewer.get()) is not None:
-            await websocket.send_text(text)
+            with anyio.move_on_after(settings.viewer_stall_seconds) as scope:
+                await websocket.send_text(text)
+            if scope.cancelled_caught:
+                abort = _abort(websocket)
+                if abort is not None:
+                    abort()
+                return None
     except Exception:  # the client went away mid-send
         return None
     if viewer.overflowed:
