@@ -1,4 +1,4 @@
-"""The stream with the real engine (training.RunLoop in worker processes and threads)."""
+"""The stream with the real engine (runloop.RunLoop in worker processes and threads)."""
 
 from __future__ import annotations
 

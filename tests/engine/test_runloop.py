@@ -10,7 +10,8 @@ from dataclasses import asdict
 import pytest
 
 from boundarylab.engine.events import BoundaryFrame, Progress, StatusChanged, UnitsFrame
-from boundarylab.engine.training import PAUSE_WAIT, RunLoop, Trainer
+from boundarylab.engine.runloop import PAUSE_WAIT, RunLoop
+from boundarylab.engine.training import Trainer
 
 
 class FakeClock:

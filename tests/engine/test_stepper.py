@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from boundarylab.engine.events import BoundaryFrame, Progress, StatusChanged
-from boundarylab.engine.training import RunLoop, RunStepper
+from boundarylab.engine.runloop import RunLoop, RunStepper
 
 
 def _drive(steppers: list[RunStepper]) -> None:

@@ -8,7 +8,8 @@ import numpy as np
 
 from boundarylab.engine import nn
 from boundarylab.engine.events import UNITS_ON, StatusChanged, UnitsFrame
-from boundarylab.engine.training import RunLoop, Trainer
+from boundarylab.engine.runloop import RunLoop
+from boundarylab.engine.training import Trainer
 from boundarylab.engine.unitview import (
     MAX_UNITS_LISTED,
     MAX_UNITS_SHOWN,

@@ -69,6 +69,7 @@ def test_wheel_carries_the_package_and_every_frontend_file(wheel: Path) -> None:
         "cli/flags",
         "engine/config",
         "engine/training",
+        "engine/runloop",
         "server/app",
         "server/settings",
     ):

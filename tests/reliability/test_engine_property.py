@@ -19,7 +19,7 @@ from app_client import strict_loads
 from boundarylab.engine.config import Activation, DatasetKind, LossName, OptimizerName, RunConfig
 from boundarylab.engine.datasets import make_dataset
 from boundarylab.engine.events import RunEvent
-from boundarylab.engine.training import RunLoop
+from boundarylab.engine.runloop import RunLoop
 from boundarylab.server.messages import dumps, event_message
 
 

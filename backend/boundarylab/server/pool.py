@@ -66,7 +66,7 @@ def _process_context() -> Any:
     helper, never from the threaded server. Elsewhere: spawn."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["boundarylab.server.worker", "boundarylab.engine.training"])
+        ctx.set_forkserver_preload(["boundarylab.server.worker", "boundarylab.engine.runloop"])
         return ctx
     return multiprocessing.get_context("spawn")
 

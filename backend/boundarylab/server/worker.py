@@ -92,7 +92,7 @@ def release_heap() -> bool:
 
 class RunHandle(Protocol):
     """One run inside a worker, as a factory returns it: either a *stepped* run (has
-    ``start``, ``tick``, ``command``, ``due_in`` and ``final``, like training.RunStepper),
+    ``start``, ``tick``, ``command``, ``due_in`` and ``final``, like runloop.RunStepper),
     which the worker interleaves with its other runs, or a *blocking* one (``run()``, waiting
     through ``next_command``), which gets a thread of its own (test fakes)."""
 
@@ -108,11 +108,11 @@ COMMANDS_PER_ROUND = 256  # commands read before the runs get their next turn
 
 
 class EngineRun:
-    """The real thing: a `training.Trainer` driven by a `training.RunStepper`, its typed
+    """The real thing: a `training.Trainer` driven by a `runloop.RunStepper`, its typed
     events turned into wire messages here, in the worker. A stepped run."""
 
     def __init__(self, config: RunConfig, emit: Emit, next_command: NextCommand) -> None:
-        from boundarylab.engine.training import RunStepper
+        from boundarylab.engine.runloop import RunStepper
 
         self.stepper = RunStepper(config, lambda event: emit(event_message(event)))
         self.paced = self.stepper.paced
@@ -261,7 +261,7 @@ class WorkerLoop:
     Each round: read the commands that arrived; tick every paced run that is due (in order
     of how late it is); then give ONE unpaced run a tick, the next one next round (fair
     slices of what the paced runs leave); then wait until the next run is due or a command
-    arrives. A tick is bounded (training.CHUNK_SECONDS), so commands and heartbeats are
+    arrives. A tick is bounded (runloop.CHUNK_SECONDS), so commands and heartbeats are
     never far away.
     """
 
@@ -384,7 +384,7 @@ def worker_main(
     and so copies those pages (measured: a worker's PSS went from 20 to 42 MiB).
     """
     with contextlib.suppress(ImportError):
-        import boundarylab.engine.training  # noqa: F401  (a no-op when the forkserver preloaded it)
+        import boundarylab.engine.runloop  # noqa: F401  (a no-op when the forkserver preloaded it)
     events = EventWriter(events_conn)
     try:
         # Ready first: at low priority on a busy machine the worker may wait seconds for a
