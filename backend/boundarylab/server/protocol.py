@@ -4,7 +4,7 @@ events travel.
 Two one-way pipes per worker, each carrying length-prefixed pickles (`FrameWriter`,
 `FrameReader`):
   commands, server → worker (`Command`s, small; written without blocking the event loop:
-      see pool.Worker.send; a worker reads them between the bounded ticks of its runs);
+      see workerproc.Worker.send; a worker reads them between the bounded ticks of its runs);
   events, worker → server (`WorkerEvent`s, read on the event loop without blocking).
 A run's messages arrive already encoded (`messages.Encoded`), so the server only forwards
 text. Everything here is a plain frozen dataclass: a remote worker could speak the same
