@@ -9,41 +9,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import boundarylab
 from boundarylab.engine.config import (
-    LIMITS_CONTEXT_KEY,
     CompareConfig,
     DatasetConfig,
     RunConfig,
     schema_with_limits,
 )
 from boundarylab.engine.datafile import dataset_csv
-from boundarylab.engine.datasets import make_dataset
 from boundarylab.engine.presets import FEATURE_CONTRAST, PRESETS
 from boundarylab.engine.script_export import NotExpressible, run_script
 from boundarylab.engine.sweep import MAX_SWEEP_VALUES, SWEEP_FIELDS, SweepConfig
-from boundarylab.server.capacity import budget_errors
+from boundarylab.server.checks import (
+    build_dataset,
+    cell_errors,
+    check_budget,
+    history_csv_text,
+    with_limits,
+)
 from boundarylab.server.docs import add_docs
 from boundarylab.server.errors import Busy, Conflict, Refusal, ShuttingDown
-from boundarylab.server.messages import CONTROL_ACTIONS, PROGRESS_FIELDS, dumps, jsonable
+from boundarylab.server.messages import CONTROL_ACTIONS, dumps, jsonable
 from boundarylab.server.middleware import GuardMiddleware, HeadAsGet, LoopLag, trusted_hosts
 from boundarylab.server.responses import (
     ControlResult,
@@ -80,72 +80,6 @@ def plotly_js() -> Path:
     import plotly
 
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-
-
-Model = TypeVar("Model", bound=BaseModel)
-
-
-def with_limits(model: type[Model], data: Model | None, settings: Settings) -> Model:
-    """`data` (FastAPI's parse of the body against the schema's ceilings, or None for no
-    body) validated again with this deployment's Limits as validation context, so the
-    schema itself checks the lower limits; an error keeps its loc under "body"."""
-    raw = {} if data is None else data.model_dump()
-    try:
-        return model.model_validate(raw, context={LIMITS_CONTEXT_KEY: settings.limits()})
-    except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
-        raise RequestValidationError(errors) from None
-
-
-def check_budget(config: RunConfig, settings: Settings) -> None:
-    """Refuse up front a run that cannot fit this server's time bounds (a 422 naming the
-    field to change), rather than end it half-way."""
-    errors = budget_errors(
-        config, settings.max_run_seconds, settings.max_run_cpu_seconds, settings.max_frame_seconds
-    )
-    if errors:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("body", *loc),
-                    "msg": message,
-                    "input": value,
-                    "ctx": {"error": message},
-                }
-                for loc, message, value in errors
-            ]
-        )
-
-
-def dataset_json(data: Any) -> dict[str, Any]:
-    """{"train": {"x": [[x1, x2], ...], "y": [...]}, "test": {...}} from a datasets.Dataset."""
-
-    def part(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-        return {"x": np.round(x, 6).tolist(), "y": y.astype(int).tolist()}
-
-    return {"train": part(data.x_train, data.y_train), "test": part(data.x_test, data.y_test)}
-
-
-async def build_dataset(cfg: DatasetConfig, loc: tuple[str, ...] = ("body",)) -> dict[str, Any]:
-    """make_dataset off the event loop; its ValueError becomes a 422 naming the field."""
-    try:
-        data = await run_in_threadpool(make_dataset, cfg)
-    except ValueError as exc:
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": loc, "msg": str(exc), "input": None}]
-        ) from exc
-    return dataset_json(data)
-
-
-def history_csv_text(history: list[dict[str, Any]]) -> str:
-    """iteration,loss,train_accuracy,test_loss,test_accuracy; empty where absent or null."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(PROGRESS_FIELDS)
-    for entry in history:
-        writer.writerow("" if entry.get(k) is None else entry[k] for k in PROGRESS_FIELDS)
-    return out.getvalue()
 
 
 def _service(request: Request) -> RunService:
@@ -220,24 +154,6 @@ async def schema(settings: AppSettings) -> dict[str, Any]:
             "x-sweep": sweep}  # fmt: skip
 
 
-def _cell_errors(cell: RunConfig, settings: Settings) -> list[dict[str, Any]]:
-    """Why one sweep cell would be refused as a run here: this server's limits (the schema
-    with its Limits as context) and its time bounds; locations within the config."""
-    try:
-        checked = RunConfig.model_validate(
-            cell.model_dump(), context={LIMITS_CONTEXT_KEY: settings.limits()}
-        )
-    except ValidationError as exc:
-        return [dict(e) for e in exc.errors()]
-    budget = budget_errors(
-        checked, settings.max_run_seconds, settings.max_run_cpu_seconds, settings.max_frame_seconds
-    )
-    return [
-        {"type": "value_error", "loc": loc, "msg": message, "input": value}
-        for loc, message, value in budget
-    ]
-
-
 @router.post("/api/sweeps", response_model=SweepPlan)
 async def plan_sweep(sweep: SweepConfig, settings: AppSettings) -> dict[str, Any]:
     """Check a sweep (one field by its dotted path, its values) and answer every cell's
@@ -245,7 +161,7 @@ async def plan_sweep(sweep: SweepConfig, settings: AppSettings) -> dict[str, Any
     body.values.<i> naming the field and the value."""
     errors = []
     for i, cell in enumerate(sweep.cells()):
-        for error in _cell_errors(cell, settings):
+        for error in cell_errors(cell, settings):
             where = ".".join(str(part) for part in error["loc"])
             msg = f"{sweep.field} = {json.dumps(sweep.value_of(cell))} is not valid: {where}: "
             errors.append({**error, "loc": ("body", "values", i), "msg": msg + error["msg"]})
