@@ -5,9 +5,9 @@ import { Comparison } from "./compare.js";
 import { ConfigForm } from "./form.js";
 import { LossPlot } from "./lossplot.js";
 import { NetworkView, UnitFocus } from "./netview.js";
-import { OwnData, pointErrors } from "./owndata.js";
+import { makeOwnData, pointErrors } from "./owndata.js";
 import { BoundaryPlot } from "./plots.js";
-import { MAX_LINK_POINTS, decodePoints, encodePoints } from "./sharelink.js";
+import { linkWithPoints, pointsFromLink } from "./sharelink.js";
 import { showFeatureContrast } from "./presetlinks.js";
 import { RunView } from "./run.js";
 import {
@@ -31,7 +31,6 @@ import { COMPARE_KEY, readQuery, writeQuery } from "./urlstate.js";
 
 const $ = (id) => document.getElementById(id);
 const READY = "Ready: these are the points to separate. Press Train.";
-const POINTS_KEY = "points";
 const OWN_DATA_FIRST = "Your own data: choose, drop or paste a CSV under “Your own data”.";
 
 function readCompare(field) {
@@ -94,36 +93,6 @@ function makeRunView(onTestLegend) {
   $("unit-back").addEventListener("click", () => network.clearPick());
   view = new RunView(els, { boundary, loss, network });
   return view;
-}
-
-function makeOwnData(schema, page) {
-  const points = schema.$defs?.DatasetConfig?.properties?.points;
-  const els = {
-    panel: $("own-data"),
-    file: $("own-file"),
-    paste: $("own-paste"),
-    usePaste: $("own-paste-use"),
-    download: $("own-download"),
-    error: $("own-error"),
-    info: $("own-info"),
-    linkNote: $("own-link-note"),
-    edit: $("own-edit"),
-    classes: $("own-classes"),
-    eraser: $("own-eraser"),
-    undo: $("own-undo"),
-    clear: $("own-clear"),
-    editThese: $("own-edit-these"),
-  };
-  return new OwnData(els, {
-    maxPoints: points?.maxItems ?? 5000,
-    onData: () => page.useOwnData(),
-    dataset: () => {
-      const { values, errors } = page.form.read();
-      if (Object.keys(errors).some((k) => k.startsWith("dataset."))) return null;
-      const dataset = page.datasetSection(values);
-      return dataset.kind === "custom" && !dataset.points ? null : dataset;
-    },
-  });
 }
 
 class Page {
@@ -265,18 +234,10 @@ class Page {
     this.#writeFragment(values["dataset.kind"] === "custom" ? this.ownData.points : null);
   }
 
-  // Own points travel in the fragment (#points=…): the link reproduces the data set, and
-  // the points never reach a server log. Past what a link carries, the page says so.
+  // Own points travel in the link's fragment (sharelink.js): never in a server log.
   #writeFragment(points) {
-    let hash = "";
-    let note = "";
-    if (points?.length) {
-      const text = encodePoints(points);
-      if (text) hash = `#${POINTS_KEY}=${text}`;
-      else note = `A link carries at most ${MAX_LINK_POINTS} points: share these with “Download data CSV”.`;
-    }
+    const { url, note } = linkWithPoints(location, points);
     this.ownData.showLinkNote(note);
-    const url = `${location.pathname}${location.search}${hash}`;
     if (url !== `${location.pathname}${location.search}${location.hash}`) {
       history.replaceState(null, "", url);
     }
@@ -284,12 +245,9 @@ class Page {
 
   /** Points a shared link brought, if any: they become the own data. */
   #readFragment() {
-    const params = new URLSearchParams(location.hash.slice(1));
-    const text = params.get(POINTS_KEY);
-    if (!text) return;
-    const { points, error } = decodePoints(text);
-    if (error) this.ownData.showError(error);
-    else this.ownData.setPoints(points, null, "the link");
+    const found = pointsFromLink(location.hash);
+    if (found?.error) this.ownData.showError(found.error);
+    else if (found) this.ownData.setPoints(found.points, null, "the link");
   }
 
   #edited(key) {

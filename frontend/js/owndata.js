@@ -247,3 +247,36 @@ export class OwnData {
     setTimeout(() => URL.revokeObjectURL(url), 10_000);
   }
 }
+
+/** The own-data panel of the page: its elements by id, the schema's point limit, and the
+ * page's form as the source of the data set on show. */
+export function makeOwnData(schema, page) {
+  const $ = (id) => document.getElementById(id);
+  const points = schema.$defs?.DatasetConfig?.properties?.points;
+  const els = {
+    panel: $("own-data"),
+    file: $("own-file"),
+    paste: $("own-paste"),
+    usePaste: $("own-paste-use"),
+    download: $("own-download"),
+    error: $("own-error"),
+    info: $("own-info"),
+    linkNote: $("own-link-note"),
+    edit: $("own-edit"),
+    classes: $("own-classes"),
+    eraser: $("own-eraser"),
+    undo: $("own-undo"),
+    clear: $("own-clear"),
+    editThese: $("own-edit-these"),
+  };
+  return new OwnData(els, {
+    maxPoints: points?.maxItems ?? 5000,
+    onData: () => page.useOwnData(),
+    dataset: () => {
+      const { values, errors } = page.form.read();
+      if (Object.keys(errors).some((k) => k.startsWith("dataset."))) return null;
+      const dataset = page.datasetSection(values);
+      return dataset.kind === "custom" && !dataset.points ? null : dataset;
+    },
+  });
+}

@@ -82,3 +82,25 @@ export function decodePoints(text) {
   }
   return { points };
 }
+
+const POINTS_KEY = "points";
+
+/** The page's URL (`loc`: location) with `points` in its fragment, or none; `note` says
+ * when there are more than a link carries. */
+export function linkWithPoints(loc, points) {
+  let hash = "";
+  let note = "";
+  if (points?.length) {
+    const text = encodePoints(points);
+    if (text) hash = `#${POINTS_KEY}=${text}`;
+    else note = `A link carries at most ${MAX_LINK_POINTS} points: share these with “Download data CSV”.`;
+  }
+  return { url: `${loc.pathname}${loc.search}${hash}`, note };
+}
+
+/** The points in a link's fragment (`hash`: location.hash) as decodePoints gives them, or
+ * null when it carries none. */
+export function pointsFromLink(hash) {
+  const text = new URLSearchParams(hash.slice(1)).get(POINTS_KEY);
+  return text ? decodePoints(text) : null;
+}

@@ -15,8 +15,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictFloat,
-    StrictInt,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -29,6 +27,14 @@ from boundarylab.engine.limits import LIMITS_CONTEXT_KEY as LIMITS_CONTEXT_KEY  
 from boundarylab.engine.limits import MAX_ITERATIONS as MAX_ITERATIONS
 from boundarylab.engine.limits import MAX_SAMPLES as MAX_SAMPLES
 from boundarylab.engine.limits import Limits as Limits
+from boundarylab.engine.points import (
+    MAX_COORDINATE,
+    MAX_CUSTOM_CLASSES,
+    MIN_CUSTOM_POINTS,
+    CustomPoint,
+    check_points,
+    points_error,
+)
 
 # Hard ceilings of the schema (MAX_SAMPLES and MAX_ITERATIONS live in limits.py, as a
 # deployment may lower them): a config valid here is one the engine can always run.
@@ -87,24 +93,7 @@ class _Strict(BaseModel):
 KIND_DEFAULTS: dict[str, dict[str, float]] = {"spiral": {"noise": 0.05}}
 
 
-# Own data (kind "custom"): each point is [x1, x2, label]. Strict types: true is not 1,
-# "3" is not 3 and 1.5 is not a label; NaN and infinities are refused (allow_inf_nan).
-MAX_COORDINATE = 1e4
-MAX_CUSTOM_CLASSES = 5
-MIN_CUSTOM_POINTS = 4
-Coordinate = Annotated[StrictFloat, Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE)]
-Label = Annotated[StrictInt, Field(ge=0, le=MAX_CUSTOM_CLASSES - 1)]
-CustomPoint = tuple[Coordinate, Coordinate, Label]
 _APPLIES_TO_GENERATED = {"x-applies-when": {"kind": GENERATED_KINDS}}
-
-
-def _points_error(kind: str, message: str, loc: tuple[str | int, ...], value: Any) -> None:
-    """Raise a validation error at ``loc``: a field validator's loc is relative to its field
-    (pydantic prefixes it), a model validator's names the field."""
-    error = PydanticCustomError(kind, message)
-    raise ValidationError.from_exception_data(
-        "DatasetConfig", [InitErrorDetails(type=error, loc=loc, input=value)]
-    )
 
 
 class DatasetConfig(_Strict):
@@ -180,50 +169,17 @@ class DatasetConfig(_Strict):
         cls, points: list[tuple[float, float, int]] | None, info: ValidationInfo
     ) -> list[tuple[float, float, int]] | None:
         # Checked here rather than by max_length so that a deployment's lower limit applies.
-        if points is None:
-            return points
-        context = info.context if isinstance(info.context, dict) else {}
-        limits = context.get(LIMITS_CONTEXT_KEY) or Limits()
-        if len(points) > limits.max_samples:
-            _points_error(
-                "too_long",
-                f"At most {limits.max_samples} points, got {len(points)} (point "
-                f"{limits.max_samples} is one too many)",
-                (limits.max_samples,),
-                points[limits.max_samples],
-            )
-        if len(points) < MIN_CUSTOM_POINTS:
-            _points_error(
-                "too_short",
-                f"At least {MIN_CUSTOM_POINTS} points, got {len(points)}",
-                (),
-                len(points),
-            )
-        labels = {label for _, _, label in points}
-        if len(labels) < 2:
-            _points_error(
-                "value_error",
-                f"At least 2 classes are needed; every point has label {labels.pop()}",
-                (),
-                len(points),
-            )
-        missing = sorted(set(range(max(labels) + 1)) - labels)
-        if missing:
-            _points_error(
-                "value_error",
-                f"Labels must be 0..K-1 with every class used: no point has label {missing[0]} "
-                f"(the largest label is {max(labels)})",
-                (),
-                len(points),
-            )
+        if points is not None:
+            context = info.context if isinstance(info.context, dict) else {}
+            check_points(points, context.get(LIMITS_CONTEXT_KEY) or Limits())
         return points
 
     @model_validator(mode="after")
     def _points_with_custom_only(self) -> DatasetConfig:
         if self.kind == "custom" and self.points is None:
-            _points_error("missing", "A 'custom' data set needs its points", ("points",), None)
+            points_error("missing", "A 'custom' data set needs its points", ("points",), None)
         if self.kind != "custom" and self.points is not None:
-            _points_error(
+            points_error(
                 "extra_forbidden",
                 f"points are only for kind 'custom', not {self.kind!r}",
                 ("points",),
