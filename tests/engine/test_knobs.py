@@ -127,7 +127,7 @@ def test_a_change_mid_run_equals_a_fresh_trainer_changed_at_the_same_step(
     unchanged.advance(600)
     assert not np.array_equal(unchanged.net.theta, fresh.net.theta)
     assert stepper.trainer.export_model()["changes"] == [
-        {"iteration": 200, "learning_rate": lr * 3, "reg_lambda": 0.05}
+        {"iteration": 200, "changed": changed[0].changed, "current": changed[0].current}
     ]
 
 

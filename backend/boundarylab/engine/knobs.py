@@ -22,6 +22,9 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from boundarylab.engine.config import TrainingConfig
 
 KNOBS: tuple[str, ...] = ("learning_rate", "reg_lambda", "steps_per_second")
+# Changes one run may take: each is kept in its record (history, snapshot, exports), and
+# the command rate alone would allow 20 a second for an hour.
+MAX_CHANGES = 500
 
 
 def _bounded(name: str) -> Any:

@@ -109,9 +109,9 @@ class Trainer:
         self._unit_grid: np.ndarray | None = None
         self._bounds = self.data.grid_bounds()
         self.steps_per_second = t.steps_per_second
-        # The knobs turned while it trained, in order: {"iteration": k, <knob>: value, ...}
-        # (applied from step k + 1 on); the model export carries them.
-        self.changes: list[dict[str, float]] = []
+        # The knobs turned while it trained, in order (each applied from step iteration + 1
+        # on); the model export carries them.
+        self.changes: list[KnobsChanged] = []
 
     @property
     def done(self) -> bool:
@@ -175,9 +175,8 @@ class Trainer:
         self.net.retune(change.learning_rate, change.reg_lambda)
         if change.steps_per_second is not None:
             self.steps_per_second = change.steps_per_second
-        changed = change.given()
-        self.changes.append({"iteration": self.iteration, **changed})
-        return KnobsChanged(self.iteration, changed, self.knobs())
+        self.changes.append(KnobsChanged(self.iteration, change.given(), self.knobs()))
+        return self.changes[-1]
 
     def knobs(self) -> dict[str, float | None]:
         """The learning rate, λ and pace in force now."""
@@ -228,7 +227,10 @@ class Trainer:
         return {
             "config": self.config.model_dump(mode="json"),
             "iteration": self.iteration,
-            "changes": [dict(change) for change in self.changes],
+            "changes": [
+                {"iteration": c.iteration, "changed": c.changed, "current": c.current}
+                for c in self.changes
+            ],
             "layers": [{"W": W.copy(), "b": b.copy()} for W, b in self.net.params],
         }
 
