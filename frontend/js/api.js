@@ -58,6 +58,9 @@ export const createRun = (config) => postJSON("api/runs", config);
 export const getRun = (id) => getJSON(`api/runs/${encodeURIComponent(id)}`);
 export const controlUrl = (id, action) => `api/runs/${encodeURIComponent(id)}/${action}`;
 export const control = (id, action) => postJSON(controlUrl(id, action), undefined);
+/** Change a live run's learning rate, λ or pace: `change` is `{training: {...}}`. */
+export const changeRun = (id, change) =>
+  request("PATCH", `api/runs/${encodeURIComponent(id)}`, change);
 export const modelUrl = (id) => `api/runs/${encodeURIComponent(id)}/model`;
 export const historyUrl = (id) => `api/runs/${encodeURIComponent(id)}/history.csv`;
 export const scriptUrl = (id) => `api/runs/${encodeURIComponent(id)}/script`;

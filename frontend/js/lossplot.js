@@ -1,4 +1,5 @@
-// The loss curve: train (and test) loss against the iteration, linear or log scale.
+// The loss curve: train (and test) loss against the iteration, linear or log scale, with a
+// vertical marker where a person changed the learning rate, λ or pace mid-run.
 
 import { CLASS_COLORS } from "./boundary.js";
 import { plotConfig, schedule, topMarginClearOfToolbar } from "./plotkit.js";
@@ -10,6 +11,52 @@ const MAX_TICKS = 7;
 const MANTISSAS = [[1, 2, 3, 5], [1, 2, 5], [1]];
 
 const label = (v) => String(Number(v.toPrecision(3)));
+const SHORT = { learning_rate: "ε", reg_lambda: "λ", steps_per_second: "pace" };
+const LONG = { learning_rate: "learning rate ε", reg_lambda: "λ", steps_per_second: "pace" };
+const MARKER_COLOR = "#8a5a00";
+
+/** "ε 0.05, λ 0" (the marker) and "learning rate ε → 0.05" (its hover) of a change. */
+function changeTexts(changed) {
+  const entries = Object.entries(changed);
+  return {
+    short: entries.map(([k, v]) => `${SHORT[k] ?? k} ${label(v)}`).join(", "),
+    long: entries.map(([k, v]) => `${LONG[k] ?? k} → ${v}`).join("<br>"),
+  };
+}
+
+/** Plotly shapes and annotations marking each change at the iteration it applied after. */
+export function changeMarkers(changes) {
+  const shapes = [];
+  const annotations = [];
+  changes.forEach((change, i) => {
+    const { short, long } = changeTexts(change.changed);
+    shapes.push({
+      type: "line",
+      xref: "x",
+      yref: "paper",
+      x0: change.iteration,
+      x1: change.iteration,
+      y0: 0,
+      y1: 1,
+      line: { color: MARKER_COLOR, width: 1.5, dash: "dot" },
+    });
+    annotations.push({
+      x: change.iteration,
+      xref: "x",
+      // Staggered, so markers close together do not print over each other.
+      y: 0.97 - 0.09 * (i % 3),
+      yref: "paper",
+      text: short,
+      hovertext: `after step ${change.iteration}:<br>${long}`,
+      showarrow: false,
+      xanchor: "left",
+      yanchor: "top",
+      font: { size: 11, color: MARKER_COLOR },
+      bgcolor: "rgba(255,255,255,0.85)",
+    });
+  });
+  return { shapes, annotations };
+}
 
 /**
  * Tick values and labels for a log axis over [lo, hi] (0 < lo ≤ hi): every label is the
@@ -54,6 +101,14 @@ export class LossPlot {
     this.loss = [];
     this.testIterations = [];
     this.testLoss = [];
+    this.changes = [];
+    this.revision += 1;
+    schedule(this);
+  }
+
+  /** The knobs turned mid-run, each {iteration, changed}: drawn as markers. */
+  setChanges(changes) {
+    this.changes = [...changes];
     this.revision += 1;
     schedule(this);
   }
@@ -115,6 +170,7 @@ export class LossPlot {
 
   async draw() {
     const empty = this.iterations.length === 0;
+    const markers = changeMarkers(empty ? [] : this.changes);
     const layout = {
       datarevision: this.revision,
       margin: { ...MARGIN, t: this.top },
@@ -125,6 +181,7 @@ export class LossPlot {
       hovermode: "x unified",
       paper_bgcolor: "rgba(0,0,0,0)",
       plot_bgcolor: "#fafafa",
+      shapes: markers.shapes,
       // Before any run: say what will be here, rather than axes with made-up ranges.
       annotations: empty
         ? [
@@ -138,7 +195,7 @@ export class LossPlot {
               font: { color: "#5b6570", size: 13 },
             },
           ]
-        : [],
+        : markers.annotations,
     };
     const traces = empty ? [] : this.#traces();
     await Plotly.react(this.el, traces, layout, plotConfig("loss"));

@@ -1,98 +1,25 @@
 // Wires the page together: schema → form, URL ↔ form, dataset preview, Train and Compare.
 
 import * as api from "./api.js";
-import { Comparison } from "./compare.js";
 import { ConfigForm } from "./form.js";
-import { LossPlot } from "./lossplot.js";
-import { NetworkView, UnitFocus } from "./netview.js";
+import { LiveKnobs } from "./knobs.js";
 import { makeOwnData, pointErrors } from "./owndata.js";
-import { BoundaryPlot } from "./plots.js";
-import { linkWithPoints, pointsFromLink } from "./sharelink.js";
+import { CHANGES_KEY, changesNote, linkValues, parseChanges } from "./pagelink.js";
 import { showFeatureContrast } from "./presetlinks.js";
-import { RunView } from "./run.js";
-import {
-  FIELD_KEY,
-  SIZES,
-  STARTING_VALUES,
-  SweepControls,
-  VALUES_KEY,
-  parseSweepValues,
-  planSweep,
-} from "./sweep.js";
-import { SweepCharts } from "./sweep_charts.js";
-import {
-  compareFieldFromSchema,
-  fieldsFromSchema,
-  kindDefaultsFromSchema,
-  nest,
-  parseValue,
-} from "./schema.js";
-import { COMPARE_KEY, readQuery, writeQuery } from "./urlstate.js";
+import { checkHealth, makeRunView } from "./runpanel.js";
+import { compareFieldFromSchema, fieldsFromSchema, kindDefaultsFromSchema, nest } from "./schema.js";
+import { linkWithPoints, pointsFromLink } from "./sharelink.js";
+import { FIELD_KEY, VALUES_KEY } from "./sweep.js";
+import { SweepPanel } from "./sweeppanel.js";
+import { readQuery, writeQuery } from "./urlstate.js";
 
 const $ = (id) => document.getElementById(id);
 const READY = "Ready: these are the points to separate. Press Train.";
 const OWN_DATA_FIRST = "Your own data: choose, drop or paste a CSV under “Your own data”.";
 
-function readCompare(field) {
-  const parsed = parseValue(field, $("compare-sizes").value);
-  if (!parsed.error && new Set(parsed.value).size !== parsed.value.length) {
-    parsed.error = "Each size only once.";
-  }
-  $("compare-sizes-error").textContent = parsed.error || "";
-  $("compare-sizes").setAttribute("aria-invalid", parsed.error ? "true" : "false");
-  return parsed;
-}
-
 function showGeneralError(text) {
   $("form-error").textContent = text || "";
   $("form-error").hidden = !text;
-}
-
-async function checkHealth() {
-  try {
-    await api.health();
-    $("banner").hidden = true;
-    return true;
-  } catch {
-    $("banner").textContent = "Server unreachable: is `boundarylab serve` running? Retrying…";
-    $("banner").hidden = false;
-    return false;
-  }
-}
-
-function makeRunView(onTestLegend) {
-  const els = {
-    showTest: $("show-test"),
-    status: $("status"),
-    caption: $("boundary-caption"),
-    banner: $("banner"),
-    progress: $("progress"),
-    progressText: $("progress-text"),
-    iteration: $("iteration"),
-    trainAcc: $("train-accuracy"),
-    testAcc: $("test-accuracy"),
-    loss: $("loss-value"),
-    pause: $("pause"),
-    step: $("step"),
-    stop: $("stop"),
-    exportModel: $("export-model"),
-    exportHistory: $("export-history"),
-    exportScript: $("export-script"),
-  };
-  const loss = new LossPlot($("loss-plot"));
-  $("log-scale").addEventListener("change", (e) => loss.setLog(e.target.checked));
-  const boundary = new UnitFocus(
-    new BoundaryPlot($("boundary-plot"), { onTestLegend }),
-    $("unit-focus"),
-  );
-  let view = null;
-  const network = new NetworkView($("netview"), {
-    onOpen: (open) => view?.wantUnits(open),
-    onPick: (unit) => boundary.show(unit),
-  });
-  $("unit-back").addEventListener("click", () => network.clearPick());
-  view = new RunView(els, { boundary, loss, network });
-  return view;
 }
 
 class Page {
@@ -100,12 +27,8 @@ class Page {
     this.fields = fieldsFromSchema(schema);
     this.compareField = compareFieldFromSchema(schema);
     this.view = makeRunView((show) => this.#setShowTest(show));
-    const charts = new SweepCharts($("sweep-curves"), $("sweep-summary"), $("sweep-exports"));
-    this.comparison = new Comparison($("compare-grid"), $("compare-status"), charts);
-    const offered = schema["x-sweep"]?.fields ?? { [SIZES]: "hidden layer sizes" };
-    this.sweep = new SweepControls($("sweep-field"), $("sweep-presets"), offered, (preset) =>
-      this.#preset(preset),
-    );
+    this.sweepPanel = new SweepPanel(schema, this, this.compareField, checkHealth);
+    this.comparison = this.sweepPanel.comparison;
     this.form = new ConfigForm(
       $("config-form"),
       this.fields,
@@ -117,6 +40,11 @@ class Page {
     this.unknownKeys = [];
     this.ownData = makeOwnData(schema, this);
     this.ownData.attachPlot($("boundary-plot"), this.view.plots.boundary);
+    this.knobs = new LiveKnobs(this.form, $("knob-note"), this.view);
+    this.view.onState = () => {
+      this.knobs.refresh();
+      this.syncUrl();
+    };
   }
 
   /** The dataset section to send: the form's fields, plus the points of own data. */
@@ -137,29 +65,17 @@ class Page {
     const { raw, unknown, showTest, discrete } = readQuery(location.search, this.fields, [
       FIELD_KEY,
       VALUES_KEY,
+      CHANGES_KEY,
     ]);
     this.unknownKeys = unknown;
     this.form.setValues(raw);
     this.#readFragment(); // before the URL is written again, which would drop it
-    this.sweep.field = raw[FIELD_KEY] ?? SIZES;
-    $("compare-sizes").value =
-      this.sweep.field === SIZES
-        ? (raw[COMPARE_KEY] ?? raw[VALUES_KEY] ?? (this.compareField?.default || []).join(", "))
-        : (raw[VALUES_KEY] ?? STARTING_VALUES[this.sweep.field] ?? "");
-    $("sweep-field").addEventListener("change", () => {
-      $("compare-sizes").value = STARTING_VALUES[this.sweep.field] ?? "";
-      $("compare-sizes-error").textContent = "";
-      this.#syncUrl();
-    });
+    this.sweepPanel.init(raw);
+    this.#readChanges(raw[CHANGES_KEY]);
     $("config-form").addEventListener("submit", (e) => {
       e.preventDefault();
       this.train();
     });
-    $("compare-form").addEventListener("submit", (e) => {
-      e.preventDefault();
-      this.compare();
-    });
-    $("compare-sizes").addEventListener("input", () => this.#syncUrl());
     $("show-test").checked = showTest;
     this.#setShowTest(showTest);
     $("show-test").addEventListener("change", (e) => this.#setShowTest(e.target.checked));
@@ -167,14 +83,14 @@ class Page {
     this.view.plots.boundary.setDiscrete(discrete);
     $("discretize").addEventListener("change", (e) => {
       this.view.plots.boundary.setDiscrete(e.target.checked);
-      this.#syncUrl();
+      this.syncUrl();
     });
     // Nobody can watch a run after its page is gone (the link holds the config, not the
     // run), so leaving cancels it instead of keeping a worker busy for nothing.
     window.addEventListener("pagehide", () => {
       for (const id of this.#liveRunIds()) navigator.sendBeacon(api.controlUrl(id, "cancel"));
     });
-    this.#syncUrl();
+    this.syncUrl();
     this.#showReadiness();
     this.preview();
   }
@@ -183,7 +99,7 @@ class Page {
     $("show-test").checked = show;
     this.view.plots.boundary.setShowTest(show);
     this.comparison.setShowTest(show);
-    this.#syncUrl();
+    this.syncUrl();
   }
 
   /**
@@ -218,20 +134,26 @@ class Page {
     return ids;
   }
 
-  #syncUrl() {
+  /** The form (and the run on show, when changed by hand: pagelink.js) into the link. */
+  syncUrl() {
     const { values, errors } = this.form.read();
     if (Object.keys(errors).length) return;
     const showTest = $("show-test").checked;
     const discrete = $("discretize").checked;
-    if (!this.#singleSizes()) {
-      const extra = { [FIELD_KEY]: this.sweep.field, [VALUES_KEY]: $("compare-sizes").value };
-      writeQuery(values, this.fields, undefined, showTest, discrete, extra);
-    } else {
-      const compare = readCompare(this.compareField);
-      const sizes = compare.error ? undefined : compare.value.join(",");
-      writeQuery(values, this.fields, sizes, showTest, discrete);
-    }
+    const { sizes, extra } = this.sweepPanel.urlKeys();
+    const link = linkValues(values, this.view);
+    // A link of a changed run keeps saying so until a run of this page is on show.
+    if (!this.view.id && this.linkChanges) link.extra[CHANGES_KEY] = this.linkChanges;
+    writeQuery(link.values, this.fields, sizes, showTest, discrete, { ...extra, ...link.extra });
     this.#writeFragment(values["dataset.kind"] === "custom" ? this.ownData.points : null);
+  }
+
+  /** A link of a run changed by hand says so (the form holds its starting values). */
+  #readChanges(text) {
+    const changes = parseChanges(text);
+    this.linkChanges = changes ? text : null;
+    $("link-changes").textContent = changes ? changesNote(changes) : "";
+    $("link-changes").hidden = !changes;
   }
 
   // Own points travel in the link's fragment (sharelink.js): never in a server log.
@@ -253,10 +175,12 @@ class Page {
   #edited(key) {
     showGeneralError("");
     this.unknownKeys = []; // said once; an edit means the person has moved on
-    this.#syncUrl();
+    this.syncUrl();
     if (key.startsWith("dataset.")) {
       clearTimeout(this.previewTimer);
       this.previewTimer = setTimeout(() => this.preview(), 150);
+    } else if (this.knobs.edited(key)) {
+      // A knob the live run takes at once (knobs.js says how it went).
     } else if (this.view.active) {
       this.view.setStatus("Settings changed: press Train to start a new run with them.");
     }
@@ -310,7 +234,7 @@ class Page {
   }
 
   /** Nothing is sent while a field is invalid; the server's 422 is shown per field too. */
-  #validConfig() {
+  validConfig() {
     const { values, errors } = this.form.read();
     this.form.showErrors(errors);
     if (Object.keys(errors).length) {
@@ -332,7 +256,7 @@ class Page {
   }
 
   async train() {
-    const config = this.#validConfig();
+    const config = this.validConfig();
     if (!config) return;
     // A preview still on its way (the data changed just before) would replace the new
     // run's points and stop it: the run brings its own points, so drop the preview.
@@ -340,6 +264,8 @@ class Page {
     this.previewSeq += 1;
     try {
       const run = await api.createRun(config);
+      $("link-changes").hidden = true; // a new run: the link's changes are history
+      this.linkChanges = null;
       this.view.attach(run);
     } catch (err) {
       if (err.status === 422) this.#showServerErrors(err.detail);
@@ -348,54 +274,6 @@ class Page {
         if (err.status === 0) checkHealth();
       }
     }
-  }
-
-  /** Whether the values are the article's comparison: one single-layer size per comma. */
-  #singleSizes() {
-    return this.sweep.field === SIZES && !$("compare-sizes").value.includes(";");
-  }
-
-  /** The values typed for the swept field: {value} or {error} (shown under the input). */
-  #sweepValues() {
-    if (this.#singleSizes()) return readCompare(this.compareField);
-    const field = this.fields.find((f) => f.key === this.sweep.field);
-    const parsed = field
-      ? parseSweepValues(field, $("compare-sizes").value)
-      : { error: `${this.sweep.field} is not a field of this form.` };
-    $("compare-sizes-error").textContent = parsed.error || "";
-    $("compare-sizes").setAttribute("aria-invalid", parsed.error ? "true" : "false");
-    return parsed;
-  }
-
-  async compare() {
-    const config = this.#validConfig();
-    const values = this.#sweepValues();
-    if (!config || values.error) return;
-    const field = this.sweep.field;
-    let specs;
-    try {
-      specs = await planSweep(config, field, values.value);
-    } catch (err) {
-      $("compare-sizes-error").textContent = err.message;
-      if (err.status === 0) checkHealth();
-      return;
-    }
-    // Single hidden layers keep the article's captions ("Hidden size 5").
-    for (const spec of specs) {
-      if (field === SIZES && spec.value.length === 1) [spec.size] = spec.value;
-    }
-    await this.comparison.start(specs, field, this.sweep.words);
-  }
-
-  /** One of the article's experiments: set its fields, what it varies, and run it. */
-  async #preset(preset) {
-    const { values } = this.form.read();
-    this.form.setValues({ ...values, ...preset.set });
-    this.sweep.field = preset.field;
-    $("compare-sizes").value = preset.values;
-    this.#syncUrl();
-    this.preview(); // the preset may change the split: show the points it trains on
-    await this.compare();
   }
 }
 

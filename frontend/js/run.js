@@ -39,6 +39,7 @@ export class RunView {
     this.stream = null;
     this.id = null;
     this.status = null;
+    this.onState = () => {}; // the run's status, or its knobs, changed
     this.#bindControls();
     this.#reset();
   }
@@ -50,6 +51,29 @@ export class RunView {
     this.last = null;
     this.samples = [];
     this.nClasses = 2;
+    this.config = null; // the config the run started with
+    this.knobs = null; // its learning_rate, reg_lambda, steps_per_second now
+    this.changes = []; // knobs turned while it trained: {iteration, changed, current}
+  }
+
+  #setConfig(config, changes = []) {
+    const t = config?.training ?? {};
+    this.config = config ?? null;
+    this.changes = [...changes];
+    this.knobs = changes.at(-1)?.current ?? {
+      learning_rate: t.learning_rate,
+      reg_lambda: t.reg_lambda,
+      steps_per_second: t.steps_per_second ?? null,
+    };
+    this.plots.loss.setChanges(this.changes);
+  }
+
+  #onKnobs(msg) {
+    const change = { iteration: msg.iteration, changed: msg.changed, current: msg.current };
+    this.changes.push(change);
+    this.knobs = msg.current;
+    this.plots.loss.setChanges(this.changes);
+    this.onState();
   }
 
   #bindControls() {
@@ -104,6 +128,7 @@ export class RunView {
     this.status = null;
     this.#reset();
     this.#renderControls();
+    this.onState();
   }
 
   /** Follow a run just created by POST /api/runs (its 201 body). */
@@ -113,6 +138,7 @@ export class RunView {
     this.total = run.config?.training?.iterations ?? 0;
     this.reportEvery = run.config?.training?.report_every ?? 1;
     this.plots.loss.reset();
+    this.#setConfig(run.config);
     this.plots.boundary.setFrame(null);
     this.plots.network?.setFrame(null);
     this.#setRunStatus(run.status || "queued", run);
@@ -141,6 +167,9 @@ export class RunView {
       case "units":
         this.plots.network?.setFrame(msg);
         break;
+      case "knobs":
+        this.#onKnobs(msg);
+        break;
       case "status":
         this.#setRunStatus(msg.status, msg);
         break;
@@ -154,6 +183,7 @@ export class RunView {
     this.reportEvery = msg.config?.training?.report_every ?? this.reportEvery;
     if (msg.dataset) this.#setDataset(msg.dataset);
     this.plots.loss.reset();
+    this.#setConfig(msg.config, msg.changes || []);
     this.samples = [];
     for (const report of msg.history || []) this.#onProgress(report);
     this.samples = []; // the replay arrived all at once: it tells nothing about the pace
@@ -216,6 +246,7 @@ export class RunView {
     this.els.status.dataset.status = status;
     this.#renderControls();
     this.#renderMetrics();
+    this.onState();
   }
 
   #renderStatus() {

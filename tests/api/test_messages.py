@@ -107,7 +107,8 @@ def test_the_snapshot_keeps_its_keys_in_their_order() -> None:
     config = dumps(RunConfig().model_dump(mode="json"))
     assert run.snapshot_text() == (
         f'{{"type":"snapshot","id":"r","config":{config},"status":"running","iteration":100,'
-        '"history":[{"iteration":100,"loss":0.25,"train_accuracy":0.75}],"position":2,'
+        '"history":[{"iteration":100,"loss":0.25,"train_accuracy":0.75}],"changes":[],'
+        '"position":2,'
         '"dataset":{"train":{"x":[],"y":[]}},'
         '"boundary":{"type":"boundary","iteration":100,"data":"AA=="}}'
     )

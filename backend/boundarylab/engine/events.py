@@ -97,4 +97,15 @@ class UnitsFrame:
     weights: tuple[tuple[list, list], ...]
 
 
-RunEvent = Progress | BoundaryFrame | UnitsFrame | StatusChanged
+@dataclass(frozen=True, slots=True)
+class KnobsChanged:
+    """From step ``iteration`` + 1 on, the run trains with ``changed`` (the knobs a person
+    turned: learning_rate, reg_lambda, steps_per_second); ``current`` holds all three as
+    they now are (steps_per_second None: unpaced). See knobs.py."""
+
+    iteration: int
+    changed: dict[str, float]
+    current: dict[str, float | None]
+
+
+RunEvent = Progress | BoundaryFrame | UnitsFrame | StatusChanged | KnobsChanged

@@ -20,10 +20,12 @@ from boundarylab.engine.events import (
     RunEvent,
     StatusChanged,
 )
+from boundarylab.engine.knobs import Retune
 from boundarylab.engine.training import Trainer
 
 Emit = Callable[[RunEvent], None]
-NextCommand = Callable[[float], "str | None"]
+Command = str | Retune  # a control action (events.ACTIONS, UNITS_ON/OFF) or a change of knobs
+NextCommand = Callable[[float], "Command | None"]
 
 PAUSE_WAIT = 0.5  # seconds one wait for a command blocks while paused
 PACE_TICK = 0.05  # a paced run takes steps in slices of about this many seconds
@@ -38,7 +40,8 @@ class RunStepper:
 
     Whoever drives it (``RunLoop`` below, or a worker that interleaves many runs) calls
     ``start()`` once, then ``tick()`` whenever ``due_in()`` says a tick is due, and
-    ``command(action)`` for "pause" | "resume" | "step" | "cancel". Each tick trains for
+    ``command(action)`` for "pause" | "resume" | "step" | "cancel", or a ``knobs.Retune``
+    (new learning rate, λ or pace from the next step on). Each tick trains for
     about CHUNK_SECONDS at most (a paced run: the steps due, in slices of PACE_TICK), so a
     driver can share a CPU between many runs and stay responsive to commands; a ``step``
     while paused is trained over as many ticks as it needs, and a cancel stops it.
@@ -77,6 +80,7 @@ class RunStepper:
         # Unit views (engine/unitview.py) cost a forward pass per frame: computed only while
         # a viewer asked for them (UNITS_ON), and once at the end for the run's snapshot.
         self.units_wanted = False
+        self.pace = config.training.steps_per_second  # a Retune may change it
 
     # -- the driver's side -------------------------------------------------------------------
     def start(self) -> None:
@@ -88,7 +92,7 @@ class RunStepper:
         if self.final is None:
             self._guard(self._tick)
 
-    def command(self, action: str) -> None:
+    def command(self, action: Command) -> None:
         """Apply a control action; the run may end because of it (see ``final``)."""
         if self.final is None:
             self._guard(lambda: self._handle(action))
@@ -110,7 +114,7 @@ class RunStepper:
 
     @property
     def paced(self) -> bool:
-        return self.config.training.steps_per_second is not None
+        return self.pace is not None
 
     # -- internals ---------------------------------------------------------------------------
     def _guard(self, action: Callable[[], None]) -> None:
@@ -178,7 +182,7 @@ class RunStepper:
 
     def _pace_wait(self) -> float:
         """Seconds until the next chunk is due; 0 when unpaced or late."""
-        sps = self.config.training.steps_per_second
+        sps = self.pace
         if sps is None or self.trainer is None:
             return 0.0
         due = self._pace_t0 + (self.trainer.iteration - self._pace_k0) / sps
@@ -188,7 +192,7 @@ class RunStepper:
         assert self.trainer is not None
         every = self.config.training.report_every
         n = min(every - self.trainer.iteration % every, self._chunk, limit)
-        sps = self.config.training.steps_per_second
+        sps = self.pace
         if sps is not None and not self.paused:
             n = min(n, max(1, round(sps * PACE_TICK)))
         return max(1, n)
@@ -243,8 +247,14 @@ class RunStepper:
         self._step_target = min(self.trainer.total, self.trainer.iteration + every)
         self._advance_step()  # a small step is over at once; a big one goes on in ticks
 
-    def _handle(self, command: str) -> None:
+    def _handle(self, command: Command) -> None:
         assert self.trainer is not None
+        if isinstance(command, Retune):
+            self.emit(self.trainer.retune(command))
+            if command.steps_per_second is not None:
+                self.pace = command.steps_per_second
+                self._reset_pace()  # the new pace counts from now, not from the start
+            return None
         if command in (UNITS_ON, UNITS_OFF):
             self.units_wanted = command == UNITS_ON
             if self.units_wanted:

@@ -216,6 +216,20 @@ class Network:
             self.theta, self.weight_mask, self.learning_rate, self.scratch
         )
 
+    def retune(self, learning_rate: float | None = None, reg_lambda: float | None = None) -> None:
+        """Step with a new learning rate and/or λ from the next step on (None: unchanged).
+        The optimiser's state (momentum's velocity, Adam's moments and step count) carries on.
+        """
+        if learning_rate is not None:
+            self.learning_rate = self.optimizer.lr = float(learning_rate)
+        if reg_lambda is not None:
+            self.regularizer.lam = float(reg_lambda)
+        # A tape binds λ (and, for L1, ε·λ) when it is built: rebuild every workspace's tapes
+        # in place, since the batch stepper holds on to the full batch's workspace.
+        for ws in self._workspaces.values():
+            ws.gradient = _gradient_tape(self, ws)
+            ws.step = ws.gradient + self._update_tape()
+
     def compute_gradient(self, ws: Workspace) -> np.ndarray:
         """Fill ``grad`` (P,) with what the optimiser steps on for the batch in ``ws`` (the
         summed data gradient, plus λW for L2; see nn.backprop); returns it."""

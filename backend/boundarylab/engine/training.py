@@ -19,11 +19,13 @@ from boundarylab.engine.datasets import Dataset, make_dataset
 from boundarylab.engine.events import (
     BoundaryFrame,
     Grid,
+    KnobsChanged,
     Progress,
     UnitsFrame,
 )
 from boundarylab.engine.features import feature_matrix
 from boundarylab.engine.grid import grid_points, quantise_probabilities, sliced
+from boundarylab.engine.knobs import Retune
 from boundarylab.engine.losses import one_hot
 from boundarylab.engine.tape import Network
 from boundarylab.engine.unitview import UNIT_GRID, unit_names, units_frame
@@ -106,6 +108,10 @@ class Trainer:
         self._grid: np.ndarray | None = None
         self._unit_grid: np.ndarray | None = None
         self._bounds = self.data.grid_bounds()
+        self.steps_per_second = t.steps_per_second
+        # The knobs turned while it trained, in order (each applied from step iteration + 1
+        # on); the model export carries them.
+        self.changes: list[KnobsChanged] = []
 
     @property
     def done(self) -> bool:
@@ -157,9 +163,28 @@ class Trainer:
             self.iteration += 1
             problem = self._problem()
             if problem is not None:
-                self.diverged_message = divergence_message(self.config, self.iteration, problem)
+                self.diverged_message = divergence_message(
+                    self.config, self.iteration, problem, self.knobs()
+                )
                 return i
         return chunk  # not reproducible (cannot happen: the steps are deterministic)
+
+    def retune(self, change: Retune) -> KnobsChanged:
+        """Apply ``change`` from the next step on and record it (see knobs.py); the pace is
+        only recorded here (whoever paces the run reads ``steps_per_second``)."""
+        self.net.retune(change.learning_rate, change.reg_lambda)
+        if change.steps_per_second is not None:
+            self.steps_per_second = change.steps_per_second
+        self.changes.append(KnobsChanged(self.iteration, change.given(), self.knobs()))
+        return self.changes[-1]
+
+    def knobs(self) -> dict[str, float | None]:
+        """The learning rate, λ and pace in force now."""
+        return {
+            "learning_rate": self.net.learning_rate,
+            "reg_lambda": self.net.regularizer.lam,
+            "steps_per_second": self.steps_per_second,
+        }
 
     def report(self) -> Progress:
         """Progress at the current iteration (see ``progress``)."""
@@ -195,20 +220,33 @@ class Trainer:
         return units_frame(self.iteration, grid, params, self._unit_grid, m.activation, names)
 
     def export_model(self) -> dict[str, Any]:
-        """Config, iteration and a copy of each layer's ``W`` (fan_in, fan_out) and ``b``
-        (fan_out,) as float64 arrays (non-finite entries kept: the wire format decides).
-        The first layer's rows follow ``model.features``."""
+        """Config (as the run started), iteration, the knobs turned since (``changes``, see
+        ``retune``) and a copy of each layer's ``W`` (fan_in, fan_out) and ``b`` (fan_out,)
+        as float64 arrays (non-finite entries kept: the wire format decides). The first
+        layer's rows follow ``model.features``."""
         return {
             "config": self.config.model_dump(mode="json"),
             "iteration": self.iteration,
+            "changes": [
+                {"iteration": c.iteration, "changed": c.changed, "current": c.current}
+                for c in self.changes
+            ],
             "layers": [{"W": W.copy(), "b": b.copy()} for W, b in self.net.params],
         }
 
 
-def divergence_message(config: RunConfig, step: int, problem: str) -> str:
-    """What went wrong at ``step`` and what to change."""
+def divergence_message(
+    config: RunConfig, step: int, problem: str, knobs: dict[str, float | None] | None = None
+) -> str:
+    """What went wrong at ``step`` and what to change; ``knobs``: the learning rate and λ in
+    force (Trainer.knobs), when they were changed since the config."""
     t = config.training
-    advice = f"lower training.learning_rate (now {t.learning_rate:g})"
-    if t.regularization != "none" and t.reg_lambda > 0:
-        advice += f" or training.reg_lambda (now {t.reg_lambda:g})"
+    lr, lam = (
+        (t.learning_rate, t.reg_lambda)
+        if knobs is None
+        else (knobs["learning_rate"], knobs["reg_lambda"])
+    )
+    advice = f"lower training.learning_rate (now {lr:g})"
+    if t.regularization != "none" and lam:
+        advice += f" or training.reg_lambda (now {lam:g})"
     return f"Training diverged: {problem} at step {step}; {advice}."

@@ -31,6 +31,7 @@ from boundarylab.engine.config import (
     schema_with_limits,
 )
 from boundarylab.engine.datafile import dataset_csv
+from boundarylab.engine.knobs import RunPatch
 from boundarylab.engine.presets import FEATURE_CONTRAST, PRESETS
 from boundarylab.engine.script_export import NotExpressible, run_script
 from boundarylab.engine.sweep import MAX_SWEEP_VALUES, SWEEP_FIELDS, SweepConfig
@@ -39,13 +40,15 @@ from boundarylab.server.checks import (
     cell_errors,
     check_budget,
     history_csv_text,
+    invalid,
     with_limits,
 )
 from boundarylab.server.docs import add_docs
-from boundarylab.server.errors import Busy, Conflict, Refusal, ShuttingDown
+from boundarylab.server.errors import Busy, Conflict, Invalid, Refusal, ShuttingDown
 from boundarylab.server.messages import CONTROL_ACTIONS, dumps, jsonable
 from boundarylab.server.middleware import GuardMiddleware, HeadAsGet, LoopLag, trusted_hosts
 from boundarylab.server.responses import (
+    ChangeResult,
     ControlResult,
     DatasetPoints,
     Detail,
@@ -65,7 +68,7 @@ from boundarylab.server.stream import SocketCounts
 from boundarylab.server.stream import router as stream_router
 
 # The HTTP answer to each kind of refusal (errors.py); the most specific class wins.
-HTTP_STATUS: dict[type[Refusal], int] = {Conflict: 409, Busy: 429, ShuttingDown: 503}
+HTTP_STATUS: dict[type[Refusal], int] = {Conflict: 409, Busy: 429, ShuttingDown: 503, Invalid: 422}
 
 
 def frontend_dir() -> Path:
@@ -118,6 +121,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Refusal)
+    if isinstance(exc, Invalid):  # as FastAPI's own 422, naming the field
+        return await _validation_error(request, invalid(exc.loc, exc.message, exc.value))
     status = next(HTTP_STATUS[c] for c in type(exc).__mro__ if c in HTTP_STATUS)
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     return WireJSON({"detail": exc.message}, status, headers=headers)
@@ -246,8 +251,21 @@ async def get_run(run: RunById) -> Response:
     keeps: decoding and encoding it again took ~110 ms of the event loop per read, and a
     few dozen reads at once froze the server for everyone."""
     head = dumps({**run.summary(), "config": run.config.model_dump(mode="json")})
-    body = f'{head[:-1]},"history":{run.history_json()}}}'
+    body = f'{head[:-1]},"history":{run.history_json()},"changes":{run.changes_json()}}}'
     return Response(body, media_type="application/json")
+
+
+@router.patch(
+    "/api/runs/{run_id}",
+    response_model=ChangeResult,
+    responses={**UNKNOWN_RUN, 409: {"model": Detail}, 429: {"model": Detail}},
+)
+async def change_run(run: RunById, service: Service, patch: RunPatch) -> dict[str, Any]:
+    """Change a running or paused run's learning rate, λ and/or pace from its next step on
+    (only those: any other field is a 422 naming it). A queued or finished run is a 409.
+    Answers once the run applied it (`applied`), or after 2 s."""
+    applied = await service.change(run, patch.training.retune())
+    return {"id": run.id, "status": run.status, "applied": applied, "changes": run.changes}
 
 
 def _control_route(action: str) -> Callable[[RunById, Service], Awaitable[dict[str, Any]]]:
@@ -291,10 +309,12 @@ async def model(run: RunById, service: Service) -> Response:
     responses={200: {"content": {"text/csv": {}}}, **UNKNOWN_RUN},
 )
 async def history_csv(run: RunById) -> Response:
-    """iteration,loss,train_accuracy,test_loss,test_accuracy (empty where absent)."""
+    """iteration,loss,train_accuracy,test_loss,test_accuracy (empty where absent); a run
+    whose knobs were changed has a `change` column and a row for each change."""
     headers = {"Content-Disposition": f'attachment; filename="boundarylab-{run.id}.csv"'}
     history = run.history_json()  # decoded and written off the event loop: it can be MBs
-    text = await run_in_threadpool(lambda: history_csv_text(json.loads(history)))
+    changes = run.changes
+    text = await run_in_threadpool(lambda: history_csv_text(json.loads(history), changes))
     return Response(text, media_type="text/csv", headers=headers)
 
 

@@ -57,6 +57,23 @@ def remaining_seconds(config: RunConfig, iteration: int) -> float:
     return left * step_seconds(config)
 
 
+def pace_error(
+    config: RunConfig, iteration: int, elapsed_s: float, pace: float, max_run_seconds: float
+) -> str | None:
+    """Why a running run cannot take the new `pace` (steps/s), or None: the steps it has left
+    at that pace would take it past this server's wall time per run (it would be stopped
+    half-way: the same rule budget_errors applies at submit)."""
+    left = max(0, config.training.iterations - iteration)
+    needed, allowed = left / pace, max_run_seconds - elapsed_s
+    if needed <= allowed:
+        return None
+    return (
+        f"At {pace:g} steps/s, the {left} steps this run has left take {needed:.0f} s, but "
+        f"this server ends a run after {max_run_seconds:g} s and it has {max(0.0, allowed):.0f} s "
+        f"left: use at least {left / max(allowed, 1e-9):.3g} steps/s"
+    )
+
+
 def expected_waits(running: Iterable[float], queued: Iterable[float], slots: int) -> list[float]:
     """Seconds until each queued run starts, in queue order.
 

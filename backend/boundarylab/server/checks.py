@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from boundarylab.engine.config import LIMITS_CONTEXT_KEY, DatasetConfig, RunConfig
 from boundarylab.engine.datasets import make_dataset
 from boundarylab.server.capacity import budget_errors
-from boundarylab.server.messages import PROGRESS_FIELDS
+from boundarylab.server.messages import PROGRESS_FIELDS, change_text
 from boundarylab.server.settings import Settings
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -33,6 +33,12 @@ def with_limits(model: type[Model], data: Model | None, settings: Settings) -> M
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
         raise RequestValidationError(errors) from None
+
+
+def invalid(loc: tuple[str, ...], message: str, value: object) -> RequestValidationError:
+    """A 422 naming the field at `loc` (within the body), as FastAPI's own."""
+    error = {"type": "value_error", "loc": ("body", *loc), "msg": message, "input": value}
+    return RequestValidationError([{**error, "ctx": {"error": message}}])
 
 
 def check_budget(config: RunConfig, settings: Settings) -> None:
@@ -76,13 +82,29 @@ async def build_dataset(cfg: DatasetConfig, loc: tuple[str, ...] = ("body",)) ->
     return dataset_json(data)
 
 
-def history_csv_text(history: list[dict[str, Any]]) -> str:
-    """iteration,loss,train_accuracy,test_loss,test_accuracy; empty where absent or null."""
+def history_csv_text(
+    history: list[dict[str, Any]], changes: list[dict[str, Any]] | None = None
+) -> str:
+    """iteration,loss,train_accuracy,test_loss,test_accuracy; empty where absent or null.
+
+    A run whose knobs were changed (engine/knobs.py) gets one more column, `change`, and a
+    row of its own for each change at the iteration it applied after ("learning_rate=0.05":
+    from the next step on), below that iteration's progress row, metrics empty."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(PROGRESS_FIELDS)
+    changes = changes or []
+    writer.writerow([*PROGRESS_FIELDS, *(["change"] if changes else [])])
+    pending = iter(changes)
+    change = next(pending, None)
     for entry in history:
-        writer.writerow("" if entry.get(k) is None else entry[k] for k in PROGRESS_FIELDS)
+        while change is not None and change["iteration"] < entry["iteration"]:
+            writer.writerow([change["iteration"], "", "", "", "", change_text(change)])
+            change = next(pending, None)
+        row = ["" if entry.get(k) is None else entry[k] for k in PROGRESS_FIELDS]
+        writer.writerow([*row, *([""] if changes else [])])
+    while change is not None:
+        writer.writerow([change["iteration"], "", "", "", "", change_text(change)])
+        change = next(pending, None)
     return out.getvalue()
 
 

@@ -27,5 +27,14 @@ class TooManyViewers(Busy):
     """The run already has as many viewers as it may."""
 
 
+class Invalid(Refusal):
+    """A value the request may hold by the schema that this run cannot take now (a pace too
+    slow to finish in the server's time): `loc` is the field's path, `value` what was given."""
+
+    def __init__(self, message: str, loc: tuple[str, ...], value: object) -> None:
+        super().__init__(message)
+        self.loc, self.value = loc, value
+
+
 class ShuttingDown(Refusal):
     """The server is stopping and takes no new runs."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from boundarylab.engine.config import RunConfig
+    from boundarylab.engine.knobs import Retune
     from boundarylab.server.fanout import Viewer
     from boundarylab.server.messages import Encoded
     from boundarylab.server.run import Run
@@ -68,8 +69,9 @@ class Scheduler(Protocol):
     def submit(self, run_id: str, config: RunConfig) -> None:
         """Start the run, or queue it (reported through RunEvents before this returns)."""
 
-    def control(self, run_id: str, action: str) -> None:
-        """pause | resume | step | cancel for a queued or running run."""
+    def control(self, run_id: str, action: str | Retune) -> None:
+        """pause | resume | step | cancel for a queued or running run, or a change of a
+        running run's knobs (engine.knobs.Retune) from its next step on."""
 
     def frames(self, run_id: str, wanted: bool) -> None:
         """Whether anyone can take the run's boundary frames now (its worker skips them when

@@ -25,6 +25,7 @@ from boundarylab.engine.events import (
     TERMINAL_STATUSES,
     BoundaryFrame,
     Grid,
+    KnobsChanged,
     Progress,
     RunEvent,
     StatusChanged,
@@ -38,8 +39,12 @@ BINARY_ENCODING = "p1-uint8-base64"
 CLASSES_ENCODING = "class-conf-uint8-base64"
 PROGRESS_FIELDS = ("iteration", "loss", "train_accuracy", "test_loss", "test_accuracy")
 
-# Kinds a viewer gets every one of, in order.
-ORDERED_KINDS: tuple[str, ...] = ("progress", "status")
+# Kinds a viewer gets every one of, in order. `knobs`: a person changed the learning rate,
+# λ or pace mid-run (engine/knobs.py); kept in the run's history of changes.
+ORDERED_KINDS: tuple[str, ...] = ("progress", "status", "knobs")
+# Kinds whose messages are kept as entries of the run's record (JSON without "type"):
+# progress in its history, knobs in its changes.
+ENTRY_KINDS: frozenset[str] = frozenset({"progress", "knobs"})
 # Kinds of which a viewer only needs the latest: a slow viewer's outbox keeps one slot per
 # kind, and the snapshot carries the latest of each under the kind's own name (null before
 # the first). A new kind of frame is one more name here.
@@ -102,9 +107,13 @@ def status_message(status: str, message: str | None = None, **extra: Any) -> dic
     return out
 
 
-def error_message(message: str) -> dict[str, Any]:
-    """The reply to a client message the server cannot act on."""
-    return {"type": "error", "message": message}
+def error_message(message: str, loc: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The reply to a client message the server cannot act on; `loc`: the field it names,
+    as a path (a refused change of knobs: ["training", "learning_rate"])."""
+    out: dict[str, Any] = {"type": "error", "message": message}
+    if loc is not None:
+        out["loc"] = list(loc)
+    return out
 
 
 def grid_message(grid: Grid) -> dict[str, Any]:
@@ -120,6 +129,19 @@ def progress_message(event: Progress) -> dict[str, Any]:
         out["test_loss"] = event.test_loss
         out["test_accuracy"] = event.test_accuracy
     return out
+
+
+def knobs_message(event: KnobsChanged) -> dict[str, Any]:
+    """`{"type": "knobs", "iteration": k, "changed": {...}, "current": {...}}`: from step
+    k + 1 on the run trains with `changed`; `current` holds learning_rate, reg_lambda and
+    steps_per_second as they now are (steps_per_second null: unpaced)."""
+    return {"type": "knobs", "iteration": event.iteration, "changed": dict(event.changed),
+            "current": dict(event.current)}  # fmt: skip
+
+
+def change_text(entry: Mapping[str, Any]) -> str:
+    """A change entry as a person reads it: "learning_rate=0.05; reg_lambda=0"."""
+    return "; ".join(f"{name}={value:g}" for name, value in entry["changed"].items())
 
 
 def units_message(event: UnitsFrame) -> dict[str, Any]:
@@ -150,6 +172,8 @@ def event_message(event: RunEvent) -> dict[str, Any]:
         return units_message(event)
     if isinstance(event, StatusChanged):
         return status_message(event.status, event.message)
+    if isinstance(event, KnobsChanged):
+        return knobs_message(event)
     raise TypeError(f"no wire message for {type(event).__name__}")
 
 
@@ -159,7 +183,8 @@ class Encoded:
 
     Made where the message is made (in the worker), so the server's event loop only stores
     and forwards text. `entry` is a progress message as a history entry (JSON, no "type");
-    `status` and `detail` are a status message's status and its "message".
+    `status` and `detail` are a status message's status and its "message". A `knobs`
+    message has an `entry` too (the run keeps it among its changes).
     """
 
     kind: str
@@ -179,7 +204,7 @@ def encode(message: Mapping[str, Any]) -> Encoded:
     kind = str(message.get("type"))
     iteration = message.get("iteration")
     iteration = int(iteration) if isinstance(iteration, int | float) else None
-    if kind == "progress":
+    if kind in ENTRY_KINDS:
         entry = {k: v for k, v in message.items() if k != "type"}
         return Encoded(kind, dumps(message), iteration, entry=dumps(entry))
     if kind == "status":
@@ -196,8 +221,10 @@ def snapshot_text(
     latest: Mapping[str, str],
     tail: Mapping[str, Any],
     views: frozenset[str] = frozenset(),
+    changes_json: str = "[]",
 ) -> str:
-    """The `snapshot` message: `head` (id, config, status, iteration), the history, `tail`
+    """The `snapshot` message: `head` (id, config, status, iteration), the history, the
+    changes of knobs made so far (`changes`, entries of `knobs` messages), `tail`
     (message, position: only those that are set), the dataset and the latest message of
     each conflated kind (null before its first); an opt-in kind only when `views` has it.
 
@@ -207,6 +234,7 @@ def snapshot_text(
     kinds = [k for k in CONFLATED_KINDS if k not in OPT_IN_KINDS or k in views]
     frames = "".join(f',"{kind}":{latest.get(kind) or "null"}' for kind in kinds)
     return (
-        f'{{"type":"snapshot",{dumps(dict(head))[1:-1]},"history":{history_json}{more},'
+        f'{{"type":"snapshot",{dumps(dict(head))[1:-1]},"history":{history_json},'
+        f'"changes":{changes_json}{more},'
         f'"dataset":{dataset_json}{frames}}}'
     )

@@ -16,6 +16,7 @@ from collections import deque
 from typing import Any
 
 from boundarylab.engine.config import RunConfig
+from boundarylab.engine.knobs import Retune
 from boundarylab.server.capacity import expected_waits, paced_cores, remaining_seconds
 from boundarylab.server.errors import Busy
 from boundarylab.server.interfaces import RunEvents
@@ -191,7 +192,7 @@ class WorkerPool:
         self._queue.append(Job(run_id, config, cores=paced_cores(config)))
         self._dispatch()
 
-    def control(self, run_id: str, action: str) -> None:
+    def control(self, run_id: str, action: str | Retune) -> None:
         worker = self._worker_of(run_id)
         if worker is not None:
             if not worker.send(Control(run_id, action)):

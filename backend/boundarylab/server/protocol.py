@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from boundarylab.engine.config import RunConfig
+from boundarylab.engine.knobs import Retune
 from boundarylab.server.messages import Encoded
 
 HEADER = struct.Struct("!I")
@@ -51,12 +52,13 @@ class Start:
 
 @dataclass(frozen=True)
 class Control:
-    """pause | resume | step | cancel | frames_on | frames_off, for one of the worker's runs
+    """pause | resume | step | cancel | frames_on | frames_off, or a change of the run's
+    learning rate, λ or pace (engine.knobs.Retune, plain data), for one of the worker's runs
     (frames_off: no viewer can take a boundary frame now, so the worker makes none but the
     final one)."""
 
     run_id: str
-    action: str
+    action: str | Retune
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,8 @@ class RunRecorder:
             run.status = str(message.status)
         elif message.kind == "progress":
             run.add_progress(message)
+        elif message.kind == "knobs":
+            run.add_change(message)
         else:
             run.keep_latest(message)
         self._publish(run, message)

@@ -88,9 +88,34 @@ class SweepPlan(BaseModel):
     cells: list[RunConfig] = Field(description="Each cell's complete run config, in order.")
 
 
+class Knobs(BaseModel):
+    learning_rate: float
+    reg_lambda: float
+    steps_per_second: float | None = Field(description="null: as fast as the machine goes.")
+
+
+class KnobsChange(BaseModel):
+    """A person changed the run's learning rate, λ or pace while it trained."""
+
+    iteration: int = Field(description="Applied after this many steps: from the next on.")
+    changed: dict[str, float] = Field(description="The knobs turned, with their new values.")
+    current: Knobs = Field(description="All three as they were from then on.")
+
+
 class RunDetail(RunSummary):
-    config: RunConfig
+    config: RunConfig = Field(description="The config the run started with.")
     history: list[ProgressEntry]
+    changes: list[KnobsChange] = Field(description="Knobs turned while it trained, in order.")
+
+
+class ChangeResult(BaseModel):
+    id: str
+    status: RunStatus
+    applied: bool = Field(
+        description="Whether the run applied the change before this answer (else it will, at "
+        "its next step)."
+    )
+    changes: list[KnobsChange] = Field(description="Every change the run applied, in order.")
 
 
 class ControlResult(BaseModel):
@@ -107,8 +132,11 @@ class LayerWeights(BaseModel):
 class ModelExport(BaseModel):
     """A run's network: its config, how far it trained, each layer's weights and biases."""
 
-    config: RunConfig
+    config: RunConfig = Field(description="The config the run started with.")
     iteration: int
+    changes: list[KnobsChange] = Field(
+        [], description="Knobs turned while it trained (learning rate, λ, pace), in order."
+    )
     layers: list[LayerWeights]
 
 

@@ -73,6 +73,10 @@ class Run:
     # The latest message of each conflated kind (messages.CONFLATED_KINDS), as JSON text.
     latest: dict[str, str] = field(default_factory=dict)
     _entries: list[str] = field(default_factory=list)
+    # Changes of knobs (engine/knobs.py) applied, as the JSON text of their `knobs` entries;
+    # `changes_asked` counts those sent to the worker (a run takes at most MAX_CHANGES).
+    _changes: list[str] = field(default_factory=list)
+    changes_asked: int = 0
     _history_text: str | None = None
     _last_entry: str | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -88,6 +92,22 @@ class Run:
         self._last_entry = message.entry
         if message.iteration is not None:
             self.iteration = message.iteration
+
+    def add_change(self, message: Encoded) -> None:
+        assert message.entry is not None
+        self._changes.append(message.entry)
+
+    @property
+    def change_count(self) -> int:
+        return len(self._changes)
+
+    def changes_json(self) -> str:
+        """The changes of knobs, oldest first: ``[{"iteration", "changed", "current"}, …]``."""
+        return f"[{','.join(self._changes)}]"
+
+    @property
+    def changes(self) -> list[dict[str, Any]]:
+        return json.loads(self.changes_json())  # type: ignore[no-any-return]
 
     def keep_latest(self, message: Encoded) -> None:
         self.latest[message.kind] = message.text
@@ -118,7 +138,7 @@ class Run:
 
     def retained_bytes(self) -> int:
         """About what this run holds in memory: history, points, latest messages, weights."""
-        texts = len(self.history_json()) + len(self.dataset_text)
+        texts = len(self.history_json()) + len(self.dataset_text) + len(self.changes_json())
         texts += sum(len(text) for text in self.latest.values())
         return texts + (_nbytes(self.model) if self.model is not None else 0)
 
@@ -165,4 +185,4 @@ class Run:
         if self.expected_wait_s is not None:
             tail["expected_wait_s"] = self.expected_wait_s
         return snapshot_text(head, self.history_json(), self.dataset_text, self.latest, tail,
-                             views)  # fmt: skip
+                             views, self.changes_json())  # fmt: skip

@@ -17,7 +17,9 @@ from typing import Any
 
 from boundarylab.engine.config import RunConfig
 from boundarylab.engine.events import UNITS_OFF, UNITS_ON
-from boundarylab.server.errors import Busy, Conflict, ShuttingDown
+from boundarylab.engine.knobs import MAX_CHANGES, Retune
+from boundarylab.server.capacity import pace_error
+from boundarylab.server.errors import Busy, Conflict, Invalid, ShuttingDown
 from boundarylab.server.fanout import Fanout, Viewer
 from boundarylab.server.housekeeping import Housekeeper
 from boundarylab.server.interfaces import RunFeed, RunStore, Scheduler
@@ -202,6 +204,36 @@ class RunService:
         goal = goals[action]
         await self._wait(run, lambda r: r.done or goal(r), CONTROL_WAIT_S)
         return run.status
+
+    def retune(self, run: Run, change: Retune) -> None:
+        """Send a change of the run's learning rate, λ or pace (engine/knobs.py) without
+        waiting; it applies from the run's next step. errors.Conflict when the run is over or
+        not started (a queued run: start it with the values wanted instead), or has had its
+        MAX_CHANGES; errors.Invalid when the new pace cannot finish in this server's time."""
+        if run.done:
+            raise Conflict(f"the run is {run.status}; its settings no longer change (start a "
+                           "new run)")  # fmt: skip
+        if run.status == "queued":
+            raise Conflict("the run has not started yet; its settings can change once it runs")
+        if run.changes_asked >= MAX_CHANGES:
+            raise Conflict(f"this run has had its {MAX_CHANGES} changes; start a new run")
+        if change.steps_per_second is not None:
+            elapsed = time.monotonic() - (run.started_at or time.monotonic())
+            why = pace_error(run.config, run.iteration, elapsed, change.steps_per_second,
+                             self.settings.max_run_seconds)  # fmt: skip
+            if why is not None:
+                raise Invalid(why, ("training", "steps_per_second"), change.steps_per_second)
+        self._rate.check(run.id)
+        self.scheduler.control(run.id, change)
+        run.changes_asked += 1
+
+    async def change(self, run: Run, change: Retune) -> bool:
+        """``retune``, then wait (briefly) until the run reports it applied the change;
+        False when it did not within CONTROL_WAIT_S (it may still, at its next step)."""
+        before = run.change_count
+        self.retune(run, change)
+        await self._wait(run, lambda r: r.done or r.change_count > before, CONTROL_WAIT_S)
+        return run.change_count > before
 
     async def _wait(self, run: Run, predicate: Callable[[Run], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -13,8 +13,10 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import anyio
 from fastapi import APIRouter, WebSocket
+from pydantic import ValidationError
 
-from boundarylab.server.errors import Refusal, TooManyViewers
+from boundarylab.engine.knobs import RunPatch
+from boundarylab.server.errors import Invalid, Refusal, TooManyViewers
 from boundarylab.server.fanout import Viewer
 from boundarylab.server.messages import CONTROL_ACTIONS, OPT_IN_KINDS, dumps, error_message
 from boundarylab.server.middleware import same_site
@@ -27,6 +29,7 @@ from boundarylab.server.transport import ABORT_EXTENSION
 POLICY_VIOLATION = 1008  # a cross-site page
 TRY_AGAIN_LATER = 1013  # too many viewers; a viewer too slow to keep up
 UNKNOWN_RUN = 4404
+SET_ACTION = "set"  # {"action": "set", "training": {...}}: a change of knobs (engine/knobs.py)
 
 
 def origin_allowed(websocket: WebSocket, settings: Settings) -> bool:
@@ -189,15 +192,37 @@ async def _receive_loop(
             _set_view(data, run, service, viewer)
             continue
         action = data.get("action") if isinstance(data, dict) else None
+        if action == SET_ACTION:
+            _set_knobs(data, run, service, viewer)
+            continue
         # Only a string may be looked up: `[...] in frozenset` raises TypeError (unhashable).
         if not isinstance(action, str) or action not in CONTROL_ACTIONS:
-            allowed = ", ".join(sorted(CONTROL_ACTIONS))
+            allowed = ", ".join(sorted([*CONTROL_ACTIONS, SET_ACTION]))
             viewer.put(dumps(error_message(f"unknown action {action!r}; use one of {allowed}")))
             continue
         try:
             service.request(run, action)
         except Refusal as exc:
             viewer.put(dumps(error_message(exc.message)))
+
+
+def _set_knobs(data: dict, run: Run, service: RunService, viewer: Viewer) -> None:
+    """`{"action": "set", "training": {...}}`: the PATCH /api/runs/{id} body's change, checked
+    by the same model (engine/knobs.py) and sent by the same service call; every viewer
+    learns of it from the run's `knobs` message. A refusal is an `error` naming the field."""
+    try:
+        patch = RunPatch.model_validate({k: v for k, v in data.items() if k != "action"})
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(str(part) for part in error["loc"])
+            viewer.put(dumps(error_message(f"{'.'.join(loc)}: {error['msg']}", loc)))
+        return
+    try:
+        service.retune(run, patch.training.retune())
+    except Invalid as exc:
+        viewer.put(dumps(error_message(f"{'.'.join(exc.loc)}: {exc.message}", exc.loc)))
+    except Refusal as exc:
+        viewer.put(dumps(error_message(exc.message)))
 
 
 def _set_view(data: dict, run: Run, service: RunService, viewer: Viewer) -> None:

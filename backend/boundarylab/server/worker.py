@@ -35,6 +35,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from boundarylab.engine.config import RunConfig
+from boundarylab.engine.knobs import Retune
 from boundarylab.server.messages import encode, event_message, status_message
 from boundarylab.server.protocol import (
     Control,
@@ -51,7 +52,7 @@ from boundarylab.server.protocol import (
 )
 
 Emit = Callable[[dict[str, Any]], None]
-NextCommand = Callable[[float], "str | None"]
+NextCommand = Callable[[float], "str | Retune | None"]
 
 # Training is batch work; the event loop is interactive. At the default niceness, 8 busy
 # workers on 2 cores left the loop waiting for a CPU (lag p99 ~400 ms, bench/stream.py);
@@ -137,7 +138,7 @@ class EngineRun:
     def due_in(self) -> float | None:
         return self.stepper.due_in()
 
-    def command(self, action: str) -> None:
+    def command(self, action: str | Retune) -> None:
         if action in ("frames_on", "frames_off"):
             self.stepper.frames_wanted = action == "frames_on"
         else:
@@ -171,7 +172,7 @@ class Slot:
         self.started = time.monotonic()
         self.cpu = 0.0  # CPU seconds its ticks took
         self.paused_since: float | None = None
-        self._commands: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._commands: queue.SimpleQueue[str | Retune] = queue.SimpleQueue()
         self.handle: Any = factory(start.config, self.emit, self._next_command)
         self.stepped = hasattr(self.handle, "tick")
         self.paced = bool(getattr(self.handle, "paced", False))
@@ -185,7 +186,7 @@ class Slot:
     def emit(self, message: dict[str, Any]) -> None:
         self.events.send(RunMessage(self.run_id, encode(message)))
 
-    def _next_command(self, timeout: float) -> str | None:
+    def _next_command(self, timeout: float) -> str | Retune | None:
         try:
             return self._commands.get(timeout=max(0.0, timeout))
         except queue.Empty:
@@ -200,7 +201,7 @@ class Slot:
         self.events.send(Done(self.run_id, status, _export(self.handle)))
         self.finished = True
 
-    def command(self, action: str) -> None:
+    def command(self, action: str | Retune) -> None:
         if self.stepped and not self.crashed:
             try:
                 self.handle.command(action)
