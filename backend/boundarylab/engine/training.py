@@ -23,7 +23,8 @@ from boundarylab.engine.events import (
     UnitsFrame,
 )
 from boundarylab.engine.features import feature_matrix
-from boundarylab.engine.grid import grid_points, quantise_probabilities, sliced
+from boundarylab.engine.grid import grid_points, quantise_probabilities
+from boundarylab.engine.gridprobe import GridProbe
 from boundarylab.engine.losses import one_hot
 from boundarylab.engine.tape import Network
 from boundarylab.engine.unitview import UNIT_GRID, unit_names, units_frame
@@ -103,7 +104,7 @@ class Trainer:
         self.iteration = 0
         self.total = t.iterations
         self.diverged_message: str | None = None
-        self._grid: np.ndarray | None = None
+        self._grid: GridProbe | None = None
         self._unit_grid: np.ndarray | None = None
         self._bounds = self.data.grid_bounds()
 
@@ -174,8 +175,10 @@ class Trainer:
         """Class probabilities (ny·nx, K) over the grid, row-major from (x_min, y_min)."""
         if self._grid is None:
             n = self.config.view.resolution
-            self._grid = feature_matrix(grid_points(self._bounds, n, n), self.inputs.features)
-        return sliced(self.net.predict_proba, self._grid)
+            self._grid = GridProbe(feature_matrix(grid_points(self._bounds, n, n),
+                                                  self.inputs.features))  # fmt: skip
+        return self._grid.probabilities(self.net.model_params(0), self.net.activation,
+                                        self.net.loss)  # fmt: skip
 
     def boundary(self) -> BoundaryFrame:
         """A decision-boundary frame at the current iteration."""
