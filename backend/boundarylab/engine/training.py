@@ -31,7 +31,10 @@ from boundarylab.engine.unitview import UNIT_GRID, unit_names, units_frame
 
 # Steps between finiteness checks. A failed check replays the chunk one step at a time from
 # a snapshot to name the exact step, so a check per step is never paid on healthy runs.
-CHECK_EVERY = 64
+# At least the default report_every (100): a live run advances to its next report in one
+# call, and at 64 that call paid two checks (a check is a loss over the training set, as
+# dear as several steps at the article's size; profiled in a worker, issue 15).
+CHECK_EVERY = 128
 
 
 @dataclass(frozen=True)
