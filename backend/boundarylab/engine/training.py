@@ -107,6 +107,7 @@ class Trainer:
         self.iteration = 0
         self.total = t.iterations
         self.diverged_message: str | None = None
+        self._report: Progress | None = None  # the last check's Progress (see _problem)
         self._grid: GridProbe | None = None
         self._unit_grid: np.ndarray | None = None
         self._bounds = self.data.grid_bounds()
@@ -123,12 +124,21 @@ class Trainer:
         self.net.theta[...] = theta
         self.net.optimizer.set_state(opt)
         self.batches.set_state(batches)
+        self._report = None
 
-    def _problem(self) -> str | None:
-        """What went non-finite in the current state, or None when all is finite."""
+    def _problem(self, at: int) -> str | None:
+        """What went non-finite in the current state (after ``at`` updates), or None.
+
+        At a report step the check's loss is the report's (the same sum, also kept for
+        ``report``): a live run reports where it checks, and one pass over the training
+        set then serves both."""
         if not self.net.is_finite():
             return "the weights became NaN or infinite"
-        loss = train_loss(self.net, 0, self.inputs)
+        if at % self.config.training.report_every == 0 or at == self.total:
+            self._report = progress(self.net, 0, self.inputs, at)
+            loss = self._report.loss
+        else:
+            loss = train_loss(self.net, 0, self.inputs)
         if math.isnan(loss):
             return "the loss became NaN"
         return "the loss became infinite" if math.isinf(loss) else None
@@ -146,7 +156,7 @@ class Trainer:
                 snap = self._snapshot()
                 for _ in range(chunk):
                     self.batches.step()
-                if self._problem() is None:
+                if self._problem(self.iteration + chunk) is None:
                     self.iteration += chunk
                     taken += chunk
                     continue
@@ -159,7 +169,7 @@ class Trainer:
         for i in range(1, chunk + 1):
             self.batches.step()
             self.iteration += 1
-            problem = self._problem()
+            problem = self._problem(self.iteration)
             if problem is not None:
                 self.diverged_message = divergence_message(self.config, self.iteration, problem)
                 return i
@@ -167,6 +177,8 @@ class Trainer:
 
     def report(self) -> Progress:
         """Progress at the current iteration (see ``progress``)."""
+        if self._report is not None and self._report.iteration == self.iteration:
+            return self._report  # computed by the finiteness check of this very state
         return progress(self.net, 0, self.inputs, self.iteration)
 
     def grid(self) -> Grid:
