@@ -220,9 +220,13 @@ class RunStepper:
             return
         sps = self.config.training.steps_per_second
         # A paced run that has fallen behind (its worker is overloaded) gets at most the
-        # frames its steps would have had on pace: frames by the wall clock alone would make
-        # a slowed run cost more per step, and slow every run on that worker further.
-        if sps is not None and trainer.iteration - self._last_frame < sps * gap - 0.5:
+        # frames its steps would have had on pace at max_fps: frames by the wall clock alone
+        # would make a slowed run cost more per step, and slow every run on its worker.
+        # (Not by `gap`: one slow frame on a busy machine would then starve a short run.)
+        steps_per_frame = None if sps is None else sps / self.config.view.max_fps
+        if steps_per_frame is not None and trainer.iteration - self._last_frame < (
+            steps_per_frame - 0.5
+        ):
             return
         self._frame()
 
