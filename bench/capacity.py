@@ -67,7 +67,8 @@ async def follow(base: str, run_id: str, posted: float) -> dict[str, Any]:
     url = base.replace("http", "ws") + f"/api/runs/{run_id}/stream"
     frames: list[float] = []
     seen: dict[str, Any] = {"final": None, "end": None, "waits": []}
-    async with connect(url, max_size=2**22) as ws:
+    # A flood opens hundreds of sockets at once: the handshake may wait on a busy server.
+    async with connect(url, max_size=2**22, open_timeout=120) as ws:
         async for text in ws:
             now = time.perf_counter()
             message = json.loads(text)
