@@ -241,3 +241,26 @@ def test_unwatched_runs_make_only_their_first_and_last_frames() -> None:
             await pool.shutdown(5.0)
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_unpaced_runs_start_at_once_and_share_a_worker_in_turns() -> None:
+    """Six unpaced runs on one worker all start (and so show a first frame) at once: they
+    share its CPU in turns instead of waiting for each other (issue 15, bench/load.py)."""
+
+    async def scenario(pool: WorkerPool, events: Events) -> None:
+        ids = [f"r{i}" for i in range(6)]
+        for run_id in ids:
+            pool.submit(run_id, _config(1000))
+        await _until(lambda: all(events.about(r, "started") for r in ids))
+        assert not [e for e in events.log if e[0] == "queued"]
+
+    async def main() -> None:
+        pool, events = WorkerPool(64, "thread", Steps, 5, processes=1), Events()
+        await pool.start(events)
+        try:
+            await scenario(pool, events)
+        finally:
+            await pool.cancel_all("test over", 5.0)
+            await pool.shutdown(5.0)
+
+    asyncio.run(main())

@@ -87,3 +87,22 @@ def test_steps_asked_for_during_a_step_each_take_report_every(make_config) -> No
     while stepper.due_in() == 0.0:
         stepper.tick()
     assert reports == [0, 1_000, 2_000, 3_000]
+
+
+def test_a_paced_run_behind_its_pace_makes_no_more_frames_than_on_pace(make_config) -> None:
+    """Its worker overloaded, a paced run's ticks come late: it still makes at most one
+    frame per the steps its pace gives a frame (2000 steps/s at 20 frames/s: 100), not one
+    per wall-clock frame interval, so a slowed run does not cost more per step."""
+    config = make_config(training={"iterations": 2000, "steps_per_second": 2000,
+                                   "report_every": 20}, view={"max_fps": 20})  # fmt: skip
+    now = [0.0]
+    events: list[object] = []
+    stepper = RunStepper(config, events.append, clock=lambda: now[0])
+    stepper.start()
+    while stepper.due_in() is not None:
+        now[0] += 1.0  # every tick a second late: far behind the pace
+        stepper.tick()
+    frames = [e for e in events if isinstance(e, BoundaryFrame)]
+    assert stepper.final == "completed"
+    assert len(frames) <= 2000 // 100 + 2  # the first, one per 100 steps, the last
+    assert len(frames) >= 2000 // 200  # yet a viewer still sees it move

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_moons
 
+from boundarylab.engine import training
+from boundarylab.engine.config import RunConfig
 from boundarylab.engine.events import Progress
 from boundarylab.engine.training import Trainer
 
@@ -208,3 +210,23 @@ def test_export_model_has_every_layer(make_config) -> None:
     before = model["layers"][0]["W"].copy()
     trainer.advance(10)
     np.testing.assert_array_equal(model["layers"][0]["W"], before)
+
+
+def test_a_check_at_a_report_step_is_the_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Advancing to a report step checks finiteness with the report's own pass over the
+    training set (one pass, not two), and report() then gives exactly that Progress."""
+    config = RunConfig.model_validate({"training": {"report_every": 100}})
+    trainer = Trainer(config)
+    separate = Trainer(config)
+    losses: list[int] = []
+    real = training.train_loss
+    monkeypatch.setattr(training, "train_loss", lambda *a: losses.append(1) or real(*a))
+    assert trainer.advance(100) == 100
+    assert losses == []  # the check at step 100 used the report's loss
+    report = trainer.report()
+    assert report is trainer.report()
+    separate.advance(100)
+    assert report == training.progress(separate.net, 0, separate.inputs, 100)
+    trainer.advance(30)  # not a report step: the plain loss, and a fresh report
+    assert losses == [1]
+    assert trainer.report().iteration == 130

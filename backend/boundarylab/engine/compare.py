@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ProcessPoolExecutor
-from functools import partial
 
 import numpy as np
 
@@ -21,7 +20,8 @@ from boundarylab.engine.config import ModelConfig, RunConfig
 from boundarylab.engine.datasets import Dataset, make_dataset
 from boundarylab.engine.events import BoundaryFrame, Grid, Progress
 from boundarylab.engine.features import feature_matrix
-from boundarylab.engine.grid import grid_points, quantise_probabilities, sliced
+from boundarylab.engine.grid import grid_points, quantise_probabilities
+from boundarylab.engine.gridprobe import GridProbe
 from boundarylab.engine.tape import Network
 from boundarylab.engine.training import CHECK_EVERY, Inputs, Trainer, progress, train_loss
 
@@ -54,7 +54,7 @@ class FusedComparison:
         self.batches = BatchStepper(self.net, self.inputs.train, self.inputs.Y_train,
                                     t.batch_size, t.seed)  # fmt: skip
         self.failed = [False] * len(self.hidden_sizes)
-        self._grid: np.ndarray | None = None
+        self._grid: GridProbe | None = None
 
     @property
     def done(self) -> bool:
@@ -91,11 +91,12 @@ class FusedComparison:
         bounds = self.data.grid_bounds()
         n = self.base.view.resolution
         if self._grid is None:
-            self._grid = feature_matrix(grid_points(bounds, n, n), self.inputs.features)
+            self._grid = GridProbe(feature_matrix(grid_points(bounds, n, n), self.inputs.features))
         grid, K = Grid(*bounds, nx=n, ny=n), self.data.n_classes
         frames = []
         for j in range(len(self.failed)):
-            probs = sliced(partial(self.net.predict_proba, j=j), self._grid)
+            params = self.net.model_params(j)
+            probs = self._grid.probabilities(params, self.net.activation, self.net.loss)
             frames.append(BoundaryFrame(self.iteration, grid, K, quantise_probabilities(probs)))
         return frames
 

@@ -220,8 +220,19 @@ class RunStepper:
         if not self.frames_wanted or trainer.done:
             return  # the final frame comes with the end
         gap = max(1.0 / self.config.view.max_fps, self._frame_cost / FRAME_SHARE)
-        if self.clock() - self._last_frame_time >= gap:
-            self._frame()
+        if self.clock() - self._last_frame_time < gap:
+            return
+        sps = self.config.training.steps_per_second
+        # A paced run that has fallen behind (its worker is overloaded) gets at most the
+        # frames its steps would have had on pace at max_fps: frames by the wall clock alone
+        # would make a slowed run cost more per step, and slow every run on its worker.
+        # (Not by `gap`: one slow frame on a busy machine would then starve a short run.)
+        steps_per_frame = None if sps is None else sps / self.config.view.max_fps
+        if steps_per_frame is not None and trainer.iteration - self._last_frame < (
+            steps_per_frame - 0.5
+        ):
+            return
+        self._frame()
 
     def _advance_step(self) -> None:
         assert self.trainer is not None and self._step_target is not None

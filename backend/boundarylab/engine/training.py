@@ -24,7 +24,8 @@ from boundarylab.engine.events import (
     UnitsFrame,
 )
 from boundarylab.engine.features import feature_matrix
-from boundarylab.engine.grid import grid_points, quantise_probabilities, sliced
+from boundarylab.engine.grid import grid_points, quantise_probabilities
+from boundarylab.engine.gridprobe import GridProbe
 from boundarylab.engine.knobs import Retune
 from boundarylab.engine.losses import one_hot
 from boundarylab.engine.tape import Network
@@ -32,7 +33,10 @@ from boundarylab.engine.unitview import UNIT_GRID, unit_names, units_frame
 
 # Steps between finiteness checks. A failed check replays the chunk one step at a time from
 # a snapshot to name the exact step, so a check per step is never paid on healthy runs.
-CHECK_EVERY = 64
+# At least the default report_every (100): a live run advances to its next report in one
+# call, and at 64 that call paid two checks (a check is a loss over the training set, as
+# dear as several steps at the article's size; profiled in a worker, issue 15).
+CHECK_EVERY = 128
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,8 @@ class Trainer:
         self.iteration = 0
         self.total = t.iterations
         self.diverged_message: str | None = None
-        self._grid: np.ndarray | None = None
+        self._report: Progress | None = None  # the last check's Progress (see _problem)
+        self._grid: GridProbe | None = None
         self._unit_grid: np.ndarray | None = None
         self._bounds = self.data.grid_bounds()
         self.steps_per_second = t.steps_per_second
@@ -125,12 +130,21 @@ class Trainer:
         self.net.theta[...] = theta
         self.net.optimizer.set_state(opt)
         self.batches.set_state(batches)
+        self._report = None
 
-    def _problem(self) -> str | None:
-        """What went non-finite in the current state, or None when all is finite."""
+    def _problem(self, at: int) -> str | None:
+        """What went non-finite in the current state (after ``at`` updates), or None.
+
+        At a report step the check's loss is the report's (the same sum, also kept for
+        ``report``): a live run reports where it checks, and one pass over the training
+        set then serves both."""
         if not self.net.is_finite():
             return "the weights became NaN or infinite"
-        loss = train_loss(self.net, 0, self.inputs)
+        if at % self.config.training.report_every == 0 or at == self.total:
+            self._report = progress(self.net, 0, self.inputs, at)
+            loss = self._report.loss
+        else:
+            loss = train_loss(self.net, 0, self.inputs)
         if math.isnan(loss):
             return "the loss became NaN"
         return "the loss became infinite" if math.isinf(loss) else None
@@ -148,7 +162,7 @@ class Trainer:
                 snap = self._snapshot()
                 for _ in range(chunk):
                     self.batches.step()
-                if self._problem() is None:
+                if self._problem(self.iteration + chunk) is None:
                     self.iteration += chunk
                     taken += chunk
                     continue
@@ -161,7 +175,7 @@ class Trainer:
         for i in range(1, chunk + 1):
             self.batches.step()
             self.iteration += 1
-            problem = self._problem()
+            problem = self._problem(self.iteration)
             if problem is not None:
                 self.diverged_message = divergence_message(
                     self.config, self.iteration, problem, self.knobs()
@@ -188,6 +202,8 @@ class Trainer:
 
     def report(self) -> Progress:
         """Progress at the current iteration (see ``progress``)."""
+        if self._report is not None and self._report.iteration == self.iteration:
+            return self._report  # computed by the finiteness check of this very state
         return progress(self.net, 0, self.inputs, self.iteration)
 
     def grid(self) -> Grid:
@@ -199,8 +215,10 @@ class Trainer:
         """Class probabilities (ny·nx, K) over the grid, row-major from (x_min, y_min)."""
         if self._grid is None:
             n = self.config.view.resolution
-            self._grid = feature_matrix(grid_points(self._bounds, n, n), self.inputs.features)
-        return sliced(self.net.predict_proba, self._grid)
+            self._grid = GridProbe(feature_matrix(grid_points(self._bounds, n, n),
+                                                  self.inputs.features))  # fmt: skip
+        return self._grid.probabilities(self.net.model_params(0), self.net.activation,
+                                        self.net.loss)  # fmt: skip
 
     def boundary(self) -> BoundaryFrame:
         """A decision-boundary frame at the current iteration."""

@@ -46,7 +46,10 @@ HEARTBEAT_TIMEOUT_S = 10.0  # a worker silent this long is killed (see worker.HE
 WATCH_EVERY_S = 0.5
 HEADROOM = 0.8  # paced load a worker may carry: the rest is for unpaced runs and jitter
 SETTLE_S = 1.5  # a new run is counted by its estimate until heartbeats have measured it
-UNPACED_PER_WORKER = 2  # unpaced runs on one worker share its CPU in turns
+# Unpaced runs on one worker share what its paced runs leave, one bounded tick each in turn,
+# so each starts (and draws its first frame) at once. At 2 a worker, bench/load.py's runs
+# waited seconds for a first frame; 8 keeps a flood of them queueing in order past that.
+UNPACED_PER_WORKER = 8
 
 
 class WorkerPool:
