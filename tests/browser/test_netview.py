@@ -136,7 +136,10 @@ def test_keyboard_reaches_a_units_bias_and_every_incoming_weight(desk: Any, tmp_
 
 def test_units_past_what_the_stream_carries_are_counted(desk: Any, tmp_path: Path) -> None:
     page = desk.page
-    desk.open("?model.hidden_sizes=256&training.iterations=50")
+    # A light run (few points, a coarse grid): only the width of its layer matters here.
+    desk.open(
+        "?model.hidden_sizes=256&training.iterations=20&dataset.n_samples=60&view.resolution=20"
+    )
     page.click("#train")
     page.wait_for_selector(RUN_DONE, timeout=60_000)
     until(page, f"{MAPS} === 18")  # 2 inputs + the first 16 of 256
