@@ -16,6 +16,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import httpx
 from websockets.sync.client import connect
@@ -73,6 +74,45 @@ def frame_iteration(frame: dict, where: str) -> int:
     return int(frame["iteration"])
 
 
+@dataclass
+class StreamSeen:
+    """What a run's stream delivered up to its final status."""
+
+    status: str | None = None
+    live_frames: list[int] = field(default_factory=list)  # iterations of boundary messages
+    snapshot_frame: int | None = None  # the snapshot's boundary frame's iteration, if any
+    last_progress: dict | None = None
+
+
+def follow_stream(ws_url: str, deadline: float, timeout: float) -> StreamSeen:
+    """Read a run's socket until a final status (or fail at `deadline`)."""
+    seen = StreamSeen()
+    with connect(ws_url, open_timeout=HTTP_TIMEOUT_S, max_size=None) as ws:
+        while seen.status not in TERMINAL:
+            remaining = deadline - time.monotonic()
+            require(remaining > 0, f"no final status within {timeout} s (last: {seen.status})")
+            try:
+                message = json.loads(ws.recv(timeout=remaining))
+            except TimeoutError:
+                raise CheckFailed(f"no final status within {timeout} s") from None
+            kind = message["type"]
+            if kind == "snapshot":
+                # A short run can end before the socket joins: then the snapshot carries the
+                # final status and the last frame, and the server closes the stream after it.
+                seen.status = message["status"]
+                if message.get("boundary"):
+                    seen.snapshot_frame = frame_iteration(message["boundary"], "snapshot")
+                if message.get("history"):
+                    seen.last_progress = message["history"][-1]
+            elif kind == "boundary":
+                seen.live_frames.append(frame_iteration(message, "boundary message"))
+            elif kind == "progress":
+                seen.last_progress = message
+            elif kind == "status":
+                seen.status = message["status"]
+    return seen
+
+
 def check_run(base: str, args: argparse.Namespace) -> str:
     started = time.monotonic()
     config = {"training": {"iterations": args.iterations}}  # otherwise the defaults
@@ -80,34 +120,9 @@ def check_run(base: str, args: argparse.Namespace) -> str:
     require(response.status_code == 201, f"POST /api/runs answered {response.status_code}")
     run = response.json()
     ws_url = base.replace("http", "ws", 1) + run["stream"]
-    deadline = started + args.timeout
-    status = None
-    live_frames: list[int] = []
-    snapshot_frame: int | None = None
-    last_progress = None
-    with connect(ws_url, open_timeout=HTTP_TIMEOUT_S, max_size=None) as ws:
-        while status not in TERMINAL:
-            remaining = deadline - time.monotonic()
-            require(remaining > 0, f"no final status within {args.timeout} s (last: {status})")
-            try:
-                message = json.loads(ws.recv(timeout=remaining))
-            except TimeoutError:
-                raise CheckFailed(f"no final status within {args.timeout} s") from None
-            kind = message["type"]
-            if kind == "snapshot":
-                # A short run can end before the socket joins: then the snapshot carries the
-                # final status and the last frame, and the server closes the stream after it.
-                status = message["status"]
-                if message.get("boundary"):
-                    snapshot_frame = frame_iteration(message["boundary"], "snapshot")
-                if message.get("history"):
-                    last_progress = message["history"][-1]
-            elif kind == "boundary":
-                live_frames.append(frame_iteration(message, "boundary message"))
-            elif kind == "progress":
-                last_progress = message
-            elif kind == "status":
-                status = message["status"]
+    seen = follow_stream(ws_url, started + args.timeout, args.timeout)
+    status, live_frames = seen.status, seen.live_frames
+    snapshot_frame, last_progress = seen.snapshot_frame, seen.last_progress
     require(status == "completed", f"the run ended {status!r}")
     frames = [*([snapshot_frame] if snapshot_frame is not None else []), *live_frames]
     require(bool(frames), "no boundary frame arrived, live or in the snapshot")

@@ -265,15 +265,14 @@ const CLASS_LUT = CLASS_COLORS.map((hex) => {
   return lut;
 });
 
-// K classes: colour of the predicted class, paler where the network is less sure, and a line
-// where two classes tie.
-function paintClasses(field, nClasses, data, width, height, at) {
-  const k = Math.max(nClasses, 3);
+/**
+ * K classes sampled at every pixel: `cls` the predicted class, `value` its score and `margin`
+ * its lead over the runner-up (NaN off the grid), interpolated between the grid's points.
+ */
+function sampleClasses(field, scores, width, height, at) {
   const { nx, ny } = field.grid;
   const { cls: fieldCls } = field;
-  const scores = classScores(field);
   const { value, margin, cls } = buffers(width * height);
-  const reach = inkReach([scores.top, scores.other], nx, at);
   const x0s = new Int32Array(width);
   for (let c = 0; c < width; c += 1) x0s[c] = Math.min(Math.floor(at.gx[c]), nx - 2);
   const out = { sure: 0, margin: 0 };
@@ -306,6 +305,16 @@ function paintClasses(field, nClasses, data, width, height, at) {
       }
     }
   }
+  return { value, margin, cls };
+}
+
+// K classes: colour of the predicted class, paler where the network is less sure, and a line
+// where two classes tie.
+function paintClasses(field, nClasses, data, width, height, at) {
+  const k = Math.max(nClasses, 3);
+  const scores = classScores(field);
+  const { value, margin, cls } = sampleClasses(field, scores, width, height, at);
+  const reach = inkReach([scores.top, scores.other], field.grid.nx, at);
   for (let r = 0; r < height; r += 1) {
     for (let c = 0; c < width; c += 1) {
       const i = r * width + c;

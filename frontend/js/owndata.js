@@ -4,6 +4,7 @@
 
 import { CLASS_COLORS } from "./boundary.js";
 import { MAX_CLASSES, MIN_POINTS, parseCsv } from "./csv.js";
+import { saveBlob } from "./download.js";
 import { dataPoint, nearestIndex, placed } from "./pointeditor.js";
 
 const UNDO_DEPTH = 100;
@@ -22,6 +23,33 @@ export function pointErrors(detail) {
       return `${where}${column}: ${d.msg}`;
     })
     .join(" ");
+}
+
+/** POST the dataset section to api/datasets/csv: the Response, or null when offline. */
+function fetchDatasetCsv(dataset) {
+  return fetch("api/datasets/csv", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(dataset),
+  }).catch(() => null);
+}
+
+/** One radio per class (0 checked), each with its colour swatch and name. */
+function classChoices() {
+  return Array.from({ length: MAX_CLASSES }, (_, k) => {
+    const label = document.createElement("label");
+    label.className = "own-class";
+    const radio = document.createElement("input");
+    radio.type = "radio";
+    radio.name = "own-class";
+    radio.value = String(k);
+    radio.checked = k === 0;
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = CLASS_COLORS[k];
+    label.append(radio, swatch, ` ${k} ${COLOR_NAMES[k]}`);
+    return label;
+  });
 }
 
 export class OwnData {
@@ -57,27 +85,10 @@ export class OwnData {
     });
     els.download.addEventListener("click", () => this.download());
     this.undo = []; // earlier {points, names}, newest last
-    this.#buildClassPicker();
+    els.classes.append(...classChoices());
     els.undo.addEventListener("click", () => this.#undo());
     els.clear.addEventListener("click", () => this.#change([], null));
     els.editThese.addEventListener("click", () => this.#editThese());
-  }
-
-  #buildClassPicker() {
-    for (let k = 0; k < MAX_CLASSES; k += 1) {
-      const label = document.createElement("label");
-      label.className = "own-class";
-      const radio = document.createElement("input");
-      radio.type = "radio";
-      radio.name = "own-class";
-      radio.value = String(k);
-      radio.checked = k === 0;
-      const swatch = document.createElement("span");
-      swatch.className = "swatch";
-      swatch.style.background = CLASS_COLORS[k];
-      label.append(radio, swatch, ` ${k} ${COLOR_NAMES[k]}`);
-      this.els.classes.append(label);
-    }
   }
 
   get chosenClass() {
@@ -158,11 +169,7 @@ export class OwnData {
       this.showError("Fix the data fields first.");
       return;
     }
-    const response = await fetch("api/datasets/csv", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(dataset),
-    }).catch(() => null);
+    const response = await fetchDatasetCsv(dataset);
     const parsed = response?.ok ? parseCsv(await response.text(), this.maxPoints) : null;
     if (!parsed?.points) {
       this.showError("Could not load the data set on show.");
@@ -227,24 +234,13 @@ export class OwnData {
       this.showError("Fix the data fields first, then download.");
       return;
     }
-    const response = await fetch("api/datasets/csv", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(dataset),
-    }).catch(() => null);
+    const response = await fetchDatasetCsv(dataset);
     if (!response?.ok) {
       const detail = response ? (await response.json().catch(() => ({})))?.detail : null;
       this.showError(`Download failed: ${pointErrors(detail) || response?.status || "offline"}`);
       return;
     }
-    const url = URL.createObjectURL(await response.blob());
-    const link = document.createElement("a");
-    link.href = url;
-    link.download = `boundarylab-${dataset.kind}.csv`;
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    saveBlob(await response.blob(), `boundarylab-${dataset.kind}.csv`);
   }
 }
 

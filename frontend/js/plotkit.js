@@ -1,6 +1,8 @@
 // What every plot shares: one redraw per display frame, the toolbar's configuration, and
 // keeping the toolbar off the legend.
 
+import { saveBlob } from "./download.js";
+
 const Plotly = window.Plotly;
 const dirty = new Set();
 let scheduled = false;
@@ -55,15 +57,6 @@ export function plotConfig(filename, png = null) {
     ];
   }
   return config;
-}
-
-function saveBlob(blob, name) {
-  const url = URL.createObjectURL(blob);
-  const link = document.createElement("a");
-  link.href = url;
-  link.download = name;
-  link.click();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 const rect = (el) => el?.getBoundingClientRect();

@@ -2,20 +2,8 @@
 // controls, boundary plot and loss curve in step with it.
 
 import * as api from "./api.js";
-
-const fmtInt = (n) => Number(n).toLocaleString("en-US");
-const fmtPct = (p) => (p === null || p === undefined ? "–" : `${(100 * p).toFixed(1)}%`);
-const fmtLoss = (v) => (v === null || v === undefined ? "–" : Number(v).toPrecision(4));
-/** "1 iteration", "3,200 iterations". */
-const count = (n, word) => `${fmtInt(n)} ${word}${Number(n) === 1 ? "" : "s"}`;
-// A rate needs this much time between its samples, or one late message makes it jump.
-const RATE_MIN_SPAN_MS = 500;
-
-function fmtDuration(seconds) {
-  if (!Number.isFinite(seconds)) return "–";
-  if (seconds < 60) return `${Math.ceil(seconds)} s`;
-  return `${Math.floor(seconds / 60)} min ${Math.ceil(seconds % 60)} s`;
-}
+import { RateMeter } from "./ratemeter.js";
+import { connectionText, fmtDuration, fmtInt, fmtLoss, fmtPct, statusText } from "./runtext.js";
 
 /** Classes in a dataset message (labels are 0..K-1). */
 export function classCount(dataset) {
@@ -49,7 +37,7 @@ export class RunView {
     this.reportEvery = 1;
     this.iteration = 0;
     this.last = null;
-    this.samples = [];
+    this.meter = new RateMeter();
     this.nClasses = 2;
     this.config = null; // the config the run started with
     this.knobs = null; // its learning_rate, reg_lambda, steps_per_second now
@@ -184,9 +172,8 @@ export class RunView {
     if (msg.dataset) this.#setDataset(msg.dataset);
     this.plots.loss.reset();
     this.#setConfig(msg.config, msg.changes || []);
-    this.samples = [];
     for (const report of msg.history || []) this.#onProgress(report);
-    this.samples = []; // the replay arrived all at once: it tells nothing about the pace
+    this.meter.reset(); // the replay arrived all at once: it tells nothing about the pace
     if (msg.boundary) this.plots.boundary.setFrame(msg.boundary, this.nClasses);
     if (msg.units) this.plots.network?.setFrame(msg.units);
     this.#setRunStatus(msg.status, msg);
@@ -196,24 +183,14 @@ export class RunView {
     this.plots.loss.push(report);
     this.iteration = report.iteration;
     this.last = report;
-    const now = performance.now();
-    // Messages handled in one burst (the page was busy drawing) share one sample: the last
-    // of the burst. Otherwise the window would start mid-burst and overstate the rate.
-    const previous = this.samples.at(-1);
-    if (previous && now - previous[0] < 30) previous[1] = report.iteration;
-    else this.samples.push([now, report.iteration]);
-    // Rate over the last three seconds: steady, yet quick to follow a pause or a new pace.
-    while (this.samples.length > 2 && now - this.samples[0][0] > 3000) this.samples.shift();
+    this.meter.add(report.iteration);
     // A step while paused moves the iteration the status line names.
     if (this.status === "paused") this.#renderStatus();
     this.#renderMetrics();
   }
 
   #rate() {
-    if (this.status !== "running" || this.samples.length < 2) return null;
-    const [t0, i0] = this.samples[0];
-    const [t1, i1] = this.samples.at(-1);
-    return t1 - t0 >= RATE_MIN_SPAN_MS ? ((i1 - i0) * 1000) / (t1 - t0) : null;
+    return this.status === "running" ? this.meter.rate() : null;
   }
 
   #onConnection(state, delay) {
@@ -221,13 +198,7 @@ export class RunView {
       this.els.banner.hidden = true;
       return;
     }
-    const seconds = Math.round((delay || 0) / 1000);
-    const text = {
-      retrying: `Connection lost; reconnecting in ${seconds} s…`,
-      unreachable: `Server unreachable; retrying in ${seconds} s…`,
-      gone: "This run no longer exists on the server (it restarted or forgot it). Press Train.",
-    }[state];
-    this.els.banner.textContent = text;
+    this.els.banner.textContent = connectionText(state, delay);
     this.els.banner.hidden = false;
     if (state === "gone") {
       this.status = "failed";
@@ -237,7 +208,7 @@ export class RunView {
 
   #setRunStatus(status, msg = {}) {
     // A pause, or the queue, is no part of the pace: the rate starts over from here.
-    if (status !== this.status) this.samples = [];
+    if (status !== this.status) this.meter.reset();
     // A queued run had no worker to ask for unit views when the socket joined: ask now.
     if (this.status === "queued" && status === "running") this.wantUnits();
     this.status = status;
@@ -250,26 +221,8 @@ export class RunView {
   }
 
   #renderStatus() {
-    const { status, statusMsg: msg } = this;
-    const it = fmtInt(this.iteration);
-    const place = msg.position;
-    const wait = msg.expected_wait_s;
-    const about = wait == null ? "" : wait < 1 ? ", starting any moment" : `, about ${fmtWait(wait)}`;
-    const texts = {
-      queued: `Queued${place ? ` (place ${place} in line${about})` : ""}: waiting for a free worker…`,
-      running: "Training… watch the boundary bend.",
-      paused: `Paused at iteration ${it}. Step advances ${count(this.reportEvery, "iteration")}.`,
-      completed:
-        `Completed: ${count(this.iteration, "iteration")}, ` +
-        `final loss ${fmtLoss(this.last?.loss)}.`,
-      cancelled: `Stopped at iteration ${it}.`,
-      diverged: msg.message
-        ? `Diverged: ${msg.message.replace(/^Training diverged:\s*/i, "")}`
-        : `Diverged at iteration ${it}: lower the learning rate.`,
-      failed: `Failed: ${msg.message || "the server could not train this run."}`,
-    };
-    const tone = { diverged: "error", failed: "error", completed: "ok" }[status] || "info";
-    this.setStatus(texts[status] || status, tone);
+    const { text, tone } = statusText(this.status, this.statusMsg, this);
+    this.setStatus(text, tone);
   }
 
   /** Ask the stream for the network view's messages, or stop them (the view's toggle). */
@@ -283,43 +236,47 @@ export class RunView {
   }
 
   #renderControls() {
-    const { pause, step, stop, exportModel, exportHistory, exportScript } = this.els;
-    const live = this.active;
-    pause.disabled = !live || this.status === "queued";
-    pause.textContent = this.status === "paused" ? "Resume" : "Pause";
-    pause.setAttribute("aria-pressed", this.status === "paused" ? "true" : "false");
-    step.disabled = this.status !== "paused";
-    stop.disabled = !live;
-    for (const link of [exportModel, exportHistory, exportScript]) {
-      link.classList.toggle("disabled", !this.id);
-      link.setAttribute("aria-disabled", this.id ? "false" : "true");
-      if (!this.id) link.removeAttribute("href");
-    }
+    renderControls(this.els, this.status, this.active, this.id);
   }
 
   #renderMetrics() {
-    const { progress, progressText, trainAcc, testAcc, loss } = this.els;
-    const total = this.total || 1;
-    progress.max = total;
-    progress.value = Math.min(this.iteration, total);
-    const rate = this.#rate();
-    const parts = [`Iteration ${fmtInt(this.iteration)} / ${fmtInt(this.total)}`];
-    if (rate !== null) {
-      parts.push(`${fmtInt(Math.round(rate))} steps/s`);
-      parts.push(`${fmtDuration((this.total - this.iteration) / Math.max(rate, 1e-9))} left`);
-    }
-    progressText.textContent = this.id ? parts.join(" · ") : "No run yet";
-    this.els.iteration.textContent = String(this.iteration);
-    trainAcc.textContent = fmtPct(this.last?.train_accuracy);
-    testAcc.textContent = fmtPct(this.last?.test_accuracy);
-    // No test split, no test figure: a dash there reads like a broken value.
-    testAcc.parentElement.hidden = this.last?.test_accuracy === undefined;
-    loss.textContent = fmtLoss(this.last?.loss);
+    renderMetrics(this.els, this, this.#rate());
   }
 }
 
-/** A wait in seconds as a person reads it: "12 s", "3 min". */
-function fmtWait(seconds) {
-  const s = Math.round(seconds);
-  return s < 90 ? `${s} s` : `${Math.round(s / 60)} min`;
+/** Pause/Resume, Step and Stop for a run in `status` (`live`: it still trains or waits), and
+ * the export links (off without a run). */
+function renderControls(els, status, live, id) {
+  const { pause, step, stop, exportModel, exportHistory, exportScript } = els;
+  pause.disabled = !live || status === "queued";
+  pause.textContent = status === "paused" ? "Resume" : "Pause";
+  pause.setAttribute("aria-pressed", status === "paused" ? "true" : "false");
+  step.disabled = status !== "paused";
+  stop.disabled = !live;
+  for (const link of [exportModel, exportHistory, exportScript]) {
+    link.classList.toggle("disabled", !id);
+    link.setAttribute("aria-disabled", id ? "false" : "true");
+    if (!id) link.removeAttribute("href");
+  }
+}
+
+/** The progress bar and line (with the pace and time left once `rate` is known) and the
+ * latest report's figures, for `run` ({id, iteration, total, last}). */
+function renderMetrics(els, run, rate) {
+  const { progress, progressText, trainAcc, testAcc, loss } = els;
+  const total = run.total || 1;
+  progress.max = total;
+  progress.value = Math.min(run.iteration, total);
+  const parts = [`Iteration ${fmtInt(run.iteration)} / ${fmtInt(run.total)}`];
+  if (rate !== null) {
+    parts.push(`${fmtInt(Math.round(rate))} steps/s`);
+    parts.push(`${fmtDuration((run.total - run.iteration) / Math.max(rate, 1e-9))} left`);
+  }
+  progressText.textContent = run.id ? parts.join(" · ") : "No run yet";
+  els.iteration.textContent = String(run.iteration);
+  trainAcc.textContent = fmtPct(run.last?.train_accuracy);
+  testAcc.textContent = fmtPct(run.last?.test_accuracy);
+  // No test split, no test figure: a dash there reads like a broken value.
+  testAcc.parentElement.hidden = run.last?.test_accuracy === undefined;
+  loss.textContent = fmtLoss(run.last?.loss);
 }

@@ -18,6 +18,15 @@ HIDDEN_4_3 = (
 MAPS = "document.querySelectorAll('#netview [data-neuron] canvas').length"
 
 
+def tab_to(page: Any, selector: str, limit: int = 400) -> None:
+    """Press Tab (the keyboard only) until the element matching `selector` has the focus."""
+    for _ in range(limit):
+        if page.evaluate("s => document.activeElement?.matches(s) ?? false", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{limit} presses of Tab never reached {selector}")
+
+
 def canvas_url(page: Any, key: str) -> str:
     return page.evaluate(
         "k => document.querySelector(`[data-neuron='${k}'] canvas`).toDataURL()", key
@@ -50,7 +59,7 @@ def test_hidden_4_3_shows_live_units_edges_and_values(desk: Any, tmp_path: Path)
     until(page, "document.querySelector('.netview-iteration').textContent.includes('6000')")
     run_id = page.evaluate("window.boundaryLab.view.id")
     model = desk.api(f"/api/runs/{run_id}/model")
-    W1, b1 = model["layers"][1]["W"], model["layers"][1]["b"]
+    W1 = model["layers"][1]["W"]
     # Hovering the edge h1.3 → h2.2 names its weight as the model export has it.
     page.locator("[data-edge='1:2:1']").dispatch_event("mouseover")
     expected = page.evaluate("w => Number(w).toPrecision(4)", W1[2][1])
@@ -65,22 +74,12 @@ def test_hidden_4_3_shows_live_units_edges_and_values(desk: Any, tmp_path: Path)
     width = float(ink.get_attribute("stroke-width"))
     assert width == pytest.approx(0.5 + 5.5 * abs(W1[2][1]) / heaviest, abs=0.01)
     assert ink.get_attribute("stroke") == ("rgb(215,48,39)" if W1[2][1] < 0 else "rgb(69,117,180)")
-    # Keyboard: focusing a unit reads its bias, and its name carries the same words.
-    page.focus("[data-neuron='2:1']")
-    bias = page.evaluate("b => Number(b).toPrecision(4)", b1[1])
-    assert f"bias {bias}" in page.locator(".netview-tip").inner_text()
-    assert f"bias {bias}" in page.get_attribute("[data-neuron='2:1']", "aria-label")
     # Clicking a unit shows it large in the boundary plot until the person goes back.
     page.click("[data-neuron='1:1']")
     assert page.locator("#unit-focus").is_visible()
     assert "h1.2" in page.locator("#unit-focus").inner_text()
     page.screenshot(path=str(tmp_path / "netview.png"), full_page=True)
     page.click("#unit-back")
-    assert not page.locator("#unit-focus").is_visible()
-    page.focus("[data-neuron='2:0']")
-    page.keyboard.press("Enter")  # the keyboard picks a unit too, and Escape goes back
-    assert "h2.1" in page.locator("#unit-focus").inner_text()
-    page.keyboard.press("Escape")
     assert not page.locator("#unit-focus").is_visible()
 
 
@@ -99,3 +98,62 @@ def test_wide_and_empty_hidden_layers(desk: Any) -> None:
     page.click("#train")
     page.wait_for_selector(RUN_DONE, timeout=60_000)
     until(page, f"{MAPS} === 2 && document.querySelectorAll('[data-edge]').length === 4")
+
+
+def test_keyboard_reaches_a_units_bias_and_every_incoming_weight(desk: Any, tmp_path: Path) -> None:
+    page = desk.page
+    desk.open("?model.hidden_sizes=4,3&training.iterations=300&training.steps_per_second=")
+    tab_to(page, "#train")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(RUN_DONE, timeout=60_000)
+    until(page, "document.querySelector('.netview-iteration').textContent.includes('300')")
+    model = desk.api(f"/api/runs/{page.evaluate('window.boundaryLab.view.id')}/model")
+    W1, b1 = model["layers"][1]["W"], model["layers"][1]["b"]
+    tab_to(page, "[data-neuron='2:1']")  # h2.2: four incoming edges, from h1.1 … h1.4
+    tip, label = (
+        page.locator(".netview-tip"),
+        page.get_attribute("[data-neuron='2:1']", "aria-label"),
+    )
+    assert tip.is_visible()
+    bias = page.evaluate("b => Number(b).toPrecision(4)", b1[1])
+    assert f"bias {bias}" in tip.inner_text() and f"bias {bias}" in label
+    # Every incoming weight in the words hovering its edge reads, in the tip and the name.
+    for i in range(4):
+        weight = page.evaluate("w => Number(w).toPrecision(4)", W1[i][1])
+        words = f"weight h1.{i + 1} → h2.2: {weight}"
+        assert words in tip.inner_text() and words in label, (words, tip.inner_text())
+    # Those four edges are lit in the diagram, no others.
+    lit = page.evaluate("() => [...document.querySelectorAll('.edge-ink.lit')].length")
+    assert lit == 4
+    page.screenshot(path=str(tmp_path / "netview-keyboard.png"), full_page=True)
+    page.keyboard.press("Tab")  # on to h2.3: the tip follows the focus
+    assert "h2.3 (hidden layer 2, unit 3)" in tip.inner_text()
+    page.keyboard.press("Enter")  # the keyboard picks a unit too, and Escape goes back
+    assert "h2.3" in page.locator("#unit-focus").inner_text()
+    page.keyboard.press("Escape")
+    assert not page.locator("#unit-focus").is_visible()
+
+
+def test_units_past_what_the_stream_carries_are_counted(desk: Any, tmp_path: Path) -> None:
+    page = desk.page
+    # A light run (few points, a coarse grid): only the width of its layer matters here.
+    desk.open(
+        "?model.hidden_sizes=256&training.iterations=20&dataset.n_samples=60&view.resolution=20"
+    )
+    page.click("#train")
+    page.wait_for_selector(RUN_DONE, timeout=60_000)
+    until(page, f"{MAPS} === 18")  # 2 inputs + the first 16 of 256
+    layer = page.locator(".netview-layer").nth(1)
+    note = "+192 more units not drawn (the stream carries the first 64 of 256)"
+    assert layer.locator(".netview-note").inner_text() == note
+    more = layer.locator(".netview-more")
+    assert more.inner_text() == "+ 48 more"
+    page.locator("#netview").screenshot(path=str(tmp_path / "netview-wide.png"))
+    more.click()
+    assert page.locator("#netview [data-neuron^='1:']").count() == 64
+    assert layer.locator(".netview-note").inner_text() == note  # still said when expanded
+    # An output unit's weights in: the 64 carried, and how many are not.
+    label = page.get_attribute("[data-neuron='2:0']", "aria-label")
+    assert "weight h1.64 → class 0" in label and "h1.65" not in label
+    assert "(and 192 more inputs the stream does not carry)" in label
+    assert page.locator(".netview-note").count() == 1  # inputs and outputs: all carried

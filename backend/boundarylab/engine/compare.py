@@ -14,15 +14,13 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from boundarylab.engine import nn
-from boundarylab.engine.batches import BatchStepper
+from boundarylab.engine.build import build_learner
 from boundarylab.engine.config import ModelConfig, RunConfig
 from boundarylab.engine.datasets import Dataset, make_dataset
 from boundarylab.engine.events import BoundaryFrame, Grid, Progress
 from boundarylab.engine.features import feature_matrix
 from boundarylab.engine.grid import grid_points, quantise_probabilities
 from boundarylab.engine.gridprobe import GridProbe
-from boundarylab.engine.tape import Network
 from boundarylab.engine.training import CHECK_EVERY, Inputs, Trainer, progress, train_loss
 
 
@@ -40,19 +38,9 @@ class FusedComparison:
         t, m = base.training, base.model
         self.inputs = Inputs.of(self.data, m.features)
         self.iteration, self.total = 0, t.iterations
-        K = self.data.n_classes
-        self.net = Network(
-            [nn.layer_sizes(len(m.features), [h], K) for h in self.hidden_sizes],
-            m.activation,
-            m.loss,
-            seed=t.seed,
-            regularization=t.regularization,
-            reg_lambda=t.reg_lambda,
-            learning_rate=t.learning_rate,
-            optimizer=t.optimizer,
+        self.net, self.batches = build_learner(
+            base, self.inputs.train, self.inputs.Y_train, [[h] for h in self.hidden_sizes]
         )
-        self.batches = BatchStepper(self.net, self.inputs.train, self.inputs.Y_train,
-                                    t.batch_size, t.seed)  # fmt: skip
         self.failed = [False] * len(self.hidden_sizes)
         self._grid: GridProbe | None = None
 

@@ -21,7 +21,8 @@ from typing import Any
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from boundarylab.engine.config import LIMITS_CONTEXT_KEY, RunConfig, _Strict
+from boundarylab.engine.config import LIMITS_CONTEXT_KEY, RunConfig
+from boundarylab.engine.strict_model import StrictModel
 
 MAX_SWEEP_VALUES = 12
 # What the page offers to vary (any field of RunConfig can be swept through the API and CLI).
@@ -65,7 +66,7 @@ def _error(loc: tuple[str | int, ...], kind: str, message: str, given: Any, **ct
     )
 
 
-class SweepConfig(_Strict):
+class SweepConfig(StrictModel):
     """One run of ``base`` per value of the field at ``field`` (a dotted path)."""
 
     base: RunConfig = Field(default_factory=RunConfig)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from boundarylab.engine import nn
-from boundarylab.engine.batches import BatchStepper
+from boundarylab.engine.build import build_learner
 from boundarylab.engine.config import RunConfig
 from boundarylab.engine.datasets import Dataset, make_dataset
 from boundarylab.engine.events import (
@@ -86,26 +86,17 @@ def train_loss(net: Network, j: int, inputs: Inputs) -> float:
 class Trainer:
     """One run's network, stepped synchronously. No threads, no I/O.
 
-    Batches come from batches.BatchStepper (full batch as the article, or seeded
-    mini-batches)."""
+    The network and its batches (full batch as the article, or seeded mini-batches) are
+    built by build.build_learner, as the comparison's are."""
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config
         self.data: Dataset = make_dataset(config.dataset)
         t, m = config.training, config.model
         self.inputs = Inputs.of(self.data, m.features)
-        self.net = Network(
-            nn.layer_sizes(len(m.features), m.hidden_sizes, self.data.n_classes),
-            m.activation,
-            m.loss,
-            seed=t.seed,
-            regularization=t.regularization,
-            reg_lambda=t.reg_lambda,
-            learning_rate=t.learning_rate,
-            optimizer=t.optimizer,
+        self.net, self.batches = build_learner(
+            config, self.inputs.train, self.inputs.Y_train, [m.hidden_sizes]
         )
-        self.batches = BatchStepper(self.net, self.inputs.train, self.inputs.Y_train,
-                                    t.batch_size, t.seed)  # fmt: skip
         self.iteration = 0
         self.total = t.iterations
         self.diverged_message: str | None = None
