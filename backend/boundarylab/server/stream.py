@@ -96,7 +96,7 @@ async def _stream(
         origin = websocket.headers.get("origin", "")[:100]
         await websocket.close(POLICY_VIOLATION, f"cross-site WebSocket refused (origin {origin})")
         return
-    run = service.get(run_id)
+    run = await service.find(run_id)
     if run is None:
         await websocket.send_text(dumps(error_message(f"no run with id {run_id[:64]!r}")))
         await websocket.close(UNKNOWN_RUN, "unknown run")
