@@ -1,0 +1,122 @@
+"""Redis mode on loopback, shared by the tests here: a real redis-server (no persistence, a
+directory of its own), web replicas (`boundarylab serve`) and workers (`boundarylab worker`)
+as separate processes.
+
+Locally the tests skip when redis-server is not installed; in CI (CI=true) they fail instead,
+because a skipped test proves nothing (.ci/run installs Debian's redis-server)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from serverproc import ServerProcess, free_port, server_env, start_server
+
+CLI = [sys.executable, "-m", "boundarylab.cli"]
+START_S = 120.0  # a busy 2-core box may take long to import the app; every wait is bounded
+
+
+@dataclass
+class RedisServer:
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def cli(self, *args: str) -> str:
+        """One redis-cli command's answer (for the tests to look inside)."""
+        out = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True,
+                             text=True, timeout=10, check=True)  # fmt: skip
+        return out.stdout.strip()
+
+
+def _require_redis() -> str:
+    binary = shutil.which("redis-server")
+    if binary is not None:
+        return binary
+    hint = "redis-server not found: install it (apt-get install redis-server) for Redis mode"
+    if os.environ.get("CI") == "true":
+        pytest.fail(hint)
+    pytest.skip(hint)
+
+
+def start_redis(tmp: Path, port: int | None = None) -> RedisServer:
+    """redis-server on a free port (or `port`), no persistence, its files in `tmp`; waits
+    (bounded) until it answers."""
+    binary = _require_redis()
+    port = port or free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(tmp)]  # fmt: skip
+    log = (tmp / f"redis-{port}.log").open("ab")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    server = RedisServer(proc, port)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if server.cli("ping") == "PONG":
+                return server
+        except subprocess.CalledProcessError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"redis-server on port {port} did not answer within 15 s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@dataclass
+class Cluster:
+    """Redis, replicas and workers, all on loopback."""
+
+    redis: RedisServer
+    tmp: Path
+    replicas: list[ServerProcess] = field(default_factory=list)
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        return server_env(redis_url=self.redis.url)
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        log = (self.tmp / f"worker-{len(self.workers)}.log").open("ab")
+        proc = subprocess.Popen([*CLI, "worker"], env=self.env(), stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        log.close()
+        self.workers.append(proc)
+        return proc
+
+    def start_replica(self, workers_ready: int) -> ServerProcess:
+        replica = start_server([*CLI, "serve", "--port", "{port}"], env=self.env(),
+                               log_path=self.tmp / f"replica-{len(self.replicas)}.log",
+                               workers_ready=workers_ready, timeout=START_S)  # fmt: skip
+        self.replicas.append(replica)
+        return replica
+
+    def logs(self) -> str:
+        return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                         for p in sorted(self.tmp.glob("*.log")))  # fmt: skip
+
+    def stop(self) -> None:
+        for replica in self.replicas:
+            replica.stop()
+        for worker in self.workers:
+            stop_process(worker)
+        stop_process(self.redis.proc)
