@@ -15,9 +15,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from websockets.sync.client import connect
 
+from app_client import Watched, is_terminal, watch
 from serverproc import ServerProcess, free_port, server_env, start_server
 
 CLI = [sys.executable, "-m", "boundarylab.cli"]
@@ -110,6 +114,11 @@ class Cluster:
         self.replicas.append(replica)
         return replica
 
+    def restart_redis(self) -> None:
+        """Stop Redis (its data goes with it: no persistence) and start it on the same port."""
+        stop_process(self.redis.proc)
+        self.redis = start_redis(self.tmp, self.redis.port)
+
     def logs(self) -> str:
         return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}"
                          for p in sorted(self.tmp.glob("*.log")))  # fmt: skip
@@ -120,3 +129,18 @@ class Cluster:
         for worker in self.workers:
             stop_process(worker)
         stop_process(self.redis.proc)
+
+
+RECV_S = 60.0  # longest wait for one message (a busy box; a run reports far more often)
+
+
+def post(base: str, config: dict[str, Any]) -> str:
+    response = httpx.post(f"{base}/api/runs", json=config, timeout=30)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def watch_on(ws_base: str, run_id: str, until: Any = is_terminal) -> Watched:
+    with connect(f"{ws_base}/api/runs/{run_id}/stream", max_size=None,
+                 open_timeout=30) as ws:  # fmt: skip
+        return watch(lambda: ws.recv(RECV_S), until)

@@ -8,32 +8,20 @@ joins: a run that ended first is all in the snapshot."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from typing import Any
 
 import httpx
 import pytest
-from redis_support import Cluster
+from redis_support import RECV_S, Cluster, post, watch_on
 from websockets.sync.client import connect
 
-from app_client import Watched, is_terminal, make_client, strict_loads, watch
+from app_client import is_terminal, make_client, strict_loads, watch
 
 pytestmark = pytest.mark.slow
-RECV_S = 60.0  # longest wait for one message (a busy box; a run reports far more often)
 PACED = {"training": {"iterations": 4000, "steps_per_second": 1000}}
-
-
-def post(base: str, config: dict[str, Any]) -> str:
-    response = httpx.post(f"{base}/api/runs", json=config, timeout=30)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-def watch_on(ws_base: str, run_id: str, until: Any = is_terminal) -> Watched:
-    with connect(f"{ws_base}/api/runs/{run_id}/stream", max_size=None,
-                 open_timeout=30) as ws:  # fmt: skip
-        return watch(lambda: ws.recv(RECV_S), until)
 
 
 def outcome(base: str, run_id: str) -> tuple[list[dict], dict]:
@@ -134,3 +122,37 @@ def test_messages_are_the_wire_format(cluster: Cluster) -> None:
         while not texts or not is_terminal(strict_loads(texts[-1])):
             texts.append(ws.recv(RECV_S))
     assert strict_loads(texts[0])["type"] == "snapshot"
+
+
+def test_a_clients_run_limit_holds_across_replicas_even_at_once(cluster: Cluster) -> None:
+    """Two replicas (in process here, on the cluster's Redis) take ten runs of one client at
+    the same moment with a limit of 3: exactly 3 are admitted, counted atomically in Redis."""
+    from boundarylab.engine.config import RunConfig
+    from boundarylab.server.errors import Busy
+    from boundarylab.server.redis_service import RedisRunService
+    from boundarylab.server.settings import Settings
+
+    settings = Settings(redis_url=cluster.redis.url, max_runs_per_client=3)
+    slow = RunConfig.model_validate({"training": {"iterations": 200000, "steps_per_second": 50}})
+
+    async def scenario() -> tuple[list[Any], int]:
+        replicas = [RedisRunService(settings), RedisRunService(settings)]
+        for replica in replicas:
+            await replica.start()
+        try:
+            tries = [replicas[i % 2].create(slow, "203.0.113.9", "{}") for i in range(10)]
+            outcomes = await asyncio.gather(*tries, return_exceptions=True)
+            admitted = [o for o in outcomes if not isinstance(o, BaseException)]
+            refused = [o for o in outcomes if isinstance(o, Busy)]
+            assert len(admitted) + len(refused) == 10, outcomes
+            for run in admitted:  # free the client's places again
+                replicas[0].request(await replicas[0].find(run.id), "cancel")
+            await asyncio.sleep(0.5)
+            return refused, len(admitted)
+        finally:
+            for replica in replicas:
+                await replica.shutdown(2.0)
+
+    refused, admitted = asyncio.run(scenario())
+    assert admitted == 3
+    assert "limit 3" in refused[0].message

@@ -42,7 +42,7 @@ from boundarylab.server.checks import (
     with_limits,
 )
 from boundarylab.server.docs import add_docs
-from boundarylab.server.errors import Busy, Conflict, Refusal, ShuttingDown
+from boundarylab.server.errors import Busy, Conflict, Refusal, ShuttingDown, Unavailable
 from boundarylab.server.messages import CONTROL_ACTIONS, dumps, jsonable
 from boundarylab.server.middleware import GuardMiddleware, HeadAsGet, LoopLag, trusted_hosts
 from boundarylab.server.responses import (
@@ -65,7 +65,12 @@ from boundarylab.server.stream import SocketCounts
 from boundarylab.server.stream import router as stream_router
 
 # The HTTP answer to each kind of refusal (errors.py); the most specific class wins.
-HTTP_STATUS: dict[type[Refusal], int] = {Conflict: 409, Busy: 429, ShuttingDown: 503}
+HTTP_STATUS: dict[type[Refusal], int] = {
+    Conflict: 409,
+    Busy: 429,
+    ShuttingDown: 503,
+    Unavailable: 503,
+}
 
 
 def frontend_dir() -> Path:

@@ -29,3 +29,7 @@ class TooManyViewers(Busy):
 
 class ShuttingDown(Refusal):
     """The server is stopping and takes no new runs."""
+
+
+class Unavailable(Refusal):
+    """Something the server needs does not answer now (Redis, in Redis mode)."""

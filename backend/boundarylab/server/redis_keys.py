@@ -14,6 +14,7 @@ Keys (all under PREFIX):
   client:{address}  set of a client's queued or running run ids: its run limit
   worker:{id}       string with a TTL, refreshed by the worker's heartbeat: alive while set
   worker:{id}:commands  stream of commands to the runs that worker holds
+  epoch             a random value set once per Redis lifetime (current_epoch)
 
 Every event is one JSON object in one field ("j"), the same text in the log, the latest
 hash and the stream: {"e": "started"} | {"e": "message", "kind", "text", ...Encoded} |
@@ -23,6 +24,7 @@ hash and the stream: {"e": "started"} | {"e": "message", "kind", "text", ...Enco
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import asdict
 from typing import Any
 
@@ -35,6 +37,7 @@ ACTIVE = PREFIX + "active"
 RUNNING = PREFIX + "running"
 EVENTS_MAXLEN = 2000  # entries a run's live stream keeps: a replica far behind reloads
 COMMANDS_MAXLEN = 1000
+EPOCH = PREFIX + "epoch"  # set once per Redis lifetime: a new value means the data is gone
 WORKER_TTL_MS = 3000  # a worker not heard from for this long is dead; its runs fail
 CONNECT_TIMEOUT_S = 3.0
 
@@ -161,6 +164,14 @@ class Scripts:
         if pipe is not None:
             return await self._append(keys=keys, args=args, client=pipe)
         return int(await self._append(keys=keys, args=args))
+
+
+async def current_epoch(client: Any) -> str:
+    """This Redis's data generation: a random value set by whoever comes first. When Redis
+    restarts without its data the value changes, and every run it held is lost: replicas
+    and workers compare it to the one they started with and end those runs clearly."""
+    await client.set(EPOCH, uuid.uuid4().hex, nx=True)
+    return str(await client.get(EPOCH))
 
 
 def connect(url: str) -> Any:

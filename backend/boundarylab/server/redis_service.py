@@ -21,8 +21,10 @@ import logging
 import uuid
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from boundarylab.engine.config import RunConfig
-from boundarylab.server.errors import Busy, ShuttingDown
+from boundarylab.server.errors import Busy, ShuttingDown, Unavailable
 from boundarylab.server.interfaces import RunEvents, RunStore
 from boundarylab.server.pool import RETRY_AFTER_S
 from boundarylab.server.redis_keys import (
@@ -34,6 +36,7 @@ from boundarylab.server.redis_keys import (
     Scripts,
     client_key,
     connect,
+    current_epoch,
     entry_message,
     run_key,
     worker_key,
@@ -46,6 +49,9 @@ from boundarylab.server.settings import Settings
 log = logging.getLogger("boundarylab")
 FOLLOW_BLOCK_MS = 2000
 EXPORT_WAIT_S = 2.0
+LOST_REASON = (
+    "Redis, which held this run, restarted without its data; the run is lost. Start it again."
+)
 
 
 class RedisScheduler:
@@ -66,11 +72,13 @@ class RedisScheduler:
         self._followers: dict[str, asyncio.Task[None]] = {}
         self._commands: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self.epoch = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, events: RunEvents) -> None:
         self._events = events
         await ensure_group(self.client)
+        self.epoch = await current_epoch(self.client)
         await self._poll_once()
         self._tasks = [
             asyncio.create_task(self._poll()),
@@ -109,6 +117,12 @@ class RedisScheduler:
         replica holds yet, so the worker makes frames throughout (as with a viewer)."""
 
     async def export(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            return await self._export(run_id)
+        except (RedisError, OSError) as exc:
+            raise Unavailable(f"Redis does not answer ({exc}); try again shortly", 1) from exc
+
+    async def _export(self, run_id: str) -> dict[str, Any] | None:
         owner = await self.client.hget(run_key(run_id), "owner")
         if not owner or owner == "-":
             return None
@@ -246,6 +260,11 @@ class RedisScheduler:
             )
 
     async def _poll_once(self) -> None:
+        epoch = await current_epoch(self.client)
+        if epoch != self.epoch:
+            self._lost()
+            self.epoch = epoch
+            await ensure_group(self.client)
         pipe = self.client.pipeline(transaction=False)
         pipe.scard(ACTIVE)
         pipe.scard(RUNNING)
@@ -258,8 +277,20 @@ class RedisScheduler:
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(0.5)
-            with contextlib.suppress(Exception):
+            try:
                 await self._poll_once()
+            except (RedisError, OSError) as exc:
+                log.warning("Redis does not answer: %s", exc)
+                self.size = self._ready = 0
+
+    def _lost(self) -> None:
+        """Redis came back without its data: every run followed here ends `failed`, its
+        viewers told why (no worker will write to it again: they drop such runs too)."""
+        assert self._events is not None
+        for run_id, task in list(self._followers.items()):
+            task.cancel()
+            self._events.aborted(run_id, "failed", LOST_REASON)
+        self._followers.clear()
 
     async def _reap(self) -> None:
         """Replicas reap too: with every worker dead, someone must still fail their runs."""
@@ -282,7 +313,8 @@ class RedisRunService(RunService):
         self._loading: dict[str, asyncio.Task[Run | None]] = {}
 
     async def find(self, run_id: str) -> Run | None:
-        """The run from the mirror, or loaded from Redis (once, however many ask at once)."""
+        """The run from the mirror, or loaded from Redis (once, however many ask at once);
+        errors.Unavailable when Redis does not answer."""
         run = self.store.get(run_id)
         if run is not None:
             return run
@@ -291,7 +323,10 @@ class RedisRunService(RunService):
             task = asyncio.create_task(self.scheduler.load(run_id, self.store))
             self._loading[run_id] = task
             task.add_done_callback(lambda _: self._loading.pop(run_id, None))
-        return await asyncio.shield(task)
+        try:
+            return await asyncio.shield(task)
+        except (RedisError, OSError) as exc:
+            raise Unavailable(f"Redis does not answer ({exc}); try again shortly", 1) from exc
 
     async def create(self, config: RunConfig, client: str, dataset_text: str) -> Run:
         """Admit (the client's limit and the queue bound, counted in Redis), register and
@@ -311,7 +346,10 @@ class RedisRunService(RunService):
             dataset_text,
             repr(run.created),
         ]
-        verdict, *count = await self.scheduler.scripts.admit(keys=keys, args=args)
+        try:
+            verdict, *count = await self.scheduler.scripts.admit(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            raise Unavailable(f"Redis does not answer ({exc}); try again shortly", 1) from exc
         if verdict == "client":
             raise Busy(
                 f"this client already has {count[0]} queued or running runs (limit "

@@ -28,7 +28,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from boundarylab.engine.config import RunConfig
 from boundarylab.server.messages import CONFLATED_KINDS
@@ -53,6 +56,7 @@ from boundarylab.server.redis_keys import (
     Scripts,
     check_reachable,
     connect,
+    current_epoch,
     message_entry,
     run_key,
     worker_key,
@@ -116,6 +120,8 @@ class RedisWorker:
         self._next_request = 0
         self._events: asyncio.Queue[Any] = asyncio.Queue()
         self._stopping = asyncio.Event()
+        self._recovering = asyncio.Lock()
+        self.epoch = ""
         child_commands, self._commands = multiprocessing.Pipe(duplex=False)
         self._event_conn, child_events = multiprocessing.Pipe(duplex=False)
         self._thread = threading.Thread(
@@ -149,6 +155,7 @@ class RedisWorker:
     # -- main --------------------------------------------------------------------------------
     async def run(self) -> None:
         await ensure_group(self.client)
+        self.epoch = await current_epoch(self.client)
         await self._beat(0.0)
         self._thread.start()
         loop = asyncio.get_running_loop()
@@ -156,10 +163,8 @@ class RedisWorker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         log.info("worker %s taking runs from %s (at most %d at once)", self.id, JOBS, self.max_runs)
-        tasks = [
-            asyncio.create_task(t)
-            for t in (self._take_jobs(), self._read_commands(), self._write_events(), self._reap())
-        ]
+        loops = (self._take_jobs, self._read_commands, self._write_events, self._reap)
+        tasks = [asyncio.create_task(self._guarded(body)) for body in loops]
         await self._stopping.wait()
         for task in tasks[:2] + tasks[3:]:
             task.cancel()
@@ -173,6 +178,36 @@ class RedisWorker:
         with contextlib.suppress(Exception):
             await self.client.delete(worker_key(self.id))
             await self.client.aclose()
+
+    async def _guarded(self, body: Callable[[], Awaitable[None]]) -> None:
+        """Run one of the bridge's loops for good: when Redis fails under it, wait until
+        Redis answers again (_recover), then go on."""
+        while True:
+            try:
+                await body()
+            except (RedisError, OSError) as exc:
+                log.warning("worker %s: Redis failed (%s); reconnecting", self.id, exc)
+                await self._recover()
+
+    async def _recover(self) -> None:
+        """Wait (retrying every half second) until Redis answers. If it came back without
+        its data (a new epoch), the runs this worker trains are lost to every viewer: they
+        are cancelled here and their events dropped, and the job group is made again."""
+        async with self._recovering:
+            while True:
+                try:
+                    epoch = await current_epoch(self.client)
+                    break
+                except (RedisError, OSError):
+                    await asyncio.sleep(0.5)
+            if epoch != self.epoch:
+                lost = len(self.runs)
+                log.warning("worker %s: Redis lost its data; dropping %d runs", self.id, lost)
+                for run_id in list(self.runs):
+                    self._send(Control(run_id, "cancel"))
+                self.runs.clear()
+                self.epoch = epoch
+                await ensure_group(self.client)
 
     async def _beat(self, load: float) -> None:
         """Alive for WORKER_TTL_MS more (sent on the WorkerLoop's own heartbeat, so a hung
@@ -222,25 +257,38 @@ class RedisWorker:
             self._send(Control(run_id, action))
 
     async def _write_events(self) -> None:
-        """Every event in the order the WorkerLoop sent it, a batch per round trip."""
+        """Every event in the order the WorkerLoop sent it, a batch per round trip. A batch
+        Redis failed to take is written again once it answers (events of runs it lost are
+        dropped then)."""
         while True:
             batch = [await self._events.get()]
             while not self._events.empty() and len(batch) < 256:
                 batch.append(self._events.get_nowait())
-            pipe = self.client.pipeline(transaction=False)
-            acks: list[str] = []
-            for event in batch:
-                await self._queue_write(pipe, event, acks)
-            await pipe.execute()
-            if acks:
-                await self.client.xack(JOBS, GROUP, *acks)
+            while True:
+                try:
+                    await self._write(batch)
+                    break
+                except (RedisError, OSError) as exc:
+                    log.warning("worker %s: writing events failed (%s)", self.id, exc)
+                    await self._recover()
 
-    async def _queue_write(self, pipe: Any, event: Any, acks: list[str]) -> None:
+    async def _write(self, batch: list[Any]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for event in batch:
+            await self._queue_write(pipe, event)
+        await pipe.execute()
+        ended = [e.run_id for e in batch if isinstance(e, Done) and e.run_id in self.runs]
+        acks = [self.runs.pop(run_id)[0] for run_id in ended]
+        if acks:
+            await self.client.xack(JOBS, GROUP, *acks)
+
+    async def _queue_write(self, pipe: Any, event: Any) -> None:
         retention = self.settings.retention_seconds
         if isinstance(event, tuple):  # ("started", run_id), put by _take
             run_id = event[1]
-            client = self.runs[run_id][1]
-            await self.scripts.append(run_id, client, '{"e":"started"}', pipe=pipe)
+            if run_id in self.runs:
+                client = self.runs[run_id][1]
+                await self.scripts.append(run_id, client, '{"e":"started"}', pipe=pipe)
         elif isinstance(event, RunMessage) and event.run_id in self.runs:
             message = event.message
             kind = message.kind if message.kind in CONFLATED_KINDS else ""
@@ -248,7 +296,7 @@ class RedisWorker:
             entry = message_entry(message)
             await self.scripts.append(event.run_id, client, entry, conflated=kind, pipe=pipe)
         elif isinstance(event, Done) and event.run_id in self.runs:
-            job_id, client = self.runs.pop(event.run_id)
+            client = self.runs[event.run_id][1]
             entry = json.dumps({"e": "done", "status": event.status})
             await self.scripts.append(
                 event.run_id,
@@ -259,7 +307,6 @@ class RedisWorker:
                 model=event.model,
                 pipe=pipe,
             )
-            acks.append(job_id)
         elif isinstance(event, Heartbeat):
             value = json.dumps({"runs": len(self.runs), "load": round(event.load, 3)})
             pipe.set(worker_key(self.id), value, px=WORKER_TTL_MS)
@@ -274,10 +321,7 @@ class RedisWorker:
     async def _reap(self) -> None:
         while True:
             await asyncio.sleep(REAP_EVERY_S)
-            try:
-                await reap_dead_workers(self.client, self.scripts, self.settings.retention_seconds)
-            except Exception as exc:  # a reaper that fails once tries again next second
-                log.warning("reaping dead workers failed: %s", exc)
+            await reap_dead_workers(self.client, self.scripts, self.settings.retention_seconds)
 
 
 def command_stream(worker_id: str) -> str:
