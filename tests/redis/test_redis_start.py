@@ -43,3 +43,25 @@ def test_the_embedded_server_does_not_import_redis() -> None:
     done = subprocess.run([sys.executable, "-c", code], env=server_env(), capture_output=True,
                           text=True, timeout=120, check=True)  # fmt: skip
     assert done.stdout.strip() == "False"
+
+
+def test_a_replica_whose_redis_stops_answering_refuses_with_unavailable() -> None:
+    """Requests that need Redis get errors.Unavailable (HTTP 503 with the reason), not a 500."""
+    import asyncio
+
+    from boundarylab.engine.config import RunConfig
+    from boundarylab.server.app import HTTP_STATUS
+    from boundarylab.server.errors import Unavailable
+    from boundarylab.server.redis_service import RedisRunService
+    from boundarylab.server.settings import Settings
+
+    service = RedisRunService(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+
+    async def scenario() -> list[BaseException]:
+        attempts = [service.find("some-run"), service.create(RunConfig(), "203.0.113.1", "{}")]
+        return await asyncio.gather(*attempts, return_exceptions=True)  # type: ignore[arg-type]
+
+    outcomes = asyncio.run(scenario())
+    assert all(isinstance(o, Unavailable) for o in outcomes), outcomes
+    assert all("Redis does not answer" in o.message for o in outcomes)  # type: ignore[attr-defined]
+    assert HTTP_STATUS[Unavailable] == 503
