@@ -4,7 +4,8 @@ atomically, and how a run's events are written as stream entries. Replicas
 
 Keys (all under PREFIX):
   run:{id}          hash: config, client, dataset, created, owner (worker id, or "-" when
-                    cancelled before a worker took it), ended, model (final weights, JSON)
+                    cancelled before a worker took it), pending ("pause": start paused),
+                    ended, model (final weights, JSON)
   run:{id}:log      list: every event of the run except conflated frames, in order (the
                     history a replica replays to build a snapshot; never trimmed)
   run:{id}:latest   hash: the latest message of each conflated kind (boundary, units)
@@ -105,6 +106,24 @@ if ARGV[1] ~= '-' then redis.call('SADD', KEYS[2], ARGV[2]) end
 return ARGV[1]
 """
 
+# A command for a run, where it is now (atomic with CLAIM, so none falls between "queued"
+# and "taken"). KEYS: run hash. ARGV: action. Returns the owner (the worker to send it to),
+# "!cancelled" when this call cancelled the queued run, or "" when it was kept for the start
+# (pause: the run starts paused, as in the embedded pool; resume: forget that) or is moot.
+ROUTE = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner or redis.call('HGET', KEYS[1], 'ended') then return owner or '' end
+if ARGV[1] == 'cancel' then
+  redis.call('HSET', KEYS[1], 'owner', '-')
+  return '!cancelled'
+elseif ARGV[1] == 'pause' then
+  redis.call('HSET', KEYS[1], 'pending', 'pause')
+elseif ARGV[1] == 'resume' then
+  redis.call('HDEL', KEYS[1], 'pending')
+end
+return ''
+"""
+
 # One event of a run, everywhere it belongs, unless the run has ended (so a worker that was
 # declared dead and comes back cannot write after the "failed" its reaper wrote).
 # KEYS: run_keys(). ARGV: entry JSON, conflated kind or "", final ("1" for done/aborted),
@@ -135,6 +154,7 @@ class Scripts:
     def __init__(self, client: Any) -> None:
         self.admit = client.register_script(ADMIT)
         self.claim = client.register_script(CLAIM)
+        self.route = client.register_script(ROUTE)
         self._append = client.register_script(APPEND)
 
     async def append(

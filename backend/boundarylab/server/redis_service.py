@@ -239,19 +239,16 @@ class RedisScheduler:
                 log.warning("command %s to run %s not sent: %s", action, run_id, exc)
 
     async def _send_one(self, run_id: str, action: str) -> None:
-        owner = await self.client.hget(run_key(run_id), "owner")
-        if not owner and action == "cancel":
-            owner = await self.scripts.claim(keys=[run_key(run_id), RUNNING], args=["-", run_id])
-            if owner == "-":  # cancelled before any worker took it
-                client = await self.client.hget(run_key(run_id), "client") or ""
-                entry = json.dumps(
-                    {"e": "aborted", "status": "cancelled", "reason": "cancelled while queued"}
-                )
-                await self.scripts.append(
-                    run_id, client, entry, final=True, retention_s=self.settings.retention_seconds
-                )
-                return
-        if owner and owner != "-":
+        owner = await self.scripts.route(keys=[run_key(run_id)], args=[action])
+        if owner == "!cancelled":  # before any worker took it (its job is skipped then)
+            client = await self.client.hget(run_key(run_id), "client") or ""
+            entry = json.dumps(
+                {"e": "aborted", "status": "cancelled", "reason": "cancelled before it started"}
+            )
+            await self.scripts.append(
+                run_id, client, entry, final=True, retention_s=self.settings.retention_seconds
+            )
+        elif owner and owner != "-":
             await self.client.xadd(
                 worker_key(owner, "commands"),
                 {"run": run_id, "action": action},

@@ -52,6 +52,7 @@ from boundarylab.server.redis_keys import (
     COMMANDS_MAXLEN,
     GROUP,
     JOBS,
+    RUNNING,
     WORKER_TTL_MS,
     Scripts,
     check_reachable,
@@ -227,14 +228,18 @@ class RedisWorker:
 
     async def _take(self, job_id: str, run_id: str) -> None:
         key = run_key(run_id)
-        owner = await self.scripts.claim(keys=[key, "bl:running"], args=[self.id, run_id])
+        owner = await self.scripts.claim(keys=[key, RUNNING], args=[self.id, run_id])
         if owner != self.id:  # cancelled while queued, or ended
             await self.client.xack(JOBS, GROUP, job_id)
             return
-        config_json, client_address = await self.client.hmget(key, "config", "client")
+        config_json, client_address, pending = await self.client.hmget(
+            key, "config", "client", "pending"
+        )
         self.runs[run_id] = (job_id, client_address or "")
         await self._events.put(("started", run_id))
         self._send(Start(run_id, RunConfig.model_validate_json(config_json), self.limits))
+        if pending == "pause":  # asked for while it was queued: it starts paused
+            self._send(Control(run_id, "pause"))
 
     async def _read_commands(self) -> None:
         stream, last = worker_key(self.id, "commands"), "$"
