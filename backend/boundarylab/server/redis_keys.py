@@ -14,6 +14,8 @@ Keys (all under PREFIX):
   active / running  sets of run ids (queued or running / running): the queue bound
   client:{address}  set of a client's queued or running run ids: its run limit
   worker:{id}       string with a TTL, refreshed by the worker's heartbeat: alive while set
+  workers           sorted set, worker id -> the time its heartbeat runs out (for counting
+                    workers without scanning keys)
   worker:{id}:commands  stream of commands to the runs that worker holds
   epoch             a random value set once per Redis lifetime (current_epoch)
 
@@ -25,6 +27,7 @@ hash and the stream: {"e": "started"} | {"e": "message", "kind", "text", ...Enco
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import asdict
 from typing import Any
@@ -40,6 +43,7 @@ EVENTS_MAXLEN = 2000  # entries a run's live stream keeps: a replica far behind 
 COMMANDS_MAXLEN = 1000
 EPOCH = PREFIX + "epoch"  # set once per Redis lifetime: a new value means the data is gone
 WORKER_TTL_MS = 3000  # a worker not heard from for this long is dead; its runs fail
+WORKERS = PREFIX + "workers"  # sorted set: worker id -> when its heartbeat runs out (ms)
 CONNECT_TIMEOUT_S = 3.0
 
 
@@ -146,6 +150,22 @@ if ARGV[3] == '1' then
 end
 return 1
 """
+
+
+def beat(pipe: Any, worker_id: str, value: str) -> None:
+    """Queue a worker's heartbeat on `pipe`: its key for WORKER_TTL_MS more, and its place
+    in WORKERS (scored by when that runs out, by the worker's clock)."""
+    pipe.set(worker_key(worker_id), value, px=WORKER_TTL_MS)
+    pipe.zadd(WORKERS, {worker_id: int(time.time() * 1000) + WORKER_TTL_MS})
+
+
+async def live_workers(client: Any) -> int:
+    """Workers whose heartbeat has not run out (dropping the others from WORKERS)."""
+    now = int(time.time() * 1000)
+    pipe = client.pipeline(transaction=False)
+    pipe.zremrangebyscore(WORKERS, "-inf", now)
+    pipe.zcard(WORKERS)
+    return int((await pipe.execute())[1])
 
 
 class Scripts:

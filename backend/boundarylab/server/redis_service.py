@@ -38,6 +38,7 @@ from boundarylab.server.redis_keys import (
     connect,
     current_epoch,
     entry_message,
+    live_workers,
     run_key,
     worker_key,
 )
@@ -265,11 +266,9 @@ class RedisScheduler:
         pipe = self.client.pipeline(transaction=False)
         pipe.scard(ACTIVE)
         pipe.scard(RUNNING)
-        pipe.keys(worker_key("*"))
-        active, running, workers = await pipe.execute()
-        alive = [w for w in workers if not w.endswith(":commands")]
+        active, running = await pipe.execute()
         self._counts = {"running": int(running), "queued": max(0, int(active) - int(running))}
-        self.size = self._ready = len(alive)
+        self.size = self._ready = await live_workers(self.client)
 
     async def _poll(self) -> None:
         while True:

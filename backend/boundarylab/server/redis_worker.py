@@ -53,8 +53,9 @@ from boundarylab.server.redis_keys import (
     GROUP,
     JOBS,
     RUNNING,
-    WORKER_TTL_MS,
+    WORKERS,
     Scripts,
+    beat,
     check_reachable,
     connect,
     current_epoch,
@@ -178,6 +179,7 @@ class RedisWorker:
         tasks[2].cancel()
         with contextlib.suppress(Exception):
             await self.client.delete(worker_key(self.id))
+            await self.client.zrem(WORKERS, self.id)
             await self.client.aclose()
 
     async def _guarded(self, body: Callable[[], Awaitable[None]]) -> None:
@@ -214,7 +216,9 @@ class RedisWorker:
         """Alive for WORKER_TTL_MS more (sent on the WorkerLoop's own heartbeat, so a hung
         loop stops it too)."""
         value = json.dumps({"runs": len(self.runs), "load": round(load, 3)})
-        await self.client.set(worker_key(self.id), value, px=WORKER_TTL_MS)
+        pipe = self.client.pipeline(transaction=False)
+        beat(pipe, self.id, value)
+        await pipe.execute()
 
     async def _take_jobs(self) -> None:
         while True:
@@ -314,7 +318,7 @@ class RedisWorker:
             )
         elif isinstance(event, Heartbeat):
             value = json.dumps({"runs": len(self.runs), "load": round(event.load, 3)})
-            pipe.set(worker_key(self.id), value, px=WORKER_TTL_MS)
+            beat(pipe, self.id, value)
         elif isinstance(event, ModelReply):
             reply = self._exports.pop(event.request_id, "")
             if reply:
