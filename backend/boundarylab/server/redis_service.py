@@ -27,6 +27,7 @@ from boundarylab.engine.config import RunConfig
 from boundarylab.server.errors import Busy, ShuttingDown, Unavailable
 from boundarylab.server.interfaces import RunEvents, RunStore
 from boundarylab.server.pool import RETRY_AFTER_S
+from boundarylab.server.redis_follow import RunFollower
 from boundarylab.server.redis_keys import (
     ACTIVE,
     COMMANDS_MAXLEN,
@@ -37,7 +38,6 @@ from boundarylab.server.redis_keys import (
     client_key,
     connect,
     current_epoch,
-    entry_message,
     live_workers,
     run_key,
     worker_key,
@@ -48,7 +48,6 @@ from boundarylab.server.service import RunService
 from boundarylab.server.settings import Settings
 
 log = logging.getLogger("boundarylab")
-FOLLOW_BLOCK_MS = 2000
 EXPORT_WAIT_S = 2.0
 LOST_REASON = (
     "Redis, which held this run, restarted without its data; the run is lost. Start it again."
@@ -58,7 +57,7 @@ LOST_REASON = (
 class RedisScheduler:
     """The Scheduler seam in Redis mode: jobs go on the job stream (admission is atomic in
     RedisRunService.create), commands on the stream of the worker that holds the run, and
-    each followed run's events stream is reported to RunEvents in order."""
+    each followed run's events stream is reported to RunEvents in order (RunFollower)."""
 
     mode = "redis"
 
@@ -69,15 +68,14 @@ class RedisScheduler:
         self.size = 0
         self._ready = 0
         self._counts = {"running": 0, "queued": 0}
-        self._events: RunEvents | None = None
-        self._followers: dict[str, asyncio.Task[None]] = {}
+        self.followed = RunFollower(self.client)
         self._commands: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self.epoch = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, events: RunEvents) -> None:
-        self._events = events
+        self.followed.events = events
         await ensure_group(self.client)
         self.epoch = await current_epoch(self.client)
         await self._poll_once()
@@ -90,11 +88,11 @@ class RedisScheduler:
     async def cancel_all(self, reason: str, timeout: float) -> None:
         """A replica stopping leaves the runs alone: they train in the workers and other
         replicas serve them. Only this replica's followers stop."""
-        for task in list(self._followers.values()):
-            task.cancel()
+        self.followed.stop()
 
     async def shutdown(self, timeout: float) -> None:
-        for task in [*self._tasks, *self._followers.values()]:
+        self.followed.stop()
+        for task in self._tasks:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.client.aclose(), timeout)
@@ -149,86 +147,12 @@ class RedisScheduler:
     def worker_pids(self) -> list[int]:
         return []  # the workers are other processes, maybe on other machines
 
-    # -- following runs ----------------------------------------------------------------------
+    # -- following runs (redis_follow.RunFollower) ------------------------------------------
     async def load(self, run_id: str, store: RunStore) -> Run | None:
-        """Run `run_id` as Redis holds it, rebuilt in `store` by replaying its log through
-        RunEvents, then followed live from where the log ended; None if Redis has no such run.
-
-        The hash, the log, the latest frames and the stream's last id are read in one
-        MULTI: a worker's APPEND is atomic too, so nothing falls between replay and follow."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hgetall(run_key(run_id))
-        pipe.lrange(run_key(run_id, "log"), 0, -1)
-        pipe.hgetall(run_key(run_id, "latest"))
-        pipe.xrevrange(run_key(run_id, "events"), count=1)
-        fields, log_entries, latest, last = await pipe.execute()
-        if not fields or "config" not in fields:
-            return None
-        known = store.get(run_id)  # loaded meanwhile by another request
-        if known is not None:
-            return known
-        run = Run(
-            run_id,
-            RunConfig.model_validate_json(fields["config"]),
-            fields["client"],
-            fields["dataset"],
-            created=float(fields["created"]),
-        )
-        store.add(run)
-        for text in latest.values():  # the latest frames first: they change no state
-            message = entry_message(json.loads(text))
-            run.keep_latest(message)
-        for text in log_entries:
-            self._report(run_id, json.loads(text), fields.get("model"))
-        if not run.done:
-            self.follow(run_id, last[0][0] if last else "0")
-        return run
+        return await self.followed.load(run_id, store)
 
     def follow(self, run_id: str, after: str = "0") -> None:
-        """Report the run's events after stream id `after` until it ends."""
-        if run_id not in self._followers:
-            task = asyncio.create_task(self._follow(run_id, after))
-            self._followers[run_id] = task
-            task.add_done_callback(lambda _: self._followers.pop(run_id, None))
-
-    async def _follow(self, run_id: str, after: str) -> None:
-        stream = run_key(run_id, "events")
-        while True:
-            try:
-                got = await self.client.xread({stream: after}, count=200, block=FOLLOW_BLOCK_MS)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis restarting: try again shortly
-                log.warning("following run %s: %s", run_id, exc)
-                await asyncio.sleep(0.5)
-                continue
-            for _, entries in got or []:
-                for entry_id, fields in entries:
-                    after = entry_id
-                    entry = json.loads(fields["j"])
-                    model = None
-                    if entry["e"] == "done":
-                        model = await self.client.hget(run_key(run_id), "model")
-                    if self._report(run_id, entry, model):
-                        return
-
-    def _report(self, run_id: str, entry: dict[str, Any], model_json: str | None) -> bool:
-        """One entry to RunEvents; True when it ended the run."""
-        events = self._events
-        assert events is not None, "start() first"
-        kind = entry["e"]
-        if kind == "message":
-            events.message(run_id, entry_message(entry))
-        elif kind == "started":
-            events.started(run_id)
-        elif kind == "done":
-            model = json.loads(model_json) if model_json else None
-            events.done(run_id, entry["status"], model)
-            return True
-        elif kind == "aborted":
-            events.aborted(run_id, entry["status"], entry["reason"])
-            return True
-        return False
+        self.followed.follow(run_id, after)
 
     # -- background --------------------------------------------------------------------------
     async def _send(self) -> None:
@@ -260,7 +184,7 @@ class RedisScheduler:
     async def _poll_once(self) -> None:
         epoch = await current_epoch(self.client)
         if epoch != self.epoch:
-            self._lost()
+            self.followed.lost(LOST_REASON)  # no worker writes to those runs again
             self.epoch = epoch
             await ensure_group(self.client)
         pipe = self.client.pipeline(transaction=False)
@@ -278,15 +202,6 @@ class RedisScheduler:
             except (RedisError, OSError) as exc:
                 log.warning("Redis does not answer: %s", exc)
                 self.size = self._ready = 0
-
-    def _lost(self) -> None:
-        """Redis came back without its data: every run followed here ends `failed`, its
-        viewers told why (no worker will write to it again: they drop such runs too)."""
-        assert self._events is not None
-        for run_id, task in list(self._followers.items()):
-            task.cancel()
-            self._events.aborted(run_id, "failed", LOST_REASON)
-        self._followers.clear()
 
     async def _reap(self) -> None:
         """Replicas reap too: with every worker dead, someone must still fail their runs."""
