@@ -162,3 +162,41 @@ def running_server(argv: Sequence[str] | None = None, **options: Any) -> Iterato
         yield server
     finally:
         server.stop()
+
+
+@dataclass
+class RedisServer:
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def cli(self, *args: str) -> str:
+        """One redis-cli command's answer (for the tests to look inside)."""
+        out = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True,
+                             text=True, timeout=10, check=True)  # fmt: skip
+        return out.stdout.strip()
+
+
+def launch_redis(binary: str, tmp: Path, port: int | None = None) -> RedisServer:
+    """`binary` (redis-server) on a free port (or `port`), no persistence, its files in
+    `tmp`; waits (bounded) until it answers (Redis mode's tests and bench/scale.py)."""
+    port = port or free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(tmp)]  # fmt: skip
+    log = (tmp / f"redis-{port}.log").open("ab")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    server = RedisServer(proc, port)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if server.cli("ping") == "PONG":
+                return server
+        except subprocess.CalledProcessError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"redis-server on port {port} did not answer within 15 s")

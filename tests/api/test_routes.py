@@ -285,4 +285,5 @@ def test_every_refusal_of_the_service_has_one_http_status() -> None:
         if kind is not errors.Refusal
     }
     assert statuses == {errors.Conflict: 409, errors.Busy: 429, errors.TooManyViewers: 429,
-                        errors.ShuttingDown: 503, errors.Invalid: 422}  # fmt: skip
+                        errors.ShuttingDown: 503, errors.Invalid: 422,
+                        errors.Unavailable: 503}  # fmt: skip

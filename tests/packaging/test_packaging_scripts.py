@@ -145,6 +145,9 @@ def test_ci_script_runs_the_readme_test_command_and_the_container_checks() -> No
     assert "hadolint Dockerfile" in ci
     assert "check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml" in ci
     assert "apt-get install" in ci and "chromium" in ci
+    # Redis mode's tests start their own redis-server, which CI must have before they run.
+    assert "install -y -qq --no-install-recommends redis-server" in ci
+    assert ci.index("redis-server") < ci.index("bash scripts/test.sh")
     readme = (REPO / "README.md").read_text()
     assert "bash scripts/test.sh" in readme
 

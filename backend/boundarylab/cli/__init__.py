@@ -98,6 +98,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[Flag]]:
     serve.add_argument("--port", type=port_number, help="TCP port, 1 to 65535 (default from "
                        "BOUNDARYLAB_PORT)")  # fmt: skip
     serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
+    worker = sub.add_parser(
+        "worker",
+        help="train runs for web replicas in Redis mode (needs BOUNDARYLAB_REDIS_URL)",
+    )
+    worker.set_defaults(subparser=worker)
+    worker.add_argument(
+        "--runs", type=int, default=32, help="runs this worker trains at once (default 32)"
+    )
     return parser, flags
 
 
@@ -218,15 +226,39 @@ def run_serve(args: argparse.Namespace) -> int:
     from boundarylab.server.settings import SettingsInvalid, get_settings
 
     try:
-        get_settings()  # before the app module, which builds its app from them on import
+        settings = get_settings()  # before the app module, which builds its app on import
     except SettingsInvalid as exc:
         for line in str(exc).splitlines():
             print(f"boundarylab serve: {line}", file=sys.stderr)
         return 2
+    if settings.redis_url:
+        from boundarylab.server.redis_keys import check_reachable
+
+        problem = check_reachable(settings.redis_url)
+        if problem is not None:
+            print(f"boundarylab serve: {problem}", file=sys.stderr)
+            return 2
     from boundarylab.server.app import serve
 
     serve(host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """A Redis mode worker; one line and exit 2 when the settings or Redis are not usable."""
+    from boundarylab.server.settings import SettingsInvalid, get_settings
+
+    if args.runs < 1:
+        args.subparser.error("--runs: must be at least 1")
+    try:
+        settings = get_settings()
+    except SettingsInvalid as exc:
+        for line in str(exc).splitlines():
+            print(f"boundarylab worker: {line}", file=sys.stderr)
+        return 2
+    from boundarylab.server.redis_worker import worker_main_cli
+
+    return worker_main_cli(settings, args.runs)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -234,6 +266,8 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return run_serve(args)
+    if args.command == "worker":
+        return run_worker(args)
     parser = args.subparser
     config, name_of = config_from_args(parser, flags, args)
     try:  # what only the points can tell, e.g. a split that empties a class

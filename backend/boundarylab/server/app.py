@@ -44,7 +44,14 @@ from boundarylab.server.checks import (
     with_limits,
 )
 from boundarylab.server.docs import add_docs
-from boundarylab.server.errors import Busy, Conflict, Invalid, Refusal, ShuttingDown
+from boundarylab.server.errors import (
+    Busy,
+    Conflict,
+    Invalid,
+    Refusal,
+    ShuttingDown,
+    Unavailable,
+)
 from boundarylab.server.messages import CONTROL_ACTIONS, dumps, jsonable
 from boundarylab.server.middleware import GuardMiddleware, HeadAsGet, LoopLag, trusted_hosts
 from boundarylab.server.responses import (
@@ -68,7 +75,13 @@ from boundarylab.server.stream import SocketCounts
 from boundarylab.server.stream import router as stream_router
 
 # The HTTP answer to each kind of refusal (errors.py); the most specific class wins.
-HTTP_STATUS: dict[type[Refusal], int] = {Conflict: 409, Busy: 429, ShuttingDown: 503, Invalid: 422}
+HTTP_STATUS: dict[type[Refusal], int] = {
+    Conflict: 409,
+    Busy: 429,
+    ShuttingDown: 503,
+    Unavailable: 503,
+    Invalid: 422,
+}
 
 
 def frontend_dir() -> Path:
@@ -93,8 +106,8 @@ def _settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def _run(request: Request, run_id: str) -> Run:
-    run = _service(request).get(run_id)
+async def _run(request: Request, run_id: str) -> Run:
+    run = await _service(request).find(run_id)
     if run is None:
         raise HTTPException(404, f"no run with id {run_id[:64]!r} (it may have expired)")
     return run
@@ -212,7 +225,7 @@ async def create_run(
     config = with_limits(RunConfig, config, settings)
     check_budget(config, settings)
     dataset = await build_dataset(config.dataset, ("body", "dataset"))
-    run = service.submit(config, client_address(request), dumps(dataset))
+    run = await service.create(config, client_address(request), dumps(dataset))
     config_json = config.model_dump(mode="json")
     return {**run.summary(), "config": config_json, "stream": f"/api/runs/{run.id}/stream"}
 
@@ -348,10 +361,20 @@ async def loop_lag_reset(request: Request) -> dict[str, float | int]:
     return request.app.state.loop_lag.stats()  # type: ignore[no-any-return]
 
 
+def build_service(settings: Settings) -> RunService:
+    """The embedded service, or Redis mode's when BOUNDARYLAB_REDIS_URL is set (only then is
+    redis imported)."""
+    if settings.redis_url:
+        from boundarylab.server.redis_service import build
+
+        return build(settings)
+    return RunService(settings)
+
+
 def create_app(settings: Settings | None = None, service: RunService | None = None) -> FastAPI:
     """The app; `service` lets tests inject a RunService (e.g. thread workers, a fault)."""
     settings = settings or get_settings()
-    service = service or RunService(settings)
+    service = service or build_service(settings)
     lag = LoopLag()
 
     @asynccontextmanager

@@ -38,3 +38,7 @@ class Invalid(Refusal):
 
 class ShuttingDown(Refusal):
     """The server is stopping and takes no new runs."""
+
+
+class Unavailable(Refusal):
+    """Something the server needs does not answer now (Redis, in Redis mode)."""

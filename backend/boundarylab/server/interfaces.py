@@ -51,7 +51,7 @@ class Scheduler(Protocol):
     "full" means: a count of idle workers and queue places, or CPU headroom.
     """
 
-    mode: str  # "process" or "thread"; reported by /api/health
+    mode: str  # "process", "thread" or "redis"; reported by /api/health
     size: int  # workers it runs (each may train many runs at once)
 
     async def start(self, events: RunEvents) -> None: ...

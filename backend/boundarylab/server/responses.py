@@ -40,7 +40,7 @@ class RunCounts(BaseModel):
 
 
 class WorkerPoolState(BaseModel):
-    mode: Literal["process", "thread"]
+    mode: Literal["process", "thread", "redis"]
     size: int = Field(description="Runs that train at once.")
     ready: int = Field(description="Workers started and ready.")
 

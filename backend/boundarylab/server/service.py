@@ -151,7 +151,15 @@ class RunService:
         scheduler = self.scheduler
         return {"mode": scheduler.mode, "size": scheduler.size, "ready": scheduler.ready()}
 
+    async def find(self, run_id: str) -> Run | None:
+        """The run, for a route or a viewer (Redis mode may have to load it first)."""
+        return self.store.get(run_id)
+
     # -- runs ------------------------------------------------------------------------------
+    async def create(self, config: RunConfig, client: str, dataset_text: str) -> Run:
+        """What POST /api/runs calls: `submit` here; Redis mode admits in Redis."""
+        return self.submit(config, client, dataset_text)
+
     def submit(self, config: RunConfig, client: str, dataset_text: str) -> Run:
         """Register a run and start it, or queue it; errors.Busy when the server is full."""
         if self._closing:

@@ -154,6 +154,13 @@ class Settings(BaseSettings):
         description="Connections and tasks at once; beyond, new requests get 503 (keep it "
         "under the process's open-file limit).",
     )
+    redis_url: str = Field(
+        "",
+        examples=["redis://redis:6379/0"],
+        description="Redis mode: run state, the job queue, commands and every run's messages "
+        "live in this Redis; web replicas hold no runs and `boundarylab worker` processes "
+        "train them. Empty: one process with its own worker pool, no Redis.",
+    )
     debug_routes: bool = Field(
         False, description="Serve GET /api/debug/loop-lag and its reset (for bench/)."
     )

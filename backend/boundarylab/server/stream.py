@@ -99,7 +99,11 @@ async def _stream(
         origin = websocket.headers.get("origin", "")[:100]
         await websocket.close(POLICY_VIOLATION, f"cross-site WebSocket refused (origin {origin})")
         return
-    run = service.get(run_id)
+    try:
+        run = await service.find(run_id)
+    except Refusal as exc:  # Redis mode: Redis does not answer now
+        await websocket.close(TRY_AGAIN_LATER, exc.message[:120])
+        return
     if run is None:
         await websocket.send_text(dumps(error_message(f"no run with id {run_id[:64]!r}")))
         await websocket.close(UNKNOWN_RUN, "unknown run")

@@ -1,0 +1,252 @@
+"""Redis mode's shared vocabulary: key names, the Lua scripts that change a run's state
+atomically, and how a run's events are written as stream entries. Replicas
+(redis_service.py) and workers (redis_worker.py) both import it; nothing here holds state.
+
+Keys (all under PREFIX):
+  run:{id}          hash: config, client, dataset, created, owner (worker id, or "-" when
+                    cancelled before a worker took it), pending ("pause": start paused),
+                    ended, model (final weights, JSON)
+  run:{id}:log      list: every event of the run except conflated frames, in order (the
+                    history a replica replays to build a snapshot; never trimmed)
+  run:{id}:latest   hash: the latest message of each conflated kind (boundary, units)
+  run:{id}:events   stream, capped (MAXLEN ~): every event, for replicas to follow live
+  jobs              stream + consumer group "workers": one entry per submitted run
+  active / running  sets of run ids (queued or running / running): the queue bound
+  client:{address}  set of a client's queued or running run ids: its run limit
+  worker:{id}       string with a TTL, refreshed by the worker's heartbeat: alive while set
+  workers           sorted set, worker id -> the time its heartbeat runs out (for counting
+                    workers without scanning keys)
+  worker:{id}:commands  stream of commands to the runs that worker holds
+  epoch             a random value set once per Redis lifetime (current_epoch)
+
+Every event is one JSON object in one field ("j"), the same text in the log, the latest
+hash and the stream: {"e": "started"} | {"e": "message", "kind", "text", ...Encoded} |
+{"e": "done", "status"} | {"e": "aborted", "status", "reason"}.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+from boundarylab.server.messages import Encoded, dumps
+
+PREFIX = "bl:"
+JOBS = PREFIX + "jobs"
+GROUP = "workers"
+ACTIVE = PREFIX + "active"
+RUNNING = PREFIX + "running"
+EVENTS_MAXLEN = 2000  # entries a run's live stream keeps: a replica far behind reloads
+COMMANDS_MAXLEN = 1000
+EPOCH = PREFIX + "epoch"  # set once per Redis lifetime: a new value means the data is gone
+WORKER_TTL_MS = 3000  # a worker not heard from for this long is dead; its runs fail
+WORKERS = PREFIX + "workers"  # sorted set: worker id -> when its heartbeat runs out (ms)
+CONNECT_TIMEOUT_S = 3.0
+
+
+def run_key(run_id: str, part: str = "") -> str:
+    return f"{PREFIX}run:{run_id}{':' + part if part else ''}"
+
+
+def client_key(client: str) -> str:
+    return f"{PREFIX}client:{client}"
+
+
+def worker_key(worker_id: str, part: str = "") -> str:
+    return f"{PREFIX}worker:{worker_id}{':' + part if part else ''}"
+
+
+def run_keys(run_id: str, client: str) -> list[str]:
+    """The KEYS of APPEND: the run's hash, log, latest, events, and the sets it leaves."""
+    return [
+        run_key(run_id),
+        run_key(run_id, "log"),
+        run_key(run_id, "latest"),
+        run_key(run_id, "events"),
+        client_key(client),
+        ACTIVE,
+        RUNNING,
+    ]
+
+
+# -- events as entries -----------------------------------------------------------------------
+def message_entry(message: Encoded) -> str:
+    return json.dumps({"e": "message", **asdict(message)})
+
+
+def entry_message(entry: dict[str, Any]) -> Encoded:
+    fields = {k: v for k, v in entry.items() if k != "e"}
+    return Encoded(**fields)
+
+
+# -- scripts ---------------------------------------------------------------------------------
+# Admission: a client's active runs and the queue are counted here, where every replica
+# sees the same numbers, and the run is registered and queued in the same step.
+# KEYS: run hash, client set, active, running, jobs. ARGV: run id, client limit, queue
+# bound, config, client, dataset, created. Returns {"ok"} or {"client"|"queue", count}.
+ADMIT = """
+local mine = redis.call('SCARD', KEYS[2])
+if mine >= tonumber(ARGV[2]) then return {'client', mine} end
+local queued = redis.call('SCARD', KEYS[3]) - redis.call('SCARD', KEYS[4])
+if queued >= tonumber(ARGV[3]) then return {'queue', queued} end
+redis.call('HSET', KEYS[1], 'config', ARGV[4], 'client', ARGV[5], 'dataset', ARGV[6],
+           'created', ARGV[7])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('XADD', KEYS[5], '*', 'run', ARGV[1])
+return {'ok', queued}
+"""
+
+# Taking a run: only one owner ever (a worker id, or "-" for cancelled while queued).
+# KEYS: run hash, running. ARGV: owner, run id. Returns the owner in place.
+CLAIM = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner or redis.call('HGET', KEYS[1], 'ended') then return owner or '' end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+if ARGV[1] ~= '-' then redis.call('SADD', KEYS[2], ARGV[2]) end
+return ARGV[1]
+"""
+
+# A command for a run, where it is now (atomic with CLAIM, so none falls between "queued"
+# and "taken"). KEYS: run hash. ARGV: action. Returns the owner (the worker to send it to),
+# "!cancelled" when this call cancelled the queued run, or "" when it was kept for the start
+# (pause: the run starts paused, as in the embedded pool; resume: forget that) or is moot.
+ROUTE = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner or redis.call('HGET', KEYS[1], 'ended') then return owner or '' end
+if ARGV[1] == 'cancel' then
+  redis.call('HSET', KEYS[1], 'owner', '-')
+  return '!cancelled'
+elseif ARGV[1] == 'pause' then
+  redis.call('HSET', KEYS[1], 'pending', 'pause')
+elseif ARGV[1] == 'resume' then
+  redis.call('HDEL', KEYS[1], 'pending')
+end
+return ''
+"""
+
+# One event of a run, everywhere it belongs, unless the run has ended (so a worker that was
+# declared dead and comes back cannot write after the "failed" its reaper wrote).
+# KEYS: run_keys(). ARGV: entry JSON, conflated kind or "", final ("1" for done/aborted),
+# events maxlen, retention seconds, run id, model JSON or "".
+APPEND = """
+if redis.call('HGET', KEYS[1], 'ended') then return 0 end
+local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'j', ARGV[1])
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])
+else
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+end
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[1], 'ended', '1')
+  if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'model', ARGV[7]) end
+  redis.call('SREM', KEYS[5], ARGV[6])
+  redis.call('SREM', KEYS[6], ARGV[6])
+  redis.call('SREM', KEYS[7], ARGV[6])
+  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+end
+return 1
+"""
+
+
+def beat(pipe: Any, worker_id: str, value: str) -> None:
+    """Queue a worker's heartbeat on `pipe`: its key for WORKER_TTL_MS more, and its place
+    in WORKERS (scored by when that runs out, by the worker's clock)."""
+    pipe.set(worker_key(worker_id), value, px=WORKER_TTL_MS)
+    pipe.zadd(WORKERS, {worker_id: int(time.time() * 1000) + WORKER_TTL_MS})
+
+
+async def live_workers(client: Any) -> int:
+    """Workers whose heartbeat has not run out (dropping the others from WORKERS)."""
+    now = int(time.time() * 1000)
+    pipe = client.pipeline(transaction=False)
+    pipe.zremrangebyscore(WORKERS, "-inf", now)
+    pipe.zcard(WORKERS)
+    return int((await pipe.execute())[1])
+
+
+class Scripts:
+    """The scripts above, registered on one client (sent by hash after the first call)."""
+
+    def __init__(self, client: Any) -> None:
+        self.admit = client.register_script(ADMIT)
+        self.claim = client.register_script(CLAIM)
+        self.route = client.register_script(ROUTE)
+        self._append = client.register_script(APPEND)
+
+    async def append(
+        self,
+        run_id: str,
+        owner_client: str,
+        entry: str,
+        *,
+        conflated: str = "",
+        final: bool = False,
+        retention_s: float = 3600.0,
+        model: dict[str, Any] | None = None,
+        pipe: Any = None,
+    ) -> Any:
+        """Write one event of a run (APPEND): 1, or 0 when the run had already ended. With
+        `pipe`, the call is queued on that pipeline (its result comes with execute())."""
+        args = [
+            entry,
+            conflated,
+            "1" if final else "0",
+            EVENTS_MAXLEN,
+            int(retention_s),
+            run_id,
+            dumps(model) if model is not None else "",
+        ]
+        keys = run_keys(run_id, owner_client)
+        if pipe is not None:
+            return await self._append(keys=keys, args=args, client=pipe)
+        return int(await self._append(keys=keys, args=args))
+
+
+async def current_epoch(client: Any) -> str:
+    """This Redis's data generation: a random value set by whoever comes first. When Redis
+    restarts without its data the value changes, and every run it held is lost: replicas
+    and workers compare it to the one they started with and end those runs clearly."""
+    await client.set(EPOCH, uuid.uuid4().hex, nx=True)
+    return str(await client.get(EPOCH))
+
+
+def connect(url: str) -> Any:
+    """An asyncio client for `url` with bounded connect and read timeouts (a blocking read
+    passes its own longer timeout)."""
+    import redis.asyncio
+
+    return redis.asyncio.Redis.from_url(
+        url,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        health_check_interval=10,
+        decode_responses=True,
+    )
+
+
+def check_reachable(url: str) -> str | None:
+    """None when Redis at `url` answers a PING within a few seconds, else one line why not
+    (what `boundarylab serve` and `boundarylab worker` print before exiting)."""
+    import redis
+
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=CONNECT_TIMEOUT_S
+    )
+    try:
+        client.ping()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        return f"cannot reach Redis at {redact(url)}: {type(exc).__name__}: {exc}"
+    finally:
+        client.close()
+    return None
+
+
+def redact(url: str) -> str:
+    """The URL without a password, for messages and logs."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"

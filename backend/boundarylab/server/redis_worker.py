@@ -1,0 +1,365 @@
+"""`boundarylab worker`: a worker for Redis mode, taking runs from the job stream.
+
+The training is the embedded server's own: worker.WorkerLoop (imported, unchanged) holds
+the runs and interleaves them on a thread of this process, speaking protocol.py's typed
+commands and events over two pipes, exactly as it does under pool.WorkerPool. This module
+is the bridge between those pipes and Redis:
+
+  jobs stream (consumer group) ──XREADGROUP──> claim ──> Start ──> WorkerLoop
+  worker:{id}:commands ─────────XREAD BLOCK──────────> Control / Export
+  WorkerLoop events ──> APPEND (run's log, latest, capped events stream) ──> replicas
+                    └─> Done: final weights in the run's hash, then XACK the job
+
+A job stays in the group's pending list until its run has ended, so when this process dies
+its runs are found there by any other worker or replica (reap_dead_workers) and end
+`failed` with a message to every viewer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from boundarylab.engine.config import RunConfig
+from boundarylab.server.messages import CONFLATED_KINDS
+from boundarylab.server.protocol import (
+    Control,
+    Done,
+    EventReader,
+    Export,
+    Heartbeat,
+    ModelReply,
+    RunLimits,
+    RunMessage,
+    Start,
+    Stop,
+    frame,
+)
+from boundarylab.server.redis_keys import (
+    COMMANDS_MAXLEN,
+    GROUP,
+    JOBS,
+    RUNNING,
+    WORKERS,
+    Scripts,
+    beat,
+    check_reachable,
+    connect,
+    current_epoch,
+    message_entry,
+    run_key,
+    worker_key,
+)
+from boundarylab.server.settings import Settings
+from boundarylab.server.worker import EngineRun, worker_main
+
+log = logging.getLogger("boundarylab")
+REAP_EVERY_S = 1.0
+DEAD_WORKER_REASON = (
+    "the worker training this run stopped answering ({worker}); the run failed. Start it again."
+)
+
+
+async def ensure_group(client: Any) -> None:
+    """The job stream and its consumer group, created once by whoever comes first."""
+    import redis
+
+    with contextlib.suppress(redis.ResponseError):  # BUSYGROUP: it exists
+        await client.xgroup_create(JOBS, GROUP, id="0", mkstream=True)
+
+
+async def reap_dead_workers(client: Any, scripts: Scripts, retention_s: float) -> int:
+    """End `failed` every run whose job is pending with a worker that is no longer alive
+    (its heartbeat key expired), and acknowledge the job. Safe to run anywhere, any number
+    of times at once: APPEND writes the end only once. Returns how many runs it ended."""
+    pending = await client.xpending_range(JOBS, GROUP, min="-", max="+", count=1000)
+    ended = 0
+    for item in pending:
+        consumer = item["consumer"]
+        if await client.exists(worker_key(consumer)):
+            continue
+        entries = await client.xrange(JOBS, item["message_id"], item["message_id"])
+        for _, fields in entries:
+            run_id = fields["run"]
+            owner_client = await client.hget(run_key(run_id), "client") or ""
+            reason = DEAD_WORKER_REASON.format(worker=consumer)
+            entry = json.dumps({"e": "aborted", "status": "failed", "reason": reason})
+            ended += await scripts.append(
+                run_id, owner_client, entry, final=True, retention_s=retention_s
+            )
+            log.warning("run %s failed: its worker %s is gone", run_id, consumer)
+        await client.xack(JOBS, GROUP, item["message_id"])
+    return ended
+
+
+class RedisWorker:
+    """One `boundarylab worker` process: a WorkerLoop thread and its Redis bridge."""
+
+    def __init__(self, settings: Settings, max_runs: int) -> None:
+        self.settings = settings
+        self.max_runs = max_runs
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.client = connect(settings.redis_url)
+        self.scripts = Scripts(self.client)
+        self.limits = RunLimits(
+            settings.max_run_seconds, settings.max_run_cpu_seconds, settings.pause_timeout_seconds
+        )
+        self.runs: dict[str, tuple[str, str]] = {}  # run id -> (job id, client address)
+        self._exports: dict[int, str] = {}  # request id -> reply key
+        self._next_request = 0
+        self._events: asyncio.Queue[Any] = asyncio.Queue()
+        self._stopping = asyncio.Event()
+        self._recovering = asyncio.Lock()
+        self.epoch = ""
+        child_commands, self._commands = multiprocessing.Pipe(duplex=False)
+        self._event_conn, child_events = multiprocessing.Pipe(duplex=False)
+        self._thread = threading.Thread(
+            target=worker_main,
+            args=(child_commands, child_events, EngineRun),
+            kwargs={"release": True},
+            name="boundarylab-worker-loop",
+            daemon=True,
+        )
+
+    # -- the pipes to the WorkerLoop ---------------------------------------------------------
+    def _send(self, command: Any) -> None:
+        """Commands are small and the loop reads them every round: a blocking write."""
+        os.write(self._commands.fileno(), frame(command))
+
+    def _watch_events(self, loop: asyncio.AbstractEventLoop) -> None:
+        reader = EventReader()
+        fd = self._event_conn.fileno()
+        os.set_blocking(fd, False)
+
+        def readable() -> None:
+            eof = reader.read_available(fd)
+            for event in reader.events():
+                self._events.put_nowait(event)
+            if eof:
+                loop.remove_reader(fd)
+                self._stopping.set()
+
+        loop.add_reader(fd, readable)
+
+    # -- main --------------------------------------------------------------------------------
+    async def run(self) -> None:
+        await ensure_group(self.client)
+        self.epoch = await current_epoch(self.client)
+        await self._beat(0.0)
+        self._thread.start()
+        loop = asyncio.get_running_loop()
+        self._watch_events(loop)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        log.info("worker %s taking runs from %s (at most %d at once)", self.id, JOBS, self.max_runs)
+        loops = (self._take_jobs, self._read_commands, self._write_events, self._reap)
+        tasks = [asyncio.create_task(self._guarded(body)) for body in loops]
+        await self._stopping.wait()
+        for task in tasks[:2] + tasks[3:]:
+            task.cancel()
+        self._send(Stop())  # its runs end cancelled; their Done events are written below
+        deadline = time.monotonic() + 3.0
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        while not self._events.empty() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        tasks[2].cancel()
+        with contextlib.suppress(Exception):
+            await self.client.delete(worker_key(self.id))
+            await self.client.zrem(WORKERS, self.id)
+            await self.client.aclose()
+
+    async def _guarded(self, body: Callable[[], Awaitable[None]]) -> None:
+        """Run one of the bridge's loops for good: when Redis fails under it, wait until
+        Redis answers again (_recover), then go on."""
+        while True:
+            try:
+                await body()
+            except (RedisError, OSError) as exc:
+                log.warning("worker %s: Redis failed (%s); reconnecting", self.id, exc)
+                await self._recover()
+
+    async def _recover(self) -> None:
+        """Wait (retrying every half second) until Redis answers. If it came back without
+        its data (a new epoch), the runs this worker trains are lost to every viewer: they
+        are cancelled here and their events dropped, and the job group is made again."""
+        async with self._recovering:
+            while True:
+                try:
+                    epoch = await current_epoch(self.client)
+                    break
+                except (RedisError, OSError):
+                    await asyncio.sleep(0.5)
+            if epoch != self.epoch:
+                lost = len(self.runs)
+                log.warning("worker %s: Redis lost its data; dropping %d runs", self.id, lost)
+                for run_id in list(self.runs):
+                    self._send(Control(run_id, "cancel"))
+                self.runs.clear()
+                self.epoch = epoch
+                await ensure_group(self.client)
+
+    async def _beat(self, load: float) -> None:
+        """Alive for WORKER_TTL_MS more (sent on the WorkerLoop's own heartbeat, so a hung
+        loop stops it too)."""
+        value = json.dumps({"runs": len(self.runs), "load": round(load, 3)})
+        pipe = self.client.pipeline(transaction=False)
+        beat(pipe, self.id, value)
+        await pipe.execute()
+
+    async def _take_jobs(self) -> None:
+        while True:
+            if len(self.runs) >= self.max_runs:
+                await asyncio.sleep(0.1)
+                continue
+            got = await self.client.xreadgroup(GROUP, self.id, {JOBS: ">"}, count=1, block=1000)
+            for _, entries in got or []:
+                for job_id, fields in entries:
+                    await self._take(job_id, fields["run"])
+
+    async def _take(self, job_id: str, run_id: str) -> None:
+        key = run_key(run_id)
+        owner = await self.scripts.claim(keys=[key, RUNNING], args=[self.id, run_id])
+        if owner != self.id:  # cancelled while queued, or ended
+            await self.client.xack(JOBS, GROUP, job_id)
+            return
+        config_json, client_address, pending = await self.client.hmget(
+            key, "config", "client", "pending"
+        )
+        self.runs[run_id] = (job_id, client_address or "")
+        await self._events.put(("started", run_id))
+        self._send(Start(run_id, RunConfig.model_validate_json(config_json), self.limits))
+        if pending == "pause":  # asked for while it was queued: it starts paused
+            self._send(Control(run_id, "pause"))
+
+    async def _read_commands(self) -> None:
+        stream, last = worker_key(self.id, "commands"), "$"
+        while True:
+            got = await self.client.xread({stream: last}, count=100, block=1000)
+            for _, entries in got or []:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    self._command(fields)
+
+    def _command(self, fields: dict[str, str]) -> None:
+        run_id, action = fields.get("run", ""), fields.get("action", "")
+        if run_id not in self.runs:
+            return
+        if action == "export":
+            self._next_request += 1
+            self._exports[self._next_request] = fields.get("reply", "")
+            self._send(Export(self._next_request, run_id))
+        else:
+            self._send(Control(run_id, action))
+
+    async def _write_events(self) -> None:
+        """Every event in the order the WorkerLoop sent it, a batch per round trip. A batch
+        Redis failed to take is written again once it answers (events of runs it lost are
+        dropped then)."""
+        while True:
+            batch = [await self._events.get()]
+            while not self._events.empty() and len(batch) < 256:
+                batch.append(self._events.get_nowait())
+            while True:
+                try:
+                    await self._write(batch)
+                    break
+                except (RedisError, OSError) as exc:
+                    log.warning("worker %s: writing events failed (%s)", self.id, exc)
+                    await self._recover()
+
+    async def _write(self, batch: list[Any]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for event in batch:
+            await self._queue_write(pipe, event)
+        await pipe.execute()
+        ended = [e.run_id for e in batch if isinstance(e, Done) and e.run_id in self.runs]
+        acks = [self.runs.pop(run_id)[0] for run_id in ended]
+        if acks:
+            await self.client.xack(JOBS, GROUP, *acks)
+
+    async def _queue_write(self, pipe: Any, event: Any) -> None:
+        retention = self.settings.retention_seconds
+        if isinstance(event, tuple):  # ("started", run_id), put by _take
+            run_id = event[1]
+            if run_id in self.runs:
+                client = self.runs[run_id][1]
+                await self.scripts.append(run_id, client, '{"e":"started"}', pipe=pipe)
+        elif isinstance(event, RunMessage) and event.run_id in self.runs:
+            message = event.message
+            kind = message.kind if message.kind in CONFLATED_KINDS else ""
+            client = self.runs[event.run_id][1]
+            entry = message_entry(message)
+            await self.scripts.append(event.run_id, client, entry, conflated=kind, pipe=pipe)
+        elif isinstance(event, Done) and event.run_id in self.runs:
+            client = self.runs[event.run_id][1]
+            entry = json.dumps({"e": "done", "status": event.status})
+            await self.scripts.append(
+                event.run_id,
+                client,
+                entry,
+                final=True,
+                retention_s=retention,
+                model=event.model,
+                pipe=pipe,
+            )
+        elif isinstance(event, Heartbeat):
+            value = json.dumps({"runs": len(self.runs), "load": round(event.load, 3)})
+            beat(pipe, self.id, value)
+        elif isinstance(event, ModelReply):
+            reply = self._exports.pop(event.request_id, "")
+            if reply:
+                from boundarylab.server.messages import dumps
+
+                pipe.rpush(reply, dumps(event.model))
+                pipe.expire(reply, 10)
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_EVERY_S)
+            await reap_dead_workers(self.client, self.scripts, self.settings.retention_seconds)
+
+
+def command_stream(worker_id: str) -> str:
+    return worker_key(worker_id, "commands")
+
+
+def worker_main_cli(settings: Settings, max_runs: int) -> int:
+    """What `boundarylab worker` runs: 2 with one line when Redis is not set or not reachable."""
+    import sys
+
+    if not settings.redis_url:
+        print(
+            "boundarylab worker: BOUNDARYLAB_REDIS_URL is not set (a worker takes its runs "
+            "from Redis)",
+            file=sys.stderr,
+        )
+        return 2
+    problem = check_reachable(settings.redis_url)
+    if problem is not None:
+        print(f"boundarylab worker: {problem}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from boundarylab.server.worker import one_blas_thread
+
+    one_blas_thread()
+    asyncio.run(RedisWorker(settings, max_runs).run())
+    return 0
+
+
+__all__ = ["COMMANDS_MAXLEN", "RedisWorker", "command_stream", "reap_dead_workers"]

@@ -1,0 +1,70 @@
+"""Commands to a run still in the queue, in Redis mode (a Redis with no worker yet, and a
+replica in process): cancel ends it at once, pause is kept so the run starts paused when a
+worker takes it, as in the embedded pool. Every wait is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from redis_support import CLI, RedisServer, start_redis, stop_process
+
+from boundarylab.engine.config import RunConfig
+from boundarylab.server.redis_service import RedisRunService
+from boundarylab.server.run import Run
+from boundarylab.server.settings import Settings
+from serverproc import server_env
+
+SLOW = RunConfig.model_validate({"training": {"iterations": 200000, "steps_per_second": 50}})
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path)
+    yield server
+    stop_process(server.proc)
+
+
+async def until(run: Run, predicate: Callable[[Run], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate(run):
+        assert time.monotonic() < deadline, (run.status, run.message)
+        await asyncio.sleep(0.05)
+
+
+def test_queued_runs_take_cancel_at_once_and_start_paused_when_asked(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        service = RedisRunService(Settings(redis_url=redis.url))
+        await service.start()
+        worker = None
+        try:
+            kept, dropped = [await service.create(SLOW, "203.0.113.5", "{}") for _ in range(2)]
+            assert kept.status == dropped.status == "queued"  # no worker yet
+            service.request(kept, "pause")
+            service.request(dropped, "cancel")
+            await until(dropped, lambda r: r.done)
+            assert (dropped.status, dropped.message) == ("cancelled", "cancelled before it started")
+            assert redis.cli("hget", f"bl:run:{kept.id}", "pending") == "pause"
+            log = (tmp_path / "worker.log").open("ab")
+            worker = subprocess.Popen([*CLI, "worker"], env=server_env(redis_url=redis.url),
+                                      stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+            log.close()
+            await until(kept, lambda r: r.status == "paused" or r.done)
+            assert kept.status == "paused"
+            service.request(kept, "cancel")
+            await until(kept, lambda r: r.done)
+            assert kept.status == "cancelled"
+            # The cancelled queued run's job was skipped, never trained.
+            assert redis.cli("hget", f"bl:run:{dropped.id}", "owner") == "-"
+        finally:
+            await service.shutdown(2.0)
+            if worker is not None:
+                stop_process(worker)
+
+    asyncio.run(scenario())
