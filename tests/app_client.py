@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from boundarylab.server.app import create_app
 from boundarylab.server.messages import TERMINAL
 from boundarylab.server.pool import WorkerPool
-from boundarylab.server.protocol import RunLimits
 from boundarylab.server.service import RunService
 from boundarylab.server.settings import Settings
 from boundarylab.server.worker import EngineRun, RunFactory
@@ -32,16 +31,7 @@ def make_service(
     # report, not per step); tests of the time bounds set it themselves.
     defaults = {"max_running": 2, "allowed_hosts": [TEST_HOST], "max_run_seconds": 1e6}
     settings = Settings(**{**defaults, **overrides})
-    pool = WorkerPool(
-        settings.max_running,
-        mode,
-        factory or EngineRun,
-        settings.max_queued,
-        processes=settings.worker_processes,
-        heartbeat_timeout=settings.worker_heartbeat_timeout,
-        limits=RunLimits(settings.max_run_seconds, settings.max_run_cpu_seconds,
-                         settings.pause_timeout_seconds),
-    )  # fmt: skip
+    pool = WorkerPool.from_settings(settings, mode, factory or EngineRun)
     return RunService(settings, scheduler=pool)
 
 

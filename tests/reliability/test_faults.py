@@ -248,3 +248,16 @@ def test_a_frozen_worker_is_killed_and_replaced_and_health_says_so(
         again = client.post("/api/runs", json={"training": {"iterations": 20}}).json()["id"]
         assert wait_status(client, again, {"completed", "failed"})["status"] == "completed"
         assert service.scheduler.worker_pids() != [pid]
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, 19), (0, 0), (7, 7)])
+def test_workers_run_at_the_niceness_the_settings_name(setting: int | None, expected: int) -> None:
+    overrides = {} if setting is None else {"worker_niceness": setting}
+    with make_client(mode="process", worker_processes=1, **overrides) as client:
+        deadline = time.monotonic() + 60
+        while client.get("/api/health").json()["workers"]["ready"] < 1:
+            assert time.monotonic() < deadline, "no worker became ready"
+            time.sleep(0.05)
+        service = client.app.state.service  # type: ignore[attr-defined]
+        (pid,) = service.scheduler.worker_pids()
+        assert psutil.Process(pid).nice() == expected

@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boundarylab.engine.config import RunConfig
 from boundarylab.engine.knobs import Retune
@@ -33,11 +33,11 @@ from boundarylab.server.protocol import (
     Stop,
     WorkerEvent,
 )
-from boundarylab.server.worker import (
-    EngineRun,
-    RunFactory,
-)
+from boundarylab.server.worker import WORKER_NICENESS, EngineRun, RunFactory
 from boundarylab.server.workerproc import Job, Worker, reset_forkserver
+
+if TYPE_CHECKING:
+    from boundarylab.server.settings import Settings
 
 log = logging.getLogger("boundarylab")
 RETRY_AFTER_S = 5
@@ -63,6 +63,26 @@ class WorkerPool:
     queue is first come, first served.
     """
 
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, mode: str | None = None, factory: RunFactory = EngineRun
+    ) -> WorkerPool:
+        """The pool a deployment's settings describe (`mode`: override `settings.workers`)."""
+        return cls(
+            settings.max_running,
+            mode or settings.workers,
+            factory,
+            settings.max_queued,
+            processes=settings.worker_processes,
+            heartbeat_timeout=settings.worker_heartbeat_timeout,
+            niceness=settings.worker_niceness,
+            limits=RunLimits(
+                settings.max_run_seconds,
+                settings.max_run_cpu_seconds,
+                settings.pause_timeout_seconds,
+            ),
+        )
+
     def __init__(
         self,
         size: int,
@@ -73,7 +93,9 @@ class WorkerPool:
         processes: int | None = None,
         heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
         limits: RunLimits | None = None,
+        niceness: int = WORKER_NICENESS,
     ) -> None:
+        self.niceness = niceness
         self.limits = limits or RunLimits()
         self.max_running = size
         self.size = max(1, min(size, processes or os.cpu_count() or 1))
@@ -106,7 +128,7 @@ class WorkerPool:
         if self._closing:
             return
         try:
-            worker = Worker(index, self.mode, self._factory)
+            worker = Worker(index, self.mode, self._factory, self.niceness)
             worker.start(self._loop, self._on_event, self._on_exit)
         except Exception as exc:
             delay = min(10.0, self._respawn_backoff.get(index, 0.25) * 2)

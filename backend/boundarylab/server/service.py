@@ -24,7 +24,6 @@ from boundarylab.server.fanout import Fanout, Viewer
 from boundarylab.server.housekeeping import Housekeeper
 from boundarylab.server.interfaces import RunFeed, RunStore, Scheduler
 from boundarylab.server.pool import RETRY_AFTER_S, WorkerPool
-from boundarylab.server.protocol import RunLimits
 from boundarylab.server.recorder import RunRecorder
 from boundarylab.server.run import Run
 from boundarylab.server.settings import Settings
@@ -71,15 +70,7 @@ class RunService:
         feed: RunFeed | None = None,
     ) -> None:
         self.settings = settings
-        self.scheduler = scheduler or WorkerPool(
-            settings.max_running,
-            settings.workers,
-            max_queued=settings.max_queued,
-            processes=settings.worker_processes,
-            heartbeat_timeout=settings.worker_heartbeat_timeout,
-            limits=RunLimits(settings.max_run_seconds, settings.max_run_cpu_seconds,
-                             settings.pause_timeout_seconds),
-        )  # fmt: skip
+        self.scheduler = scheduler or WorkerPool.from_settings(settings)
         self.store = store or MemoryRunStore(
             settings.retention_seconds, settings.retention_count, settings.retention_bytes
         )

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
         gt=0,
         description="A run paused this long is released: it ends cancelled, with a message.",
     )
+    worker_niceness: int = Field(
+        19,
+        ge=0,
+        le=19,
+        description="Niceness of the worker processes: at 19 the server's event loop gets a "
+        "core as soon as it wakes, but other work on the machine at 0 takes nearly all the CPU "
+        "from training; 0 shares the cores evenly with that work.",
+    )
     worker_heartbeat_timeout: float = Field(
         10.0,
         ge=1.0,

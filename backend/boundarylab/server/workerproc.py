@@ -66,7 +66,9 @@ class Worker:
     """The server's handle on one worker: its command pipe, its event stream, its runs and
     the load it last reported."""
 
-    def __init__(self, index: int, mode: str, factory: RunFactory) -> None:
+    def __init__(
+        self, index: int, mode: str, factory: RunFactory, niceness: int = WORKER_NICENESS
+    ) -> None:
         self.index = index
         self.mode = mode
         self.ready = False
@@ -83,7 +85,7 @@ class Worker:
         self._proc: Any
         name = f"boundarylab-worker-{index}"
         if mode == "process":
-            args = (child_commands, child_events, factory, WORKER_NICENESS)
+            args = (child_commands, child_events, factory, niceness)
             self._proc = _process_context().Process(
                 target=process_main, args=args, name=name, daemon=True
             )
