@@ -82,8 +82,9 @@ class Settings(BaseSettings):
         10.0,
         ge=1.0,
         le=300.0,
-        description="Seconds a worker may send nothing (it sends a heartbeat twice a second) "
-        "before it is killed and replaced; its runs end failed.",
+        description="Seconds a worker may send nothing (it sends a heartbeat twice a second), "
+        "or keep a run it was told to cancel, before it is killed and replaced; its runs end "
+        "failed.",
     )
     retention_seconds: float = Field(
         3600.0, gt=0, description="How long a finished run is kept before it is forgotten."
