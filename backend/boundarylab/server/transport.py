@@ -107,17 +107,23 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         return False
 
     def handle_text(self, event: Frame) -> None:
-        if not self._within_budget():
-            return
-        if event.fin:
+        if self._within_budget():
+            super().handle_text(event)
+
+    def send_receive_event_to_app(self) -> None:
+        # Checked here, where a message is whole (one frame or reassembled fragments): a
+        # sequence split across fragments is only invalid once joined. uvicorn would log a
+        # traceback for each.
+        if self.curr_msg_data_type == "text" and not self.close_sent:
             try:
-                event.data.decode()
+                b"".join(self.frames).decode()
             except UnicodeDecodeError:
                 log.warning("WebSocket client %s sent invalid UTF-8: closed", _peer(self.client))
+                self.frames = []
                 self.conn.send_close(INVALID_PAYLOAD, "invalid UTF-8")
                 self.handle_parser_exception()
                 return
-        super().handle_text(event)
+        super().send_receive_event_to_app()
 
     def handle_bytes(self, event: Frame) -> None:
         if self._within_budget():
