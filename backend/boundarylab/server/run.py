@@ -75,6 +75,10 @@ class Run:
     _entries: list[str] = field(default_factory=list)
     _history_text: str | None = None
     _last_entry: str | None = None
+    # A finished run's snapshot by the views asked for: it no longer changes, and each of
+    # its viewers (and each refused one: the caps are checked after) would otherwise build
+    # its own copy of up to ~2 MB on the event loop.
+    _snapshots: dict[frozenset[str], str] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -91,6 +95,7 @@ class Run:
 
     def keep_latest(self, message: Encoded) -> None:
         self.latest[message.kind] = message.text
+        self._snapshots.clear()
 
     def start(self) -> None:
         self.status, self.position, self.started_at = "running", None, time.monotonic()
@@ -101,6 +106,7 @@ class Run:
         self.status, self.message, self.position = status, message, None
         self.expected_wait_s = None
         self.finished_at = time.monotonic()
+        self._snapshots.clear()
         if self._history_text is None:
             self._history_text = self.history_json()
             self._entries = []
@@ -120,6 +126,7 @@ class Run:
         """About what this run holds in memory: history, points, latest messages, weights."""
         texts = len(self.history_json()) + len(self.dataset_text)
         texts += sum(len(text) for text in self.latest.values())
+        texts += sum(len(text) for text in self._snapshots.values())
         return texts + (_nbytes(self.model) if self.model is not None else 0)
 
     def history_json(self) -> str:
@@ -151,6 +158,13 @@ class Run:
     def snapshot_text(self, views: frozenset[str] = frozenset()) -> str:
         """The `snapshot` message a viewer gets first (see messages.snapshot_text); `views`:
         the opt-in kinds (messages.OPT_IN_KINDS) this viewer asked for."""
+        if self.done:
+            if views not in self._snapshots:
+                self._snapshots[views] = self._build_snapshot(views)
+            return self._snapshots[views]
+        return self._build_snapshot(views)
+
+    def _build_snapshot(self, views: frozenset[str]) -> str:
         head = {
             "id": self.id,
             "config": self.config.model_dump(mode="json"),

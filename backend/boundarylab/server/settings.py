@@ -142,6 +142,19 @@ class Settings(BaseSettings):
     ws_frames_per_second: float = Field(
         20.0, gt=0, description="Frames (messages, pings) a WebSocket client may send a second."
     )
+    ws_send_buffer_bytes: int = Field(
+        128 * 1024,
+        ge=16384,
+        le=4 * 2**20,
+        description="Kernel send buffer of one WebSocket connection (Linux doubles it): what a "
+        "viewer that does not read can hold in the kernel until it is cut off.",
+    )
+    ws_deflate: Literal["shared", "per_viewer", "off"] = Field(
+        "shared",
+        description="WebSocket compression (permessage-deflate): shared compresses each "
+        "message once for every viewer; per_viewer is uvicorn's own (each message compressed "
+        "again for each viewer, kept for comparison: bench/stream.py --only deflate); off.",
+    )
     header_timeout_seconds: float = Field(
         10.0, gt=0, description="Time a connection has to send its request headers."
     )
