@@ -1,7 +1,7 @@
-"""Sockets at a finished run (issue 11, finding 15), against a real server process: each
-viewer of a finished run is sent its whole snapshot at once, so 600 sockets that never read
-once took 1.26 GiB of kernel memory. Finished runs count toward the viewer caps, and a
-viewer that does not read is cut off."""
+"""Sockets at a finished run and compression (issue 11, findings 15 and 16), against a
+real server process: each viewer of a finished run is sent its whole snapshot at once, so
+600 sockets that never read once took 1.26 GiB of kernel memory. Finished runs count toward
+the viewer caps, and a viewer that does not read is cut off."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ import httpx
 import psutil
 import pytest
 from abuse_support import closed_by_server, until
+from websockets.extensions.permessage_deflate import PerMessageDeflate
+from websockets.sync.client import connect
 
 from serverproc import ServerProcess, running_server
 
@@ -137,3 +139,19 @@ def test_600_never_reading_sockets_at_a_finished_run_cost_little(server: ServerP
     assert (peak[0] - rss_before) / 2**20 < 150
     assert (tcp_peak[0] - tcp_before) / 2**20 < 100
     assert httpx.get(f"{server.base}/api/runs/{run_id}", timeout=10).status_code == 200
+
+
+def test_the_server_compresses_once_for_every_viewer(server: ServerProcess) -> None:
+    """Finding 16: per-viewer deflate (a compression context per connection) cost the event
+    loop 5x its lag with 100 viewers; the server now asks for no context takeover on its
+    side, so its compressed messages are the same bytes for every viewer."""
+    run_id = str(httpx.post(f"{server.base}/api/runs", json=LONG, timeout=10).json()["id"])
+    try:
+        url = f"{server.ws_base}/api/runs/{run_id}/stream"
+        with connect(url, max_size=None, open_timeout=10) as viewer:
+            (extension,) = viewer.protocol.extensions
+            assert isinstance(extension, PerMessageDeflate)
+            assert extension.remote_no_context_takeover  # the server's side: none kept
+            assert '"snapshot"' in str(viewer.recv(timeout=10))
+    finally:
+        httpx.post(f"{server.base}/api/runs/{run_id}/cancel", timeout=10)
