@@ -75,9 +75,9 @@ class Run:
     _entries: list[str] = field(default_factory=list)
     _history_text: str | None = None
     _last_entry: str | None = None
-    # A finished run's snapshot by the views asked for: it no longer changes, and each of
-    # its viewers (and each refused one: the caps are checked after) would otherwise build
-    # its own copy of up to ~2 MB on the event loop.
+    # A finished run's snapshot by the views asked for, while it has viewers: it no longer
+    # changes, and each of its viewers (and each refused one: the caps are checked after)
+    # would otherwise build its own copy of up to ~2 MB on the event loop.
     _snapshots: dict[frozenset[str], str] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -110,6 +110,10 @@ class Run:
         if self._history_text is None:
             self._history_text = self.history_json()
             self._entries = []
+
+    def drop_snapshots(self) -> None:
+        """Forget the finished run's built snapshots (its last viewer left)."""
+        self._snapshots.clear()
 
     def notify(self) -> None:
         """Wake whoever waits for this run to change (control requests)."""
