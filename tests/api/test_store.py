@@ -90,3 +90,15 @@ def test_store_forgets_finished_runs_beyond_the_count_and_past_the_time() -> Non
         assert [r.id for r in store.runs()] == ["r2", "r3"]
 
     asyncio.run(scenario())
+
+
+def test_a_finished_runs_snapshot_is_built_once_while_watched_and_counted() -> None:
+    run = _run()
+    assert run.snapshot_text() is not run.snapshot_text()  # still running: built each time
+    run.finish("completed", None)
+    size = run.retained_bytes()
+    first = run.snapshot_text()
+    assert run.snapshot_text() is first  # every viewer shares it
+    assert run.retained_bytes() == size + len(first)  # and the byte budget sees it
+    run.drop_snapshots()  # its last viewer left
+    assert run.retained_bytes() == size and run.snapshot_text() == first

@@ -149,3 +149,34 @@ def test_a_raw_connection_from_the_same_address_still_reaches_health(
     with tcp_from(server, "127.0.0.12") as sock:
         sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         assert sock.recv(100).startswith(b"HTTP/1.1 200")
+
+
+def test_a_named_proxy_s_forwarded_for_is_the_client() -> None:
+    """With BOUNDARYLAB_FORWARDED_ALLOW_IPS naming the proxy (here 127.0.0.1), the address
+    it forwards is the client: two people behind it get a cap each. Anyone else's header is
+    still ignored."""
+    settings = {**SETTINGS, "forwarded_allow_ips": '["127.0.0.1"]'}
+    ids: list[str] = []
+    with running_server(settings=settings) as proxied, http_from("127.0.0.1") as proxy:
+        try:
+            for person in ("10.9.8.1", "10.9.8.2"):
+                forwarded = {"X-Forwarded-For": person}
+                for _ in range(2):
+                    answer = proxy.post(f"{proxied.base}/api/runs", json=SLOW, headers=forwarded)
+                    assert answer.status_code == 201, (person, answer.text)
+                    ids.append(answer.json()["id"])
+                over = proxy.post(f"{proxied.base}/api/runs", json=SLOW, headers=forwarded)
+                assert over.status_code == 429, over.text  # this person's cap, not the proxy's
+                listed = proxy.get(f"{proxied.base}/api/runs", headers=forwarded).json()
+                assert {r["id"] for r in listed} == set(ids[-2:])
+            with http_from("127.0.0.2") as stranger:  # not the named proxy: header ignored
+                forged = {"X-Forwarded-For": "10.9.8.3"}
+                for expected in (201, 201, 429):
+                    answer = stranger.post(f"{proxied.base}/api/runs", json=SLOW, headers=forged)
+                    assert answer.status_code == expected, answer.text
+                    if expected == 201:
+                        ids.append(answer.json()["id"])
+                mine = stranger.get(f"{proxied.base}/api/runs").json()
+                assert {r["id"] for r in mine} == set(ids[-2:])
+        finally:
+            _cancel(proxied, *ids)

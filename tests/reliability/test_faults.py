@@ -261,3 +261,32 @@ def test_workers_run_at_the_niceness_the_settings_name(setting: int | None, expe
         service = client.app.state.service  # type: ignore[attr-defined]
         (pid,) = service.scheduler.worker_pids()
         assert psutil.Process(pid).nice() == expected
+
+
+def test_a_worker_that_ignores_a_cancel_is_killed_and_replaced() -> None:
+    """Issue 11: a worker that still holds a run past a deadline after being told to cancel
+    it (stuck in one computation, yet still sending heartbeats) is killed; the run ends
+    `failed` saying why, and the new worker trains the next run."""
+    with make_client(
+        StuckRun, mode="process", worker_processes=1, worker_heartbeat_timeout=1.5
+    ) as client:
+        run_id = client.post("/api/runs", json={"training": {"iterations": 10}}).json()["id"]
+        wait_status(client, run_id, {"running"})
+        service = client.app.state.service  # type: ignore[attr-defined]
+        (pid,) = service.scheduler.worker_pids()
+        worker = psutil.Process(pid)
+        time.sleep(2.0)  # past the heartbeat timeout: the worker is answering, not frozen
+        assert client.get(f"/api/runs/{run_id}").json()["status"] == "running"
+        client.post(f"/api/runs/{run_id}/cancel")
+        detail = wait_status(client, run_id, {"failed", "cancelled", "completed"}, timeout=30)
+        assert detail["status"] == "failed" and "did not stop a cancelled run" in detail["message"]
+        # Killed (a killed process at low priority on a busy machine may take a moment).
+        _, alive = psutil.wait_procs([worker], timeout=10)
+        assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive
+        again = client.post("/api/runs", json={"training": {"iterations": 10}}).json()["id"]
+        wait_status(client, again, {"running"})  # a StuckRun: running means a new worker took it
+        assert service.scheduler.worker_pids() not in ([], [pid])
+        deadline = time.monotonic() + 30  # the new worker says it is ready soon after
+        while client.get("/api/health").json()["workers"]["ready"] != 1:
+            assert time.monotonic() < deadline, "the new worker never said it was ready"
+            time.sleep(0.05)

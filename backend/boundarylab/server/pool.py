@@ -43,6 +43,8 @@ log = logging.getLogger("boundarylab")
 RETRY_AFTER_S = 5
 EXPORT_WAIT_S = 10.0
 HEARTBEAT_TIMEOUT_S = 10.0  # a worker silent this long is killed (see worker.HEARTBEAT_S)
+# The same timeout bounds a cancel: a worker that still holds a run that long after it was
+# told to cancel it is stuck in that run (a step it cannot leave), and is killed.
 WATCH_EVERY_S = 0.5
 HEADROOM = 0.8  # paced load a worker may carry: the rest is for unpaced runs and jitter
 SETTLE_S = 1.5  # a new run is counted by its estimate until heartbeats have measured it
@@ -50,6 +52,15 @@ SETTLE_S = 1.5  # a new run is counted by its estimate until heartbeats have mea
 # so each starts (and draws its first frame) at once. At 2 a worker, bench/load.py's runs
 # waited seconds for a first frame; 8 keeps a flood of them queueing in order past that.
 UNPACED_PER_WORKER = 8
+# Why a worker's runs failed (what its viewers read); {timeout}: heartbeat_timeout.
+_DIED = "the worker process stopped unexpectedly; start the run again"
+_SILENT = (
+    "its worker stopped answering for over {timeout:g} s and was replaced; start the run again"
+)
+_IGNORED_CANCEL = (
+    "its worker did not stop a cancelled run within {timeout:g} s and was replaced; "
+    "start the run again"
+)
 
 
 class WorkerPool:
@@ -112,6 +123,7 @@ class WorkerPool:
         self._closing = False
         self._watchdog: asyncio.TimerHandle | None = None
         self._respawn_backoff: dict[int, float] = {}
+        self._cancel_by: dict[str, float] = {}  # run id -> when its worker must have let go
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, events: RunEvents) -> None:
@@ -222,6 +234,8 @@ class WorkerPool:
         if worker is not None:
             if not worker.send(Control(run_id, action)):
                 raise Busy("this run's worker is not keeping up with commands; try again", 1)
+            if action == "cancel":
+                self._cancel_by.setdefault(run_id, time.monotonic() + self.heartbeat_timeout)
             return
         job = next((j for j in self._queue if j.run_id == run_id), None)
         if job is None:
@@ -353,18 +367,29 @@ class WorkerPool:
         assert self._loop is not None
         now = time.monotonic()
         for worker in list(self._workers.values()):
+            if not worker.ready or worker.condemned or worker.mode != "process":
+                continue
             silent = now - worker.last_seen
-            stale = worker.ready and not worker.condemned and silent > self.heartbeat_timeout
-            if stale and worker.mode == "process" and worker.kill():
-                log.error("worker %d sent nothing for %.1f s; killed it", worker.index, silent)
-                worker.condemned = True
-                # Its runs end now, without waiting for the pipe's EOF (which another
-                # holder of the descriptor could delay); its late events are ignored.
-                worker._detach()
-                self._on_exit(worker)
+            ignored = [r for r in worker.jobs if self._cancel_by.get(r, now) < now]
+            if silent > self.heartbeat_timeout:
+                self._condemn(worker, f"sent nothing for {silent:.1f} s", _SILENT)
+            elif ignored:
+                self._condemn(worker, f"ignored a cancel of {ignored[0]}", _IGNORED_CANCEL)
         if not self._closing:
             self._dispatch()
             self._watchdog = self._loop.call_later(WATCH_EVERY_S, self._watch)
+
+    def _condemn(self, worker: Worker, what: str, reason: str) -> None:
+        """Kill a worker that stopped doing its part; its runs end `failed` with `reason`
+        (formatted with the timeout) and a new worker takes its place."""
+        if not worker.kill():
+            return
+        log.error("worker %d %s; killed it", worker.index, what)
+        worker.condemned = True
+        # Its runs end now, without waiting for the pipe's EOF (which another holder of the
+        # descriptor could delay); its late events are ignored.
+        worker._detach()
+        self._on_exit(worker, reason.format(timeout=self.heartbeat_timeout))
 
     # -- worker events ---------------------------------------------------------------------
     def _on_event(self, worker: Worker, event: WorkerEvent) -> None:
@@ -386,21 +411,17 @@ class WorkerPool:
             self._events.message(event.run_id, event.message)
         elif isinstance(event, Done):
             job = worker.jobs.pop(event.run_id)
+            self._cancel_by.pop(event.run_id, None)
             if job.finished is not None and not job.finished.done():
                 job.finished.set_result(None)
             self._events.done(event.run_id, event.status, event.model)
             self._dispatch()
 
-    def _on_exit(self, worker: Worker) -> None:
+    def _on_exit(self, worker: Worker, reason: str = _DIED) -> None:
         if self._closing or self._workers.get(worker.index) is not worker:
             return
-        reason = (
-            f"its worker stopped answering for over {self.heartbeat_timeout:g} s and was "
-            "replaced; start the run again"
-            if worker.condemned
-            else "the worker process stopped unexpectedly; start the run again"
-        )
         for job in list(worker.jobs.values()):
+            self._cancel_by.pop(job.run_id, None)
             self._abort(job, "failed", reason)
         worker.jobs.clear()
         worker.close()

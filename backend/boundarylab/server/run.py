@@ -79,6 +79,10 @@ class Run:
     changes_asked: int = 0
     _history_text: str | None = None
     _last_entry: str | None = None
+    # A finished run's snapshot by the views asked for, while it has viewers: it no longer
+    # changes, and each of its viewers (and each refused one: the caps are checked after)
+    # would otherwise build its own copy of up to ~2 MB on the event loop.
+    _snapshots: dict[frozenset[str], str] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -111,6 +115,7 @@ class Run:
 
     def keep_latest(self, message: Encoded) -> None:
         self.latest[message.kind] = message.text
+        self._snapshots.clear()
 
     def start(self) -> None:
         self.status, self.position, self.started_at = "running", None, time.monotonic()
@@ -121,9 +126,14 @@ class Run:
         self.status, self.message, self.position = status, message, None
         self.expected_wait_s = None
         self.finished_at = time.monotonic()
+        self._snapshots.clear()
         if self._history_text is None:
             self._history_text = self.history_json()
             self._entries = []
+
+    def drop_snapshots(self) -> None:
+        """Forget the finished run's built snapshots (its last viewer left)."""
+        self._snapshots.clear()
 
     def notify(self) -> None:
         """Wake whoever waits for this run to change (control requests)."""
@@ -140,6 +150,7 @@ class Run:
         """About what this run holds in memory: history, points, latest messages, weights."""
         texts = len(self.history_json()) + len(self.dataset_text) + len(self.changes_json())
         texts += sum(len(text) for text in self.latest.values())
+        texts += sum(len(text) for text in self._snapshots.values())
         return texts + (_nbytes(self.model) if self.model is not None else 0)
 
     def history_json(self) -> str:
@@ -171,6 +182,13 @@ class Run:
     def snapshot_text(self, views: frozenset[str] = frozenset()) -> str:
         """The `snapshot` message a viewer gets first (see messages.snapshot_text); `views`:
         the opt-in kinds (messages.OPT_IN_KINDS) this viewer asked for."""
+        if self.done:
+            if views not in self._snapshots:
+                self._snapshots[views] = self._build_snapshot(views)
+            return self._snapshots[views]
+        return self._build_snapshot(views)
+
+    def _build_snapshot(self, views: frozenset[str]) -> str:
         head = {
             "id": self.id,
             "config": self.config.model_dump(mode="json"),

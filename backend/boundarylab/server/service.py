@@ -272,6 +272,8 @@ class RunService:
 
     def unsubscribe(self, run: Run, viewer: Viewer) -> None:
         self.feed.unsubscribe(run.id, viewer)
+        if not self.feed.viewers(run.id):
+            run.drop_snapshots()  # a finished run's shared snapshot lives while it is watched
         self._units_changed(run)
         self._frames_wanted(run)
 

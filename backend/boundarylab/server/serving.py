@@ -86,7 +86,12 @@ def run(host: str | None = None, port: int | None = None, log_level: str | None 
             bind,
             ", ".join(settings.allowed_hosts),
         )
-    http, ws = protocols(settings.header_timeout_seconds, settings.ws_frames_per_second)
+    http, ws = protocols(
+        settings.header_timeout_seconds,
+        settings.ws_frames_per_second,
+        settings.ws_send_buffer_bytes,
+        settings.ws_deflate,
+    )
     config = uvicorn.Config(
         target,
         host=bind,

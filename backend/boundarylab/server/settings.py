@@ -90,8 +90,9 @@ class Settings(BaseSettings):
         10.0,
         ge=1.0,
         le=300.0,
-        description="Seconds a worker may send nothing (it sends a heartbeat twice a second) "
-        "before it is killed and replaced; its runs end failed.",
+        description="Seconds a worker may send nothing (it sends a heartbeat twice a second), "
+        "or keep a run it was told to cancel, before it is killed and replaced; its runs end "
+        "failed.",
     )
     retention_seconds: float = Field(
         3600.0, gt=0, description="How long a finished run is kept before it is forgotten."
@@ -148,6 +149,19 @@ class Settings(BaseSettings):
     )
     ws_frames_per_second: float = Field(
         20.0, gt=0, description="Frames (messages, pings) a WebSocket client may send a second."
+    )
+    ws_send_buffer_bytes: int = Field(
+        128 * 1024,
+        ge=16384,
+        le=4 * 2**20,
+        description="Kernel send buffer of one WebSocket connection (Linux doubles it): what a "
+        "viewer that does not read can hold in the kernel until it is cut off.",
+    )
+    ws_deflate: Literal["shared", "per_viewer", "off"] = Field(
+        "shared",
+        description="WebSocket compression (permessage-deflate): shared compresses each "
+        "message once for every viewer; per_viewer is uvicorn's own (each message compressed "
+        "again for each viewer, kept for comparison: bench/stream.py --only deflate); off.",
     )
     header_timeout_seconds: float = Field(
         10.0, gt=0, description="Time a connection has to send its request headers."

@@ -116,18 +116,22 @@ async def _stream(
         return
     abort = _abort(websocket)
     viewer.on_overflow = abort
+    # The viewer keeps its slot until its connection is closed: a send returns once its
+    # text is queued in the transport, so a finished run's snapshot is "sent" at once to a
+    # client that never reads, and its slot would be free for another such client while the
+    # snapshot still waits in this process.
     try:
         closing = await _serve_viewer(websocket, run, service, viewer, settings)
+        if closing is not None:
+            # The close frame waits for room in the socket too: a client that reads nothing
+            # gets the stall time, then the connection is cut.
+            with anyio.move_on_after(settings.viewer_stall_seconds) as scope:
+                with contextlib.suppress(Exception):
+                    await websocket.close(*closing)
+            if scope.cancelled_caught and abort is not None:
+                abort()
     finally:
         service.unsubscribe(run, viewer)
-    if closing is not None:
-        # The close frame waits for room in the socket too: a client that reads nothing
-        # gets the stall time, then the connection is cut.
-        with anyio.move_on_after(settings.viewer_stall_seconds) as scope:
-            with contextlib.suppress(Exception):
-                await websocket.close(*closing)
-        if scope.cancelled_caught and abort is not None:
-            abort()
 
 
 async def _serve_viewer(

@@ -10,13 +10,16 @@ These subclasses add what a public server needs (built per deployment by `protoc
 - WebSocket: a per-connection budget of incoming frames (data, ping, pong alike): a client
   past it is closed with 1008, so neither message nor ping floods cost the event loop; a
   text frame that is not UTF-8 is refused with one log line (uvicorn logs a traceback); and
-  `scope["extensions"]["boundarylab.abort"]` lets the app cut a viewer whose send is stuck.
+  `scope["extensions"]["boundarylab.abort"]` lets the app cut a viewer whose send is stuck;
+  a fixed kernel send buffer per connection (see GuardedWebSocketProtocol); and
+  permessage-deflate compressed once for all viewers (deflate.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from typing import Any
 
@@ -24,6 +27,8 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame
+
+from boundarylab.server.deflate import extensions
 
 log = logging.getLogger("boundarylab")
 ABORT_EXTENSION = "boundarylab.abort"
@@ -75,14 +80,34 @@ class GuardedH11Protocol(H11Protocol):
 
 
 class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's WebSocket protocol with an incoming frame budget (`frames_per_second`)."""
+    """uvicorn's WebSocket protocol with an incoming frame budget (`frames_per_second`) and
+    a kernel send buffer of `send_buffer` bytes.
+
+    Why the send buffer: Linux grows a socket's send buffer up to 4 MiB, so a finished run's
+    whole snapshot (up to ~2 MB) left the process at once and the send "succeeded" for a
+    client that never reads; the kernel then held it per socket, long after the server
+    closed the connection (600 such sockets: over a GiB). With a fixed buffer, a client that
+    does not read leaves the rest in the process, where the viewer stall timeout sees it
+    and aborts the connection, which frees the kernel's share too.
+    """
 
     frames_per_second: float = 20.0
+    send_buffer: int = 128 * 1024
+    deflate: str = "shared"  # the ws_deflate setting (deflate.extensions)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        chosen = extensions(self.deflate)
+        if chosen is not None:
+            self.conn.available_extensions = chosen
         self._budget = FrameBudget(self.frames_per_second)
         self._over_budget = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -107,17 +132,23 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         return False
 
     def handle_text(self, event: Frame) -> None:
-        if not self._within_budget():
-            return
-        if event.fin:
+        if self._within_budget():
+            super().handle_text(event)
+
+    def send_receive_event_to_app(self) -> None:
+        # Checked here, where a message is whole (one frame or reassembled fragments): a
+        # sequence split across fragments is only invalid once joined. uvicorn would log a
+        # traceback for each.
+        if self.curr_msg_data_type == "text" and not self.close_sent:
             try:
-                event.data.decode()
+                b"".join(self.frames).decode()
             except UnicodeDecodeError:
                 log.warning("WebSocket client %s sent invalid UTF-8: closed", _peer(self.client))
+                self.frames = []
                 self.conn.send_close(INVALID_PAYLOAD, "invalid UTF-8")
                 self.handle_parser_exception()
                 return
-        super().handle_text(event)
+        super().send_receive_event_to_app()
 
     def handle_bytes(self, event: Frame) -> None:
         if self._within_budget():
@@ -141,9 +172,11 @@ def _peer(client: tuple[str, int] | None) -> str:
 
 
 def protocols(
-    header_timeout: float, frames_per_second: float
+    header_timeout: float, frames_per_second: float, send_buffer: int, deflate: str = "shared"
 ) -> tuple[type[GuardedH11Protocol], type[GuardedWebSocketProtocol]]:
     """The two protocol classes with this deployment's bounds."""
     http = type("HTTP", (GuardedH11Protocol,), {"header_timeout": header_timeout})
-    ws = type("WebSocket", (GuardedWebSocketProtocol,), {"frames_per_second": frames_per_second})
+    bounds = {"frames_per_second": frames_per_second, "send_buffer": send_buffer,
+              "deflate": deflate}  # fmt: skip
+    ws = type("WebSocket", (GuardedWebSocketProtocol,), bounds)
     return http, ws
