@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -78,9 +77,7 @@ async def _flood(server: ServerProcess) -> tuple[list[dict[str, Any]], list[list
 
 
 def test_a_flood_queues_then_runs_every_run_and_tells_the_truth(server: ServerProcess) -> None:
-    started = time.monotonic()
-    seen, samples = asyncio.run(_flood(server))
-    assert time.monotonic() - started < DEADLINE_S + 60
+    seen, samples = asyncio.run(_flood(server))  # bounded: _flood waits DEADLINE_S at most
     assert [s["final"] for s in seen] == ["completed"] * RUNS  # none lost, none failed
     queued = [s for s in seen if s["told"]]
     assert queued, "the flood never filled the server: nothing was queued"
