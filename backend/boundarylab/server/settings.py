@@ -161,7 +161,7 @@ class Settings(BaseSettings):
         "shared",
         description="WebSocket compression (permessage-deflate): shared compresses each "
         "message once for every viewer; per_viewer is uvicorn's own (each message compressed "
-        "again for each viewer, kept for comparison: bench/stream.py --only deflate); off.",
+        "again for each viewer, kept for comparison: bench/ws_deflate.py); off.",
     )
     header_timeout_seconds: float = Field(
         10.0, gt=0, description="Time a connection has to send its request headers."
