@@ -3,6 +3,7 @@
 // against the swept value, and the sweep's exports (CSV of final metrics, JSON of configs
 // and histories), made in the page from what the runs streamed.
 
+import { logTicks } from "./lossplot.js";
 import { plotConfig, schedule } from "./plotkit.js";
 
 const Plotly = window.Plotly;
@@ -14,6 +15,20 @@ const LAYOUT = { paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fafafa",
   legend: { orientation: "h", x: 0, y: -0.22, yanchor: "top" } };
 
 const METRICS = ["loss", "train_accuracy", "test_loss", "test_accuracy"];
+
+/** The curves' log axis, labelled with whole numbers as the run's loss chart is. */
+function lossAxis(curves) {
+  let lo = Infinity;
+  let hi = 0;
+  for (const curve of curves) {
+    for (const v of curve.y) {
+      if (typeof v === "number" && v > 0 && Number.isFinite(v)) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+    }
+  }
+  const ticks = hi > 0 ? logTicks(lo, hi) : null;
+  const axis = { title: { text: "loss" }, type: "log" };
+  return ticks ? { ...axis, tickmode: "array", ...ticks } : { ...axis, exponentformat: "e" };
+}
 
 /** CSV of each cell's final metrics: field,value,iteration,status,loss,… */
 export function sweepCsv(field, cells) {
@@ -75,7 +90,7 @@ export class SweepCharts {
     });
     Plotly.react(this.curvesEl, curves, { ...LAYOUT,
       title: { text: `Loss of every cell (train solid, test dashed) by ${this.words}`, font: { size: 13 } },
-      xaxis: { title: { text: "iteration" } }, yaxis: { title: { text: "loss" }, type: "log" },
+      xaxis: { title: { text: "iteration" } }, yaxis: lossAxis(curves),
     }, plotConfig("sweep-loss"));
     const labels = this.cells.map((c) => c.label);
     const final = (m) => this.cells.map((c) => (c.last && typeof c.last[m] === "number" ? c.last[m] : null));

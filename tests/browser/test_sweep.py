@@ -52,6 +52,15 @@ def test_lambda_sweep_draws_three_cells_curves_summary_and_a_sentence(desk: Any,
         "document.getElementById('sweep-curves').data.map(t => [t.name, t.line.dash || ''])"
     )
     assert curves[:2] == [["0 train", ""], ["0 test", "dash"]]
+    # Its log axis labels read as numbers, rising bottom to top ("0.1, 0.2"), never
+    # Plotly's bare minor digits ("0.1, 2, 3").
+    ticks = page.evaluate(
+        """() => [...document.querySelectorAll('#sweep-curves .ytick text')]
+            .map(t => [t.getBoundingClientRect().y, t.textContent])
+            .sort((a, b) => b[0] - a[0]).map(([, text]) => text)"""
+    )
+    values = [float(t.replace("−", "-")) for t in ticks]
+    assert len(values) >= 3 and values == sorted(set(values)), ticks
     summary = page.evaluate(
         "document.getElementById('sweep-summary').data.map(t => [t.name, t.x, t.y])"
     )
