@@ -63,8 +63,9 @@ def compare(browser: Any, base: str, out: Path) -> None:
     page = open_page(browser, base, "?training.steps_per_second=40000", DESK)
     page.click("#compare")
     page.wait_for_function(
-        "() => [...document.querySelectorAll('.compare-cell')]"
-        ".every(c => c.dataset.status === 'completed')",
+        # The cells appear only once the sweep is accepted: none yet is not "all done".
+        "() => { const cells = [...document.querySelectorAll('.compare-cell')];"
+        " return cells.length > 0 && cells.every(c => c.dataset.status === 'completed'); }",
         timeout=180_000,
     )
     page.mouse.move(0, 0)
@@ -96,7 +97,10 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    server = serverproc.start_server(settings={"max_running": os.cpu_count() or 2})
+    # Niceness 0: the workers' default (19) yields to any other work on the machine, and a
+    # busy machine must not make the pictures time out.
+    settings = {"max_running": os.cpu_count() or 2, "worker_niceness": 0}
+    server = serverproc.start_server(settings=settings)
     base = server.base
     print(f"server ready ({time.monotonic() - start:.0f} s)")
     try:
