@@ -30,14 +30,19 @@ print(*sizes)
 """
 # 20 000 progress reports: the largest history a run may have (~1.4 MB of JSON).
 LONG = {"training": {"iterations": 20_000, "report_every": 1}, "view": {"max_fps": 1}}
-# Training runs at niceness 19: on a machine whose cores other work keeps busy, these runs
-# get a sliver of a CPU and take minutes, so the module allows them that long.
+# Workers at niceness 0 (the default 19 gives them a sliver of a CPU while other work keeps
+# the cores busy); these runs may still take minutes there, so the module allows that long.
 pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
-    settings = {"retention_bytes": 2 * 2**20, "max_runs_per_client": 8, "log_level": "warning"}
+    settings = {
+        "retention_bytes": 2 * 2**20,
+        "max_runs_per_client": 8,
+        "log_level": "warning",
+        "worker_niceness": 0,
+    }
     with running_server(settings=settings) as srv:
         yield srv
 
