@@ -30,9 +30,11 @@ class RunFollower:
         self.client = client
         self.events: RunEvents | None = None  # set when the scheduler starts
         self._followers: dict[str, asyncio.Task[None]] = {}
+        self._stopped = False
 
     def stop(self) -> None:
         """Stop following (the runs go on in Redis and the workers)."""
+        self._stopped = True  # a cancellation redis-py turns into an error ends them too
         for task in list(self._followers.values()):
             task.cancel()
 
@@ -79,7 +81,7 @@ class RunFollower:
 
     async def _follow(self, run_id: str, after: str) -> None:
         stream = run_key(run_id, "events")
-        while True:
+        while not self._stopped:
             try:
                 got = await self.client.xread({stream: after}, count=200, block=FOLLOW_BLOCK_MS)
             except asyncio.CancelledError:

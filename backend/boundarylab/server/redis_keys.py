@@ -32,6 +32,7 @@ import uuid
 from dataclasses import asdict
 from typing import Any
 
+from boundarylab.engine.knobs import Retune
 from boundarylab.server.messages import Encoded, dumps
 
 PREFIX = "bl:"
@@ -80,6 +81,25 @@ def message_entry(message: Encoded) -> str:
 def entry_message(entry: dict[str, Any]) -> Encoded:
     fields = {k: v for k, v in entry.items() if k != "e"}
     return Encoded(**fields)
+
+
+# -- commands as entries ---------------------------------------------------------------------
+RETUNE = "retune"  # the action of a change of knobs; its values travel as JSON beside it
+
+
+def command_fields(run_id: str, action: str | Retune) -> dict[str, str]:
+    """A command to a run as the fields of an entry of its worker's command stream."""
+    if isinstance(action, Retune):
+        return {"run": run_id, "action": RETUNE, "values": json.dumps(asdict(action))}
+    return {"run": run_id, "action": action}
+
+
+def command_action(fields: dict[str, str]) -> str | Retune:
+    """The action of a command entry (command_fields' inverse)."""
+    action = fields.get("action", "")
+    if action == RETUNE:
+        return Retune(**json.loads(fields.get("values", "{}")))
+    return action
 
 
 # -- scripts ---------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from boundarylab.engine.config import RunConfig
+from boundarylab.engine.knobs import Retune
 from boundarylab.server.errors import Busy, ShuttingDown, Unavailable
 from boundarylab.server.interfaces import RunEvents, RunStore
 from boundarylab.server.pool import RETRY_AFTER_S
@@ -36,6 +37,7 @@ from boundarylab.server.redis_keys import (
     RUNNING,
     Scripts,
     client_key,
+    command_fields,
     connect,
     current_epoch,
     live_workers,
@@ -69,7 +71,8 @@ class RedisScheduler:
         self._ready = 0
         self._counts = {"running": 0, "queued": 0}
         self.followed = RunFollower(self.client)
-        self._commands: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._commands: asyncio.Queue[tuple[str, str | Retune] | None] = asyncio.Queue()
+        self._stopped = False
         self._tasks: list[asyncio.Task[None]] = []
         self.epoch = ""
 
@@ -91,9 +94,16 @@ class RedisScheduler:
         self.followed.stop()
 
     async def shutdown(self, timeout: float) -> None:
+        # redis-py may turn a cancellation inside a command into a connection error, which
+        # the loops below survive by design: the flag (and a None to wake the sender) is
+        # what ends them for sure, so the app's shutdown never waits on one.
+        self._stopped = True
+        self._commands.put_nowait(None)
         self.followed.stop()
         for task in self._tasks:
             task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.client.aclose(), timeout)
 
@@ -107,7 +117,7 @@ class RedisScheduler:
         script (RedisRunService.create), so there is no separate submit to make."""
         raise TypeError("in Redis mode runs are created by RedisRunService.create")
 
-    def control(self, run_id: str, action: str) -> None:
+    def control(self, run_id: str, action: str | Retune) -> None:
         """Queued for the sender task, which keeps the order of a run's commands."""
         self._commands.put_nowait((run_id, action))
 
@@ -156,15 +166,19 @@ class RedisScheduler:
 
     # -- background --------------------------------------------------------------------------
     async def _send(self) -> None:
-        while True:
-            run_id, action = await self._commands.get()
+        while not self._stopped:
+            command = await self._commands.get()
+            if command is None:
+                return
+            run_id, action = command
             try:
                 await self._send_one(run_id, action)
             except Exception as exc:
                 log.warning("command %s to run %s not sent: %s", action, run_id, exc)
 
-    async def _send_one(self, run_id: str, action: str) -> None:
-        owner = await self.scripts.route(keys=[run_key(run_id)], args=[action])
+    async def _send_one(self, run_id: str, action: str | Retune) -> None:
+        fields = command_fields(run_id, action)
+        owner = await self.scripts.route(keys=[run_key(run_id)], args=[fields["action"]])
         if owner == "!cancelled":  # before any worker took it (its job is skipped then)
             client = await self.client.hget(run_key(run_id), "client") or ""
             entry = json.dumps(
@@ -176,7 +190,7 @@ class RedisScheduler:
         elif owner and owner != "-":
             await self.client.xadd(
                 worker_key(owner, "commands"),
-                {"run": run_id, "action": action},
+                fields,
                 maxlen=COMMANDS_MAXLEN,
                 approximate=True,
             )
@@ -195,7 +209,7 @@ class RedisScheduler:
         self.size = self._ready = await live_workers(self.client)
 
     async def _poll(self) -> None:
-        while True:
+        while not self._stopped:
             await asyncio.sleep(0.5)
             try:
                 await self._poll_once()
@@ -205,7 +219,7 @@ class RedisScheduler:
 
     async def _reap(self) -> None:
         """Replicas reap too: with every worker dead, someone must still fail their runs."""
-        while True:
+        while not self._stopped:
             await asyncio.sleep(REAP_EVERY_S)
             try:
                 await reap_dead_workers(self.client, self.scripts, self.settings.retention_seconds)

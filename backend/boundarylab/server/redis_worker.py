@@ -57,6 +57,7 @@ from boundarylab.server.redis_keys import (
     Scripts,
     beat,
     check_reachable,
+    command_action,
     connect,
     current_epoch,
     message_entry,
@@ -64,7 +65,7 @@ from boundarylab.server.redis_keys import (
     worker_key,
 )
 from boundarylab.server.settings import Settings
-from boundarylab.server.worker import EngineRun, worker_main
+from boundarylab.server.worker import EngineRun, RunFactory, worker_main
 
 log = logging.getLogger("boundarylab")
 REAP_EVERY_S = 1.0
@@ -108,7 +109,7 @@ async def reap_dead_workers(client: Any, scripts: Scripts, retention_s: float) -
 class RedisWorker:
     """One `boundarylab worker` process: a WorkerLoop thread and its Redis bridge."""
 
-    def __init__(self, settings: Settings, max_runs: int) -> None:
+    def __init__(self, settings: Settings, max_runs: int, factory: RunFactory = EngineRun) -> None:
         self.settings = settings
         self.max_runs = max_runs
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -123,12 +124,13 @@ class RedisWorker:
         self._events: asyncio.Queue[Any] = asyncio.Queue()
         self._stopping = asyncio.Event()
         self._recovering = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.epoch = ""
         child_commands, self._commands = multiprocessing.Pipe(duplex=False)
         self._event_conn, child_events = multiprocessing.Pipe(duplex=False)
         self._thread = threading.Thread(
             target=worker_main,
-            args=(child_commands, child_events, EngineRun),
+            args=(child_commands, child_events, factory),
             kwargs={"release": True},
             name="boundarylab-worker-loop",
             daemon=True,
@@ -160,10 +162,11 @@ class RedisWorker:
         self.epoch = await current_epoch(self.client)
         await self._beat(0.0)
         self._thread.start()
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._watch_events(loop)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stopping.set)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._stopping.set)
         log.info("worker %s taking runs from %s (at most %d at once)", self.id, JOBS, self.max_runs)
         loops = (self._take_jobs, self._read_commands, self._write_events, self._reap)
         tasks = [asyncio.create_task(self._guarded(body)) for body in loops]
@@ -181,6 +184,12 @@ class RedisWorker:
             await self.client.delete(worker_key(self.id))
             await self.client.zrem(WORKERS, self.id)
             await self.client.aclose()
+
+    def stop_soon(self) -> None:
+        """Stop as SIGTERM does, asked from another thread (a worker the tests run in
+        process, on a thread of their own)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
 
     async def _guarded(self, body: Callable[[], Awaitable[None]]) -> None:
         """Run one of the bridge's loops for good: when Redis fails under it, wait until
@@ -255,7 +264,7 @@ class RedisWorker:
                     self._command(fields)
 
     def _command(self, fields: dict[str, str]) -> None:
-        run_id, action = fields.get("run", ""), fields.get("action", "")
+        run_id, action = fields.get("run", ""), command_action(fields)
         if run_id not in self.runs:
             return
         if action == "export":
