@@ -3,7 +3,7 @@
 The training is the embedded server's own: worker.WorkerLoop (imported, unchanged) holds
 the runs and interleaves them on a thread of this process, speaking protocol.py's typed
 commands and events over two pipes, exactly as it does under pool.WorkerPool. This module
-is the bridge between those pipes and Redis:
+is the bridge between those pipes and Redis (the events' side is redis_events.EventWriter):
 
   jobs stream (consumer group) ──XREADGROUP──> claim ──> Start ──> WorkerLoop
   worker:{id}:commands ─────────XREAD BLOCK──────────> Control / Export
@@ -34,20 +34,16 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from boundarylab.engine.config import RunConfig
-from boundarylab.server.messages import CONFLATED_KINDS
 from boundarylab.server.protocol import (
     Control,
-    Done,
     EventReader,
     Export,
-    Heartbeat,
-    ModelReply,
     RunLimits,
-    RunMessage,
     Start,
     Stop,
     frame,
 )
+from boundarylab.server.redis_events import EventWriter
 from boundarylab.server.redis_keys import (
     COMMANDS_MAXLEN,
     GROUP,
@@ -60,7 +56,6 @@ from boundarylab.server.redis_keys import (
     command_action,
     connect,
     current_epoch,
-    message_entry,
     run_key,
     worker_key,
 )
@@ -119,9 +114,9 @@ class RedisWorker:
             settings.max_run_seconds, settings.max_run_cpu_seconds, settings.pause_timeout_seconds
         )
         self.runs: dict[str, tuple[str, str]] = {}  # run id -> (job id, client address)
-        self._exports: dict[int, str] = {}  # request id -> reply key
         self._next_request = 0
-        self._events: asyncio.Queue[Any] = asyncio.Queue()
+        self.writer = EventWriter(self.client, self.scripts, self.id, settings.retention_seconds,
+                                  self.runs, self._recover)  # fmt: skip
         self._stopping = asyncio.Event()
         self._recovering = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -149,7 +144,7 @@ class RedisWorker:
         def readable() -> None:
             eof = reader.read_available(fd)
             for event in reader.events():
-                self._events.put_nowait(event)
+                self.writer.put(event)
             if eof:
                 loop.remove_reader(fd)
                 self._stopping.set()
@@ -168,7 +163,7 @@ class RedisWorker:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stopping.set)
         log.info("worker %s taking runs from %s (at most %d at once)", self.id, JOBS, self.max_runs)
-        loops = (self._take_jobs, self._read_commands, self._write_events, self._reap)
+        loops = (self._take_jobs, self._read_commands, self.writer.run, self._reap)
         tasks = [asyncio.create_task(self._guarded(body)) for body in loops]
         await self._stopping.wait()
         for task in tasks[:2] + tasks[3:]:
@@ -177,7 +172,7 @@ class RedisWorker:
         deadline = time.monotonic() + 3.0
         while self._thread.is_alive() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        while not self._events.empty() and time.monotonic() < deadline:
+        while self.writer.behind() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         tasks[2].cancel()
         with contextlib.suppress(Exception):
@@ -249,7 +244,7 @@ class RedisWorker:
             key, "config", "client", "pending"
         )
         self.runs[run_id] = (job_id, client_address or "")
-        await self._events.put(("started", run_id))
+        self.writer.put(("started", run_id))
         self._send(Start(run_id, RunConfig.model_validate_json(config_json), self.limits))
         if pending == "pause":  # asked for while it was queued: it starts paused
             self._send(Control(run_id, "pause"))
@@ -269,72 +264,10 @@ class RedisWorker:
             return
         if action == "export":
             self._next_request += 1
-            self._exports[self._next_request] = fields.get("reply", "")
+            self.writer.exports[self._next_request] = fields.get("reply", "")
             self._send(Export(self._next_request, run_id))
         else:
             self._send(Control(run_id, action))
-
-    async def _write_events(self) -> None:
-        """Every event in the order the WorkerLoop sent it, a batch per round trip. A batch
-        Redis failed to take is written again once it answers (events of runs it lost are
-        dropped then)."""
-        while True:
-            batch = [await self._events.get()]
-            while not self._events.empty() and len(batch) < 256:
-                batch.append(self._events.get_nowait())
-            while True:
-                try:
-                    await self._write(batch)
-                    break
-                except (RedisError, OSError) as exc:
-                    log.warning("worker %s: writing events failed (%s)", self.id, exc)
-                    await self._recover()
-
-    async def _write(self, batch: list[Any]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for event in batch:
-            await self._queue_write(pipe, event)
-        await pipe.execute()
-        ended = [e.run_id for e in batch if isinstance(e, Done) and e.run_id in self.runs]
-        acks = [self.runs.pop(run_id)[0] for run_id in ended]
-        if acks:
-            await self.client.xack(JOBS, GROUP, *acks)
-
-    async def _queue_write(self, pipe: Any, event: Any) -> None:
-        retention = self.settings.retention_seconds
-        if isinstance(event, tuple):  # ("started", run_id), put by _take
-            run_id = event[1]
-            if run_id in self.runs:
-                client = self.runs[run_id][1]
-                await self.scripts.append(run_id, client, '{"e":"started"}', pipe=pipe)
-        elif isinstance(event, RunMessage) and event.run_id in self.runs:
-            message = event.message
-            kind = message.kind if message.kind in CONFLATED_KINDS else ""
-            client = self.runs[event.run_id][1]
-            entry = message_entry(message)
-            await self.scripts.append(event.run_id, client, entry, conflated=kind, pipe=pipe)
-        elif isinstance(event, Done) and event.run_id in self.runs:
-            client = self.runs[event.run_id][1]
-            entry = json.dumps({"e": "done", "status": event.status})
-            await self.scripts.append(
-                event.run_id,
-                client,
-                entry,
-                final=True,
-                retention_s=retention,
-                model=event.model,
-                pipe=pipe,
-            )
-        elif isinstance(event, Heartbeat):
-            value = json.dumps({"runs": len(self.runs), "load": round(event.load, 3)})
-            beat(pipe, self.id, value)
-        elif isinstance(event, ModelReply):
-            reply = self._exports.pop(event.request_id, "")
-            if reply:
-                from boundarylab.server.messages import dumps
-
-                pipe.rpush(reply, dumps(event.model))
-                pipe.expire(reply, 10)
 
     async def _reap(self) -> None:
         while True:
