@@ -196,10 +196,23 @@ def test_a_viewer_that_leaves_leaves_nothing_behind(fake_client: TestClient) -> 
     assert fake_client.get(f"/api/runs/{run_id}").json()["status"] == "running"
 
 
-def test_queue_positions_then_429_when_full() -> None:
-    with make_client(FakeRun, max_running=1, max_queued=2) as client:
+def _until(client: TestClient, path: str, predicate: Any, timeout: float = 60.0) -> dict:
+    """GET `path` until its JSON satisfies `predicate` (bounded): in Redis mode a replica
+    polls the counts every half second and a worker takes a job a moment after it is
+    queued; the embedded server answers at once."""
+    deadline = time.monotonic() + timeout
+    while not predicate(answer := client.get(path).json()):
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.02)
+    return answer
+
+
+def test_queue_positions_then_429_when_full(mode_client: ClientFactory) -> None:
+    with mode_client(FakeRun, max_running=1, max_queued=2) as client:
         running = _start(client)
+        _until(client, f"/api/runs/{running}", lambda r: r["status"] == "running")
         first, second = _start(client), _start(client)
+        assert client.get(f"/api/runs/{first}").json()["position"] == 1
         assert client.get(f"/api/runs/{second}").json()["position"] == 2
         full = client.post("/api/runs", json=SLOW)
         assert full.status_code == 429 and int(full.headers["retry-after"]) > 0
@@ -214,7 +227,8 @@ def test_queue_positions_then_429_when_full() -> None:
             assert isinstance(wait, int | float) and wait >= 0
             client.post(f"/api/runs/{running}/cancel")
             read_until(ws, lambda m: m.get("status") == "running")
-        assert client.get("/api/health").json()["runs"] == {"running": 1, "queued": 0}
+        idle = {"running": 1, "queued": 0}
+        _until(client, "/api/health", lambda health: health["runs"] == idle)
 
 
 def test_runs_per_client_limit_is_429(mode_client: ClientFactory) -> None:

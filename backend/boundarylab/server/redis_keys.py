@@ -4,7 +4,8 @@ atomically, and how a run's events are written as stream entries. Replicas
 
 Keys (all under PREFIX):
   run:{id}          hash: config, client, dataset, created, owner (worker id, or "-" when
-                    cancelled before a worker took it), pending ("pause": start paused),
+                    cancelled before a worker took it), claimed (when a worker took it, ms),
+                    pending ("pause": start paused),
                     ended, model (final weights, JSON)
   run:{id}:log      list: every event of the run except conflated frames, in order (the
                     history a replica replays to build a snapshot; never trimmed)
@@ -121,11 +122,13 @@ return {'ok', queued}
 """
 
 # Taking a run: only one owner ever (a worker id, or "-" for cancelled while queued).
-# KEYS: run hash, running. ARGV: owner, run id. Returns the owner in place.
+# KEYS: run hash, running. ARGV: owner, run id, and (a worker) the time it took the run in
+# ms, which queue places use. Returns the owner in place.
 CLAIM = """
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if owner or redis.call('HGET', KEYS[1], 'ended') then return owner or '' end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+if ARGV[3] then redis.call('HSET', KEYS[1], 'claimed', ARGV[3]) end
 if ARGV[1] ~= '-' then redis.call('SADD', KEYS[2], ARGV[2]) end
 return ARGV[1]
 """

@@ -44,6 +44,7 @@ from boundarylab.server.redis_keys import (
     run_key,
     worker_key,
 )
+from boundarylab.server.redis_queue import PlaceTeller, places, read_queue
 from boundarylab.server.redis_worker import REAP_EVERY_S, ensure_group, reap_dead_workers
 from boundarylab.server.run import Run
 from boundarylab.server.service import RunService
@@ -75,6 +76,8 @@ class RedisScheduler:
         self._stopped = False
         self._tasks: list[asyncio.Task[None]] = []
         self.epoch = ""
+        self.store: RunStore | None = None  # the replica's mirror (set by RedisRunService)
+        self._places = PlaceTeller()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, events: RunEvents) -> None:
@@ -207,6 +210,18 @@ class RedisScheduler:
         active, running = await pipe.execute()
         self._counts = {"running": int(running), "queued": max(0, int(active) - int(running))}
         self.size = self._ready = await live_workers(self.client)
+        if self._counts["queued"]:
+            await self.report_places()
+
+    async def report_places(self) -> None:
+        """Tell each queued run this replica holds its place and expected wait (when they
+        changed enough: redis_queue.PlaceTeller), read from the queue in Redis."""
+        state = await read_queue(self.client)
+        events, store = self.followed.events, self.store
+        for run_id, place, wait in self._places.changes(places(state, self._ready)):
+            run = store.get(run_id) if store is not None else None
+            if events is not None and run is not None and run.status == "queued":
+                events.queued(run_id, place, wait)
 
     async def _poll(self) -> None:
         while not self._stopped:
@@ -235,6 +250,7 @@ class RedisRunService(RunService):
 
     def __init__(self, settings: Settings, client: Any = None) -> None:
         super().__init__(settings, scheduler=RedisScheduler(settings, client))
+        self.scheduler.store = self.store
         self._loading: dict[str, asyncio.Task[Run | None]] = {}
 
     async def find(self, run_id: str) -> Run | None:
@@ -287,6 +303,8 @@ class RedisRunService(RunService):
             )
         self.store.add(run)
         self.scheduler.follow(run.id)
+        with contextlib.suppress(RedisError, OSError):  # else the next poll tells it
+            await self.scheduler.report_places()
         return run
 
 

@@ -236,7 +236,8 @@ class RedisWorker:
 
     async def _take(self, job_id: str, run_id: str) -> None:
         key = run_key(run_id)
-        owner = await self.scripts.claim(keys=[key, RUNNING], args=[self.id, run_id])
+        took = int(time.time() * 1000)
+        owner = await self.scripts.claim(keys=[key, RUNNING], args=[self.id, run_id, took])
         if owner != self.id:  # cancelled while queued, or ended
             await self.client.xack(JOBS, GROUP, job_id)
             return
