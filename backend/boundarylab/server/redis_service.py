@@ -24,6 +24,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from boundarylab.engine.config import RunConfig
+from boundarylab.engine.events import UNITS_OFF, UNITS_ON
 from boundarylab.engine.knobs import Retune
 from boundarylab.server.errors import Busy, ShuttingDown, Unavailable
 from boundarylab.server.interfaces import RunEvents, RunStore
@@ -45,6 +46,7 @@ from boundarylab.server.redis_keys import (
     worker_key,
 )
 from boundarylab.server.redis_queue import PlaceTeller, places, read_queue
+from boundarylab.server.redis_views import FRAMES, UNITS, VIEWS_CHANGED, ReplicaViews
 from boundarylab.server.redis_worker import REAP_EVERY_S, ensure_group, reap_dead_workers
 from boundarylab.server.run import Run
 from boundarylab.server.service import RunService
@@ -55,6 +57,26 @@ EXPORT_WAIT_S = 2.0
 LOST_REASON = (
     "Redis, which held this run, restarted without its data; the run is lost. Start it again."
 )
+
+
+async def ask_for_model(client: Any, run_id: str) -> dict[str, Any] | None:
+    """The run's weights now, from the worker that holds it (None when none answers in
+    EXPORT_WAIT_S, or no worker holds it)."""
+    owner = await client.hget(run_key(run_id), "owner")
+    if not owner or owner == "-":
+        return None
+    reply = f"{PREFIX}reply:{uuid.uuid4().hex}"
+    await client.xadd(
+        worker_key(owner, "commands"),
+        {"run": run_id, "action": "export", "reply": reply},
+        maxlen=COMMANDS_MAXLEN,
+        approximate=True,
+    )
+    got = await client.blpop([reply], timeout=EXPORT_WAIT_S)
+    if not got:
+        return None
+    model = json.loads(got[1])
+    return model if isinstance(model, dict) else None
 
 
 class RedisScheduler:
@@ -78,6 +100,7 @@ class RedisScheduler:
         self.epoch = ""
         self.store: RunStore | None = None  # the replica's mirror (set by RedisRunService)
         self._places = PlaceTeller()
+        self.views = ReplicaViews(uuid.uuid4().hex)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, events: RunEvents) -> None:
@@ -122,34 +145,25 @@ class RedisScheduler:
 
     def control(self, run_id: str, action: str | Retune) -> None:
         """Queued for the sender task, which keeps the order of a run's commands."""
+        if action in (UNITS_ON, UNITS_OFF):  # this replica's say; the worker takes the union
+            self._viewers(run_id, UNITS, action == UNITS_ON)
+            return
         self._commands.put_nowait((run_id, action))
 
     def frames(self, run_id: str, wanted: bool) -> None:
-        """Not forwarded: whether anyone watches is a count over every replica, which no
-        replica holds yet, so the worker makes frames throughout (as with a viewer)."""
+        """Whether this replica has viewers of the run; its worker makes frames while a
+        replica has (redis_views)."""
+        self._viewers(run_id, FRAMES, wanted)
+
+    def _viewers(self, run_id: str, kind: str, wanted: bool) -> None:
+        if self.views.set(run_id, kind, wanted):
+            self._commands.put_nowait((run_id, VIEWS_CHANGED))
 
     async def export(self, run_id: str) -> dict[str, Any] | None:
         try:
-            return await self._export(run_id)
+            return await ask_for_model(self.client, run_id)
         except (RedisError, OSError) as exc:
             raise Unavailable(f"Redis does not answer ({exc}); try again shortly", 1) from exc
-
-    async def _export(self, run_id: str) -> dict[str, Any] | None:
-        owner = await self.client.hget(run_key(run_id), "owner")
-        if not owner or owner == "-":
-            return None
-        reply = f"{PREFIX}reply:{uuid.uuid4().hex}"
-        await self.client.xadd(
-            worker_key(owner, "commands"),
-            {"run": run_id, "action": "export", "reply": reply},
-            maxlen=COMMANDS_MAXLEN,
-            approximate=True,
-        )
-        got = await self.client.blpop([reply], timeout=EXPORT_WAIT_S)
-        if not got:
-            return None
-        model = json.loads(got[1])
-        return model if isinstance(model, dict) else None
 
     def counts(self) -> dict[str, int]:
         return dict(self._counts)
@@ -180,6 +194,10 @@ class RedisScheduler:
                 log.warning("command %s to run %s not sent: %s", action, run_id, exc)
 
     async def _send_one(self, run_id: str, action: str | Retune) -> None:
+        if action == VIEWS_CHANGED:  # the run's watch set first, then the worker told
+            pipe = self.client.pipeline(transaction=False)
+            self.views.write(pipe, run_id)
+            await pipe.execute()
         fields = command_fields(run_id, action)
         owner = await self.scripts.route(keys=[run_key(run_id)], args=[fields["action"]])
         if owner == "!cancelled":  # before any worker took it (its job is skipped then)
@@ -204,14 +222,22 @@ class RedisScheduler:
             self.followed.lost(LOST_REASON)  # no worker writes to those runs again
             self.epoch = epoch
             await ensure_group(self.client)
+        self._forget_ended_views()
         pipe = self.client.pipeline(transaction=False)
         pipe.scard(ACTIVE)
         pipe.scard(RUNNING)
-        active, running = await pipe.execute()
+        self.views.refresh(pipe)  # this replica's viewers stay counted while it lives
+        active, running, *_ = await pipe.execute()
         self._counts = {"running": int(running), "queued": max(0, int(active) - int(running))}
         self.size = self._ready = await live_workers(self.client)
         if self._counts["queued"]:
             await self.report_places()
+
+    def _forget_ended_views(self) -> None:
+        for run_id in list(self.views.wanted):
+            run = self.store.get(run_id) if self.store is not None else None
+            if run is None or run.done:
+                self.views.forget(run_id)
 
     async def report_places(self) -> None:
         """Tell each queued run this replica holds its place and expected wait (when they

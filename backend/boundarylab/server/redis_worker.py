@@ -59,11 +59,13 @@ from boundarylab.server.redis_keys import (
     run_key,
     worker_key,
 )
+from boundarylab.server.redis_views import VIEWS_CHANGED, WorkerViews
 from boundarylab.server.settings import Settings
 from boundarylab.server.worker import EngineRun, RunFactory, worker_main
 
 log = logging.getLogger("boundarylab")
 REAP_EVERY_S = 1.0
+VIEWS_EVERY_S = 1.0  # how soon a dead replica's expired viewers stop a run's frames
 DEAD_WORKER_REASON = (
     "the worker training this run stopped answering ({worker}); the run failed. Start it again."
 )
@@ -118,6 +120,8 @@ class RedisWorker:
         self.writer = EventWriter(self.client, self.scripts, self.id, settings.retention_seconds,
                                   self.runs, self._recover)  # fmt: skip
         self._stopping = asyncio.Event()
+        self.watched = WorkerViews()
+        self._views_changed = asyncio.Event()
         self._recovering = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.epoch = ""
@@ -163,7 +167,7 @@ class RedisWorker:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stopping.set)
         log.info("worker %s taking runs from %s (at most %d at once)", self.id, JOBS, self.max_runs)
-        loops = (self._take_jobs, self._read_commands, self.writer.run, self._reap)
+        loops = (self._take_jobs, self._read_commands, self.writer.run, self._reap, self._views)
         tasks = [asyncio.create_task(self._guarded(body)) for body in loops]
         await self._stopping.wait()
         for task in tasks[:2] + tasks[3:]:
@@ -249,6 +253,7 @@ class RedisWorker:
         self._send(Start(run_id, RunConfig.model_validate_json(config_json), self.limits))
         if pending == "pause":  # asked for while it was queued: it starts paused
             self._send(Control(run_id, "pause"))
+        self._views_changed.set()  # whether anyone watches it yet
 
     async def _read_commands(self) -> None:
         stream, last = worker_key(self.id, "commands"), "$"
@@ -263,12 +268,25 @@ class RedisWorker:
         run_id, action = fields.get("run", ""), command_action(fields)
         if run_id not in self.runs:
             return
+        if action == VIEWS_CHANGED:  # a replica's viewers of the run came or went
+            self._views_changed.set()
+            return
         if action == "export":
             self._next_request += 1
             self.writer.exports[self._next_request] = fields.get("reply", "")
             self._send(Export(self._next_request, run_id))
         else:
             self._send(Control(run_id, action))
+
+    async def _views(self) -> None:
+        """Frames and unit views only while a viewer on some replica wants them
+        (redis_views): read each second, and at once when a replica says they changed."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._views_changed.wait(), VIEWS_EVERY_S)
+            self._views_changed.clear()
+            for run_id, action in await self.watched.changes(self.client, list(self.runs)):
+                self._send(Control(run_id, action))
 
     async def _reap(self) -> None:
         while True:
