@@ -251,8 +251,12 @@ def test_a_failing_worker_run_is_failed_and_others_continue(any_client: TestClie
     assert any_client.get(f"/api/runs/{healthy}").json()["status"] == "running"
 
 
-def test_finished_runs_are_forgotten_after_the_retention_count() -> None:
-    with make_client(FakeRun, retention_count=2) as client:
+def test_finished_runs_are_forgotten_after_the_retention_count(
+    mode_client: ClientFactory,
+) -> None:
+    """In Redis mode the budget is counted in Redis, over every replica: a replica that no
+    longer holds the oldest run cannot load it back either."""
+    with mode_client(FakeRun, retention_count=2) as client:
         ids = []
         for _ in range(3):
             ids.append(_start(client, {"training": {"iterations": 100}}))

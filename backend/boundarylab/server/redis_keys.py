@@ -46,6 +46,7 @@ COMMANDS_MAXLEN = 1000
 EPOCH = PREFIX + "epoch"  # set once per Redis lifetime: a new value means the data is gone
 WORKER_TTL_MS = 3000  # a worker not heard from for this long is dead; its runs fail
 WORKERS = PREFIX + "workers"  # sorted set: worker id -> when its heartbeat runs out (ms)
+FINISHED = PREFIX + "finished"  # sorted set: finished run id -> when it ended (ms)
 CONNECT_TIMEOUT_S = 3.0
 
 
@@ -62,7 +63,8 @@ def worker_key(worker_id: str, part: str = "") -> str:
 
 
 def run_keys(run_id: str, client: str) -> list[str]:
-    """The KEYS of APPEND: the run's hash, log, latest, events, and the sets it leaves."""
+    """The KEYS of APPEND: the run's hash, log, latest, events, the sets it leaves, and
+    the finished runs' retention index (FINISHED, its sizes, their total)."""
     return [
         run_key(run_id),
         run_key(run_id, "log"),
@@ -71,6 +73,9 @@ def run_keys(run_id: str, client: str) -> list[str]:
         client_key(client),
         ACTIVE,
         RUNNING,
+        FINISHED,
+        FINISHED + ":bytes",
+        FINISHED + ":total",
     ]
 
 
@@ -153,8 +158,13 @@ return ''
 
 # One event of a run, everywhere it belongs, unless the run has ended (so a worker that was
 # declared dead and comes back cannot write after the "failed" its reaper wrote).
+# A run that ends joins the finished runs' index, and the oldest finished runs are deleted
+# past the retention count or bytes (the sizes of their logs, points and weights), so the
+# budgets hold over every replica and worker, as MemoryRunStore's do in one process. (The
+# keys of those runs are built in the script: fine on one Redis, not on a Redis Cluster.)
 # KEYS: run_keys(). ARGV: entry JSON, conflated kind or "", final ("1" for done/aborted),
-# events maxlen, retention seconds, run id, model JSON or "".
+# events maxlen, retention seconds, run id, model JSON or "", retention count, retention
+# bytes or "".
 APPEND = """
 if redis.call('HGET', KEYS[1], 'ended') then return 0 end
 local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'j', ARGV[1])
@@ -162,6 +172,7 @@ if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])
 else
   redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('HINCRBY', KEYS[1], 'bytes', #ARGV[1])
 end
 if ARGV[3] == '1' then
   redis.call('HSET', KEYS[1], 'ended', '1')
@@ -170,6 +181,30 @@ if ARGV[3] == '1' then
   redis.call('SREM', KEYS[6], ARGV[6])
   redis.call('SREM', KEYS[7], ARGV[6])
   for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+  local size = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0') + #ARGV[7]
+    + redis.call('HSTRLEN', KEYS[1], 'dataset')
+  local clock = redis.call('TIME')
+  local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+  redis.call('ZADD', KEYS[8], now, ARGV[6])
+  redis.call('HSET', KEYS[9], ARGV[6], size)
+  redis.call('INCRBY', KEYS[10], size)
+  local prefix = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[6])
+  local function forget(id)
+    redis.call('DECRBY', KEYS[10], tonumber(redis.call('HGET', KEYS[9], id) or '0'))
+    redis.call('HDEL', KEYS[9], id)
+    redis.call('ZREM', KEYS[8], id)
+    for _, part in ipairs({'', ':log', ':latest', ':events', ':watch'}) do
+      redis.call('DEL', prefix .. id .. part)
+    end
+  end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now - ARGV[5] * 1000)) do
+    forget(id)  -- expired: its keys are gone, its place in the index goes too
+  end
+  local budget = tonumber(ARGV[9])
+  while redis.call('ZCARD', KEYS[8]) > tonumber(ARGV[8])
+      or (budget and tonumber(redis.call('GET', KEYS[10]) or '0') > budget) do
+    forget(redis.call('ZRANGE', KEYS[8], 0, 0)[1])  -- the oldest finished run
+  end
 end
 return 1
 """
@@ -194,7 +229,9 @@ async def live_workers(client: Any) -> int:
 class Scripts:
     """The scripts above, registered on one client (sent by hash after the first call)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, keep: tuple[int, int | None] = (200, None)) -> None:
+        """`keep`: the finished runs kept at most, by count and bytes (None: no budget)."""
+        self.keep = keep
         self.admit = client.register_script(ADMIT)
         self.claim = client.register_script(CLAIM)
         self.route = client.register_script(ROUTE)
@@ -222,6 +259,8 @@ class Scripts:
             int(retention_s),
             run_id,
             dumps(model) if model is not None else "",
+            self.keep[0],
+            "" if self.keep[1] is None else self.keep[1],
         ]
         keys = run_keys(run_id, owner_client)
         if pipe is not None:

@@ -29,7 +29,7 @@ from boundarylab.engine.knobs import Retune
 from boundarylab.server.errors import Busy, ShuttingDown, Unavailable
 from boundarylab.server.interfaces import RunEvents, RunStore
 from boundarylab.server.pool import RETRY_AFTER_S
-from boundarylab.server.redis_follow import RunFollower
+from boundarylab.server.redis_follow import MirrorStore, RunFollower
 from boundarylab.server.redis_keys import (
     ACTIVE,
     COMMANDS_MAXLEN,
@@ -89,7 +89,7 @@ class RedisScheduler:
     def __init__(self, settings: Settings, client: Any = None) -> None:
         self.settings = settings
         self.client = client or connect(settings.redis_url)
-        self.scripts = Scripts(self.client)
+        self.scripts = Scripts(self.client, (settings.retention_count, settings.retention_bytes))
         self.size = 0
         self._ready = 0
         self._counts = {"running": 0, "queued": 0}
@@ -98,7 +98,7 @@ class RedisScheduler:
         self._stopped = False
         self._tasks: list[asyncio.Task[None]] = []
         self.epoch = ""
-        self.store: RunStore | None = None  # the replica's mirror (set by RedisRunService)
+        self.store: MirrorStore | None = None  # the replica's mirror (RedisRunService's)
         self._places = PlaceTeller()
         self.views = ReplicaViews(uuid.uuid4().hex)
 
@@ -223,11 +223,16 @@ class RedisScheduler:
             self.epoch = epoch
             await ensure_group(self.client)
         self._forget_ended_views()
+        finished = self.store.finished_ids() if self.store is not None else []
         pipe = self.client.pipeline(transaction=False)
         pipe.scard(ACTIVE)
         pipe.scard(RUNNING)
+        for run_id in finished:  # still in Redis? (the shared retention may delete them)
+            pipe.exists(run_key(run_id))
         self.views.refresh(pipe)  # this replica's viewers stay counted while it lives
-        active, running, *_ = await pipe.execute()
+        active, running, *rest = await pipe.execute()
+        if self.store is not None:
+            self.store.forget([r for r, kept in zip(finished, rest, strict=False) if not kept])
         self._counts = {"running": int(running), "queued": max(0, int(active) - int(running))}
         self.size = self._ready = await live_workers(self.client)
         if self._counts["queued"]:
@@ -275,8 +280,11 @@ class RedisRunService(RunService):
     scheduler: RedisScheduler
 
     def __init__(self, settings: Settings, client: Any = None) -> None:
-        super().__init__(settings, scheduler=RedisScheduler(settings, client))
-        self.scheduler.store = self.store
+        mirror = MirrorStore(
+            settings.retention_seconds, settings.retention_count, settings.retention_bytes
+        )
+        super().__init__(settings, scheduler=RedisScheduler(settings, client), store=mirror)
+        self.scheduler.store = mirror
         self._loading: dict[str, asyncio.Task[Run | None]] = {}
 
     async def find(self, run_id: str) -> Run | None:

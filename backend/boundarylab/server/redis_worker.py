@@ -111,7 +111,7 @@ class RedisWorker:
         self.max_runs = max_runs
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.client = connect(settings.redis_url)
-        self.scripts = Scripts(self.client)
+        self.scripts = Scripts(self.client, (settings.retention_count, settings.retention_bytes))
         self.limits = RunLimits(
             settings.max_run_seconds, settings.max_run_cpu_seconds, settings.pause_timeout_seconds
         )
