@@ -69,8 +69,6 @@ def test_frames_are_made_only_while_a_viewer_on_some_replica_watches(two_replica
     run_id = a.post("/api/runs", json=LONG).json()["id"]
     until(lambda: a.get(f"/api/runs/{run_id}").json()["status"] == "running", "never ran")
     until(lambda: steady(redis, run_id), "frames went on with nobody watching")
-    assert frames_made(redis, run_id) <= 3  # the first (and at most a couple before the
-    # worker had read that nobody watches)
     with b.websocket_connect(f"/api/runs/{run_id}/stream") as ws:  # a viewer on the other
         before = frames_made(redis, run_id)
         read_until(ws, lambda m: m["type"] == "boundary")
