@@ -3,7 +3,8 @@
 # project's own docker-compose.yml, and checks it through the published port like a user
 # would (page, plotly.js, health, a run streamed to the end), then that it runs as UID
 # 10001 with the compose hardening in force, stops cleanly on `docker stop`, and that
-# `docker-compose down` leaves nothing behind. Prints one PASS/FAIL line a check.
+# `docker-compose down` leaves nothing behind; then runs docker-compose.scale.yml (Redis mode:
+# docker_check_scale.sh). Prints one PASS/FAIL line a check.
 #
 # No container registry is reachable on the CI machines, so python:3.11-slim cannot be
 # pulled. The Dockerfile takes its base from the PYTHON_IMAGE build argument, and this script
@@ -51,6 +52,7 @@ cannot_run() {
 work=$(mktemp -d)
 dockerd_pid=""
 compose_up=false
+scale_up=false  # docker_check_scale.sh's compose project is up
 compose() {
     docker-compose --project-name "$PROJECT" \
         --file "$repo/docker-compose.yml" --file "$work/ci-override.yml" "$@"
@@ -60,6 +62,9 @@ cleanup() {
     set +e
     if $compose_up; then
         compose down --volumes --remove-orphans --timeout 10 >/dev/null 2>&1
+    fi
+    if $scale_up; then
+        scale_compose down --volumes --remove-orphans --timeout 10 >/dev/null 2>&1
     fi
     if [[ -n "$dockerd_pid" ]] && kill -0 "$dockerd_pid" 2>/dev/null; then
         echo "stopping the dockerd this script started (pid $dockerd_pid)"
@@ -393,6 +398,10 @@ if [[ -z "$left" ]]; then
 else
     fail "left behind after down: $(echo "$left" | tr '\n' ' ')"
 fi
+
+# --- docker-compose.scale.yml: Redis, replicas behind nginx, workers ----------------------
+# shellcheck source=scripts/docker_check_scale.sh
+source "$repo/scripts/docker_check_scale.sh"
 
 note "summary"
 if ((${#failures[@]})); then

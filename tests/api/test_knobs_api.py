@@ -16,6 +16,7 @@ from boundarylab.engine.config import RunConfig
 from boundarylab.engine.knobs import Retune
 from boundarylab.engine.training import Trainer
 from boundarylab.server.messages import progress_message
+from modes import ClientFactory
 
 WAIT_S = 120.0  # bound of every wait: the machine is shared and workers run at niceness 19
 
@@ -103,9 +104,11 @@ def _snapshot(client: TestClient, run_id: str) -> dict[str, Any]:
         return strict_loads(ws.receive_text())  # type: ignore[no-any-return]
 
 
-def test_the_socket_action_changes_lambda_and_pace_and_refuses_by_field() -> None:
+def test_the_socket_action_changes_lambda_and_pace_and_refuses_by_field(
+    mode_client: ClientFactory,
+) -> None:
     body = {"training": {"iterations": 200_000, "report_every": 1000, "steps_per_second": 2000}}
-    with make_client(max_run_seconds=300) as client:
+    with mode_client(max_run_seconds=300) as client:
         run_id = _paused_run(client, body)
         with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
             ws.send_json({"action": "set", "training": {"reg_lambda": 0.2,
@@ -128,9 +131,9 @@ def test_the_socket_action_changes_lambda_and_pace_and_refuses_by_field() -> Non
         assert client.get(f"/api/runs/{run_id}").json()["changes"][0]["changed"] == seen["changed"]
 
 
-def test_bad_changes_are_422s_that_name_the_field() -> None:
+def test_bad_changes_are_422s_that_name_the_field(mode_client: ClientFactory) -> None:
     body = {"training": {"iterations": 200_000, "report_every": 1000, "steps_per_second": 2000}}
-    with make_client(max_run_seconds=300) as client:
+    with mode_client(max_run_seconds=300) as client:
         run_id = _paused_run(client, body)
         base = f"/api/runs/{run_id}"
         cases = [
@@ -163,8 +166,8 @@ def test_bad_changes_are_422s_that_name_the_field() -> None:
         )
 
 
-def test_a_queued_run_is_a_409_and_the_command_rate_applies() -> None:
-    with make_client(FakeRun, max_running=1, max_runs_per_client=5) as client:
+def test_a_queued_run_is_a_409_and_the_command_rate_applies(mode_client: ClientFactory) -> None:
+    with mode_client(FakeRun, max_running=1, max_runs_per_client=5) as client:
         slow = {"training": {"iterations": 1000, "report_every": 100, "steps_per_second": 1}}
         first = client.post("/api/runs", json=slow).json()["id"]
         queued = client.post("/api/runs", json={}).json()["id"]

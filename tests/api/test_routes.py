@@ -14,6 +14,7 @@ from boundarylab.engine.presets import FEATURE_CONTRAST, PRESETS
 from boundarylab.server import errors
 from boundarylab.server.app import HTTP_STATUS
 from boundarylab.server.settings import Settings
+from modes import ClientFactory
 
 
 def _finished_run(client: TestClient, **training: object) -> str:
@@ -76,22 +77,22 @@ def test_dataset_preview_and_its_errors(fake_client: TestClient) -> None:
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "noise"]
 
 
-def test_create_run_defaults_and_detail(fake_client: TestClient) -> None:
-    created = fake_client.post("/api/runs")
+def test_create_run_defaults_and_detail(any_client: TestClient) -> None:
+    created = any_client.post("/api/runs")
     assert created.status_code == 201
     body = created.json()
     assert body["config"] == RunConfig().model_dump(mode="json")
     assert body["stream"] == f"/api/runs/{body['id']}/stream"
-    run_id = _finished_run(fake_client)
-    detail = fake_client.get(f"/api/runs/{run_id}").json()
+    run_id = _finished_run(any_client)
+    detail = any_client.get(f"/api/runs/{run_id}").json()
     assert detail["status"] == "completed" and detail["iteration"] == 300
     assert [h["iteration"] for h in detail["history"]] == [0, 100, 200, 300]
     assert detail["metrics"]["iteration"] == 300
-    listed = {r["id"] for r in fake_client.get("/api/runs").json()}
+    listed = {r["id"] for r in any_client.get("/api/runs").json()}
     assert {body["id"], run_id} <= listed
 
 
-def test_invalid_bodies_are_422_naming_the_field(fake_client: TestClient) -> None:
+def test_invalid_bodies_are_422_naming_the_field(any_client: TestClient) -> None:
     cases = [
         ({"training": {"learning_rate": "fast"}}, ["body", "training", "learning_rate"]),
         ({"training": {"iterations": 10**9}}, ["body", "training", "iterations"]),
@@ -100,27 +101,27 @@ def test_invalid_bodies_are_422_naming_the_field(fake_client: TestClient) -> Non
         ({"view": {"resolution": 5}}, ["body", "view", "resolution"]),
     ]
     for body, loc in cases:
-        response = fake_client.post("/api/runs", json=body)
+        response = any_client.post("/api/runs", json=body)
         assert response.status_code == 422, body
         assert response.json()["detail"][0]["loc"] == loc
-    batch = fake_client.post(
+    batch = any_client.post(
         "/api/runs", json={"dataset": {"n_samples": 10}, "training": {"batch_size": 20}}
     )
     assert batch.status_code == 422 and "batch_size" in batch.json()["detail"][0]["msg"]
 
 
-def test_nan_literals_and_broken_json_are_422_not_500(fake_client: TestClient) -> None:
+def test_nan_literals_and_broken_json_are_422_not_500(any_client: TestClient) -> None:
     headers = {"content-type": "application/json"}
     for raw, field in [
         (b'{"training": {"learning_rate": NaN}}', "learning_rate"),
         (b'{"dataset": {"noise": Infinity}}', "noise"),
         (b'{"view": {"max_fps": -Infinity}}', "max_fps"),
     ]:
-        response = fake_client.post("/api/runs", content=raw, headers=headers)
+        response = any_client.post("/api/runs", content=raw, headers=headers)
         assert response.status_code == 422
         detail = strict_loads(response.text)["detail"][0]
         assert detail["loc"][-1] == field
-    broken = fake_client.post("/api/runs", content=b'{"training": ', headers=headers)
+    broken = any_client.post("/api/runs", content=b'{"training": ', headers=headers)
     assert broken.status_code == 422 and broken.json()["detail"][0]["type"] == "json_invalid"
 
 
@@ -130,8 +131,8 @@ def _detail(response) -> list[tuple[tuple, str]]:
     return [(tuple(e["loc"]), e["type"]) for e in response.json()["detail"]]
 
 
-def test_server_limits_lower_than_the_schema() -> None:
-    with make_client(FakeRun, max_samples=400, max_iterations=1000) as client:
+def test_server_limits_lower_than_the_schema(mode_client: ClientFactory) -> None:
+    with mode_client(FakeRun, max_samples=400, max_iterations=1000) as client:
         too_many = client.post(
             "/api/runs", json={"dataset": {"n_samples": 401}, "training": {"iterations": 10}}
         )
@@ -190,7 +191,7 @@ def test_body_over_the_limit_is_413(fake_client: TestClient) -> None:
     assert fake_client.post("/api/runs", content=huge, headers=headers).status_code == 413
 
 
-def test_unknown_run_is_404_everywhere(fake_client: TestClient) -> None:
+def test_unknown_run_is_404_everywhere(any_client: TestClient) -> None:
     for method, path in [
         ("get", "/api/runs/0123456789abcdef"),
         ("get", "/api/runs/../../etc/passwd/model"),
@@ -199,16 +200,16 @@ def test_unknown_run_is_404_everywhere(fake_client: TestClient) -> None:
         ("get", "/api/runs/nope/model"),
         ("get", "/api/runs/nope/history.csv"),
     ]:
-        response = getattr(fake_client, method)(path)
+        response = getattr(any_client, method)(path)
         assert response.status_code == 404, path
 
 
-def test_exports_model_and_history_csv(fake_client: TestClient) -> None:
-    run_id = _finished_run(fake_client)
-    model = fake_client.get(f"/api/runs/{run_id}/model")
+def test_exports_model_and_history_csv(any_client: TestClient) -> None:
+    run_id = _finished_run(any_client)
+    model = any_client.get(f"/api/runs/{run_id}/model")
     assert model.status_code == 200
     assert strict_loads(model.text)["layers"][0]["W"] == [[None]]  # NaN mapped to null
-    history = fake_client.get(f"/api/runs/{run_id}/history.csv")
+    history = any_client.get(f"/api/runs/{run_id}/history.csv")
     assert history.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(history.text)))
     assert list(rows[0]) == ["iteration", "loss", "train_accuracy", "test_loss", "test_accuracy"]
@@ -226,16 +227,16 @@ def test_too_many_progress_reports_is_422_on_report_every(fake_client: TestClien
     assert fake_client.post("/api/runs", json=body).status_code == 201
 
 
-def test_head_answers_like_get_without_a_body(fake_client: TestClient) -> None:
-    run_id = _finished_run(fake_client)
+def test_head_answers_like_get_without_a_body(any_client: TestClient) -> None:
+    run_id = _finished_run(any_client)
     for path in ["/api/health", "/api/runs", f"/api/runs/{run_id}", f"/api/runs/{run_id}/model",
                  f"/api/runs/{run_id}/history.csv", "/api/schema", "/"]:  # fmt: skip
-        get, head = fake_client.get(path), fake_client.head(path)
+        get, head = any_client.get(path), any_client.head(path)
         assert head.status_code == get.status_code == 200, path
         assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"]
         assert head.headers["content-length"] == str(len(get.content)), path
         assert head.headers["content-security-policy"] == get.headers["content-security-policy"]
-    assert fake_client.head("/api/runs/nope").status_code == 404
+    assert any_client.head("/api/runs/nope").status_code == 404
 
 
 def test_debug_routes_exist_only_when_the_setting_turns_them_on(fake_client: TestClient) -> None:

@@ -23,6 +23,7 @@ from app_client import Watched
 from boundarylab.engine.config import RunConfig
 from boundarylab.engine.training import Trainer
 from boundarylab.server.messages import progress_message
+from modes import ClientFactory
 
 ARTICLE_SHORT = {"training": {"iterations": 1500, "report_every": 100}}
 
@@ -90,9 +91,20 @@ def test_process_workers_stream_the_engine_exactly_and_shut_down_clean() -> None
     assert not worker_threads()
 
 
-def test_test_split_metrics_and_a_frame_of_100x100_under_16_kib() -> None:
+def test_a_run_streams_exactly_the_engines_numbers(mode_client: ClientFactory) -> None:
+    """Embedded or through Redis: the same floats as a bare Trainer, and the final model."""
+    with mode_client() as client:
+        run_id, seen = _stream_to_end(client, ARTICLE_SHORT)
+        detail = client.get(f"/api/runs/{run_id}").json()
+        model = strict_loads(client.get(f"/api/runs/{run_id}/model").text)
+    assert seen.progress == _expected_history(ARTICLE_SHORT) == detail["history"]
+    assert seen.end["status"] == "completed" and seen.frame["iteration"] == 1500
+    assert model["iteration"] == 1500 and len(model["layers"]) == 2
+
+
+def test_test_split_metrics_and_a_frame_of_100x100_under_16_kib(mode_client: ClientFactory) -> None:
     body = {"dataset": {"test_fraction": 0.3}, "training": {"iterations": 200}}
-    with make_client() as client:
+    with mode_client() as client:
         _, seen = _stream_to_end(client, body)
     # A 200-step run may end before the socket joins: then every entry is in the snapshot.
     assert len(seen.progress) == 3 and {"test_loss", "test_accuracy"} <= set(seen.progress[-1])
@@ -100,12 +112,14 @@ def test_test_split_metrics_and_a_frame_of_100x100_under_16_kib() -> None:
     assert seen.frame["grid"]["nx"] == 100 and len(seen.frame["data"]) <= 16 * 1024
 
 
-def test_divergence_ends_as_diverged_with_a_message_and_strict_json() -> None:
+def test_divergence_ends_as_diverged_with_a_message_and_strict_json(
+    mode_client: ClientFactory,
+) -> None:
     body = {
         "model": {"hidden_sizes": [50], "activation": "relu"},
         "training": {"learning_rate": 10.0, "reg_lambda": 0.0, "iterations": 2000},
     }
-    with make_client() as client:
+    with mode_client() as client:
         run_id = client.post("/api/runs", json=body).json()["id"]
         with client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
             texts = []
@@ -125,9 +139,9 @@ def test_divergence_ends_as_diverged_with_a_message_and_strict_json() -> None:
         assert entry["loss"] is None or math.isfinite(entry["loss"])
 
 
-def test_real_run_pause_step_export_resume_cancel() -> None:
+def test_real_run_pause_step_export_resume_cancel(mode_client: ClientFactory) -> None:
     body = {"training": {"iterations": 200_000, "report_every": 50, "steps_per_second": 500.0}}
-    with make_client() as client:
+    with mode_client() as client:
         run_id = client.post("/api/runs", json=body).json()["id"]
         base = f"/api/runs/{run_id}"
         with client.websocket_connect(f"{base}/stream") as ws:

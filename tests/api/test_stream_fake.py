@@ -20,6 +20,8 @@ from api_support import (
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from modes import ClientFactory
+
 # A run that only moves when told: 1 report per second, far more steps than a test waits for.
 SLOW = {"training": {"iterations": 20_000, "report_every": 1, "steps_per_second": 1.0}}
 
@@ -37,9 +39,9 @@ def _server_tasks(client: TestClient) -> int:
     return client.portal.call(count)  # type: ignore[union-attr]
 
 
-def test_snapshot_then_progress_frames_and_final_status(fake_client: TestClient) -> None:
-    run_id = _start(fake_client, {"training": {"iterations": 1000, "steps_per_second": 200.0}})
-    with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+def test_snapshot_then_progress_frames_and_final_status(any_client: TestClient) -> None:
+    run_id = _start(any_client, {"training": {"iterations": 1000, "steps_per_second": 200.0}})
+    with any_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
         seen = watch(ws.receive_text)
     snapshot = seen.snapshot
     assert snapshot["id"] == run_id
@@ -51,17 +53,17 @@ def test_snapshot_then_progress_frames_and_final_status(fake_client: TestClient)
     assert seen.end == {"type": "status", "status": "completed"}
 
 
-def test_late_joiner_and_two_viewers_see_the_same_end(fake_client: TestClient) -> None:
-    run_id = _start(fake_client, {"training": {"iterations": 600, "steps_per_second": 100.0}})
+def test_late_joiner_and_two_viewers_see_the_same_end(any_client: TestClient) -> None:
+    run_id = _start(any_client, {"training": {"iterations": 600, "steps_per_second": 100.0}})
 
     # Six reports 10 ms apart: on a busy machine the run may be over before either socket
     # joins, so each viewer is read the way the page reads it (snapshot, then live).
     def past_200(m: dict) -> bool:
         return is_terminal(m) or (m.get("type") == "boundary" and m["iteration"] >= 200)
 
-    with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as first:
+    with any_client.websocket_connect(f"/api/runs/{run_id}/stream") as first:
         head = watch(first.receive_text, until=past_200)
-        with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as second:
+        with any_client.websocket_connect(f"/api/runs/{run_id}/stream") as second:
             late = watch(second.receive_text)
             ended = is_terminal(head.messages[-1])
             rest = [] if ended else read_until(first, is_terminal)
@@ -73,31 +75,31 @@ def test_late_joiner_and_two_viewers_see_the_same_end(fake_client: TestClient) -
     assert final_frame == late.frame
     assert [e["iteration"] for e in whole_first.progress] == list(range(0, 601, 100))
     # Reconnecting after the end: the snapshot alone carries everything.
-    with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as again:
+    with any_client.websocket_connect(f"/api/runs/{run_id}/stream") as again:
         final = strict_loads(again.receive_text())
     assert final["status"] == "completed" and final["boundary"] == final_frame
     assert [h["iteration"] for h in final["history"]] == list(range(0, 601, 100))
 
 
-def test_control_over_rest(fake_client: TestClient) -> None:
-    run_id = _start(fake_client)
+def test_control_over_rest(any_client: TestClient) -> None:
+    run_id = _start(any_client)
     base = f"/api/runs/{run_id}"
-    assert fake_client.post(f"{base}/step").status_code == 409  # only while paused
-    assert fake_client.post(f"{base}/pause").json()["status"] == "paused"
-    assert fake_client.post(f"{base}/pause").json()["status"] == "paused"  # idempotent
-    before = fake_client.get(base).json()["iteration"]
-    stepped = fake_client.post(f"{base}/step").json()
+    assert any_client.post(f"{base}/step").status_code == 409  # only while paused
+    assert any_client.post(f"{base}/pause").json()["status"] == "paused"
+    assert any_client.post(f"{base}/pause").json()["status"] == "paused"  # idempotent
+    before = any_client.get(base).json()["iteration"]
+    stepped = any_client.post(f"{base}/step").json()
     assert stepped["status"] == "paused" and stepped["iteration"] == before + 1
-    assert fake_client.post(f"{base}/resume").json()["status"] == "running"
-    cancelled = fake_client.post(f"{base}/cancel").json()
+    assert any_client.post(f"{base}/resume").json()["status"] == "running"
+    cancelled = any_client.post(f"{base}/cancel").json()
     assert cancelled["status"] == "cancelled"
-    assert fake_client.post(f"{base}/cancel").json()["status"] == "cancelled"
-    assert fake_client.post(f"{base}/step").status_code == 409
+    assert any_client.post(f"{base}/cancel").json()["status"] == "cancelled"
+    assert any_client.post(f"{base}/step").status_code == 409
 
 
-def test_control_over_the_socket(fake_client: TestClient) -> None:
-    run_id = _start(fake_client)
-    with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+def test_control_over_the_socket(any_client: TestClient) -> None:
+    run_id = _start(any_client)
+    with any_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
         assert strict_loads(ws.receive_text())["type"] == "snapshot"
         ws.send_json({"action": "step"})
         assert "paused" in read_until(ws, lambda m: m["type"] == "error")[-1]["message"]
@@ -110,12 +112,12 @@ def test_control_over_the_socket(fake_client: TestClient) -> None:
         ws.send_json({"action": "cancel"})
         end = read_until(ws, is_terminal)[-1]
     assert stepped["iteration"] >= 1 and end["status"] == "cancelled" and end["message"]
-    assert fake_client.get(f"/api/runs/{run_id}").json()["status"] == "cancelled"
+    assert any_client.get(f"/api/runs/{run_id}").json()["status"] == "cancelled"
 
 
-def test_bad_socket_messages_get_errors_and_the_run_goes_on(fake_client: TestClient) -> None:
-    run_id = _start(fake_client)
-    with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+def test_bad_socket_messages_get_errors_and_the_run_goes_on(any_client: TestClient) -> None:
+    run_id = _start(any_client)
+    with any_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
         ws.receive_text()
         for text in ["not json", '{"action": "explode"}', "[1, 2]", '{"action": NaN}']:
             ws.send_text(text)
@@ -125,42 +127,42 @@ def test_bad_socket_messages_get_errors_and_the_run_goes_on(fake_client: TestCli
         with pytest.raises(WebSocketDisconnect) as too_big:
             read_until(ws, lambda m: False)
         assert too_big.value.code == 1009
-    with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+    with any_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
         ws.receive_text()
         ws.send_bytes(b"\x00\x01")
         with pytest.raises(WebSocketDisconnect) as binary:
             read_until(ws, lambda m: False)
         assert binary.value.code == 1003 and binary.value.reason
-    assert fake_client.get(f"/api/runs/{run_id}").json()["status"] == "running"
+    assert any_client.get(f"/api/runs/{run_id}").json()["status"] == "running"
 
 
-def test_origin_check_and_unknown_run_on_the_socket(fake_client: TestClient) -> None:
-    run_id = _start(fake_client)
+def test_origin_check_and_unknown_run_on_the_socket(any_client: TestClient) -> None:
+    run_id = _start(any_client)
     url = f"/api/runs/{run_id}/stream"
-    with fake_client.websocket_connect(url, headers={"origin": "http://testserver"}) as ws:
+    with any_client.websocket_connect(url, headers={"origin": "http://testserver"}) as ws:
         assert strict_loads(ws.receive_text())["type"] == "snapshot"
     with (
         pytest.raises(WebSocketDisconnect) as refused,
-        fake_client.websocket_connect(url, headers={"origin": "http://evil.example"}) as ws,
+        any_client.websocket_connect(url, headers={"origin": "http://evil.example"}) as ws,
     ):
         ws.receive_text()
     assert refused.value.code == 1008 and "evil.example" in refused.value.reason
-    with fake_client.websocket_connect("/api/runs/nope/stream") as ws:
+    with any_client.websocket_connect("/api/runs/nope/stream") as ws:
         assert strict_loads(ws.receive_text())["type"] == "error"
         with pytest.raises(WebSocketDisconnect) as unknown:
             ws.receive_text()
     assert unknown.value.code == 4404
 
 
-def test_allowed_origins_setting() -> None:
-    with make_client(FakeRun, allowed_origins=["http://ui.example:3000"]) as client:
+def test_allowed_origins_setting(mode_client: ClientFactory) -> None:
+    with mode_client(FakeRun, allowed_origins=["http://ui.example:3000"]) as client:
         url = f"/api/runs/{_start(client)}/stream"
         with client.websocket_connect(url, headers={"origin": "http://ui.example:3000"}) as ws:
             assert strict_loads(ws.receive_text())["type"] == "snapshot"
 
 
-def test_too_many_viewers_is_1013() -> None:
-    with make_client(FakeRun, max_viewers_per_run=2) as client:
+def test_too_many_viewers_is_1013(mode_client: ClientFactory) -> None:
+    with mode_client(FakeRun, max_viewers_per_run=2) as client:
         url = f"/api/runs/{_start(client)}/stream"
         with client.websocket_connect(url) as a, client.websocket_connect(url) as b:
             a.receive_text(), b.receive_text()
@@ -194,10 +196,23 @@ def test_a_viewer_that_leaves_leaves_nothing_behind(fake_client: TestClient) -> 
     assert fake_client.get(f"/api/runs/{run_id}").json()["status"] == "running"
 
 
-def test_queue_positions_then_429_when_full() -> None:
-    with make_client(FakeRun, max_running=1, max_queued=2) as client:
+def _until(client: TestClient, path: str, predicate: Any, timeout: float = 60.0) -> dict:
+    """GET `path` until its JSON satisfies `predicate` (bounded): in Redis mode a replica
+    polls the counts every half second and a worker takes a job a moment after it is
+    queued; the embedded server answers at once."""
+    deadline = time.monotonic() + timeout
+    while not predicate(answer := client.get(path).json()):
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.02)
+    return answer
+
+
+def test_queue_positions_then_429_when_full(mode_client: ClientFactory) -> None:
+    with mode_client(FakeRun, max_running=1, max_queued=2) as client:
         running = _start(client)
+        _until(client, f"/api/runs/{running}", lambda r: r["status"] == "running")
         first, second = _start(client), _start(client)
+        assert client.get(f"/api/runs/{first}").json()["position"] == 1
         assert client.get(f"/api/runs/{second}").json()["position"] == 2
         full = client.post("/api/runs", json=SLOW)
         assert full.status_code == 429 and int(full.headers["retry-after"]) > 0
@@ -212,31 +227,36 @@ def test_queue_positions_then_429_when_full() -> None:
             assert isinstance(wait, int | float) and wait >= 0
             client.post(f"/api/runs/{running}/cancel")
             read_until(ws, lambda m: m.get("status") == "running")
-        assert client.get("/api/health").json()["runs"] == {"running": 1, "queued": 0}
+        idle = {"running": 1, "queued": 0}
+        _until(client, "/api/health", lambda health: health["runs"] == idle)
 
 
-def test_runs_per_client_limit_is_429() -> None:
-    with make_client(FakeRun, max_runs_per_client=2, max_running=4) as client:
+def test_runs_per_client_limit_is_429(mode_client: ClientFactory) -> None:
+    with mode_client(FakeRun, max_runs_per_client=2, max_running=4) as client:
         _start(client), _start(client)
         refused = client.post("/api/runs", json=SLOW)
         assert refused.status_code == 429 and refused.headers["retry-after"]
         assert "this client" in refused.json()["detail"]
 
 
-def test_a_failing_worker_run_is_failed_and_others_continue(fake_client: TestClient) -> None:
-    healthy = _start(fake_client)
-    broken = _start(fake_client, {"training": {"iterations": 100, "seed": 13}})
-    with fake_client.websocket_connect(f"/api/runs/{broken}/stream") as ws:
+def test_a_failing_worker_run_is_failed_and_others_continue(any_client: TestClient) -> None:
+    healthy = _start(any_client)
+    broken = _start(any_client, {"training": {"iterations": 100, "seed": 13}})
+    with any_client.websocket_connect(f"/api/runs/{broken}/stream") as ws:
         end = read_until(ws, is_terminal)[-1]
     assert end["status"] == "failed" and "injected fault" in end["message"]
-    after = _start(fake_client, {"training": {"iterations": 200}})
-    with fake_client.websocket_connect(f"/api/runs/{after}/stream") as ws:
+    after = _start(any_client, {"training": {"iterations": 200}})
+    with any_client.websocket_connect(f"/api/runs/{after}/stream") as ws:
         assert read_until(ws, is_terminal)[-1]["status"] == "completed"
-    assert fake_client.get(f"/api/runs/{healthy}").json()["status"] == "running"
+    assert any_client.get(f"/api/runs/{healthy}").json()["status"] == "running"
 
 
-def test_finished_runs_are_forgotten_after_the_retention_count() -> None:
-    with make_client(FakeRun, retention_count=2) as client:
+def test_finished_runs_are_forgotten_after_the_retention_count(
+    mode_client: ClientFactory,
+) -> None:
+    """In Redis mode the budget is counted in Redis, over every replica: a replica that no
+    longer holds the oldest run cannot load it back either."""
+    with mode_client(FakeRun, retention_count=2) as client:
         ids = []
         for _ in range(3):
             ids.append(_start(client, {"training": {"iterations": 100}}))
@@ -269,15 +289,15 @@ def test_finished_runs_are_forgotten_after_the_retention_time() -> None:
         assert client.get("/api/runs").json() == []
 
 
-def test_a_flood_of_control_messages_is_rate_limited_not_queued(fake_client: TestClient) -> None:
-    run_id = _start(fake_client)
-    with fake_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
+def test_a_flood_of_control_messages_is_rate_limited_not_queued(any_client: TestClient) -> None:
+    run_id = _start(any_client)
+    with any_client.websocket_connect(f"/api/runs/{run_id}/stream") as ws:
         ws.receive_text()
         for _ in range(30):
             ws.send_json({"action": "pause"})
             ws.send_json({"action": "resume"})
         errors = read_until(ws, lambda m: m["type"] == "error" and "too many" in m["message"])
         assert errors
-    statuses = [fake_client.get(f"/api/runs/{run_id}/model").status_code for _ in range(40)]
+    statuses = [any_client.get(f"/api/runs/{run_id}/model").status_code for _ in range(40)]
     assert 429 in statuses and set(statuses) <= {200, 429}
-    assert fake_client.post(f"/api/runs/{run_id}/cancel").status_code in (200, 429)
+    assert any_client.post(f"/api/runs/{run_id}/cancel").status_code in (200, 429)

@@ -65,3 +65,21 @@ def test_nginx_passes_websockets_to_every_replica() -> None:
     assert re.search(r"server web:8000\b", conf)
     # The port stays in Host: the app checks a WebSocket's Origin against it.
     assert "proxy_set_header Host $http_host;" in conf
+
+
+def test_the_docker_check_runs_the_scale_file_through_nginx_and_tears_it_down(
+    compose: dict[str, Any],
+) -> None:
+    """CI's Docker check (scripts/docker_check.sh, run by .ci/run) starts this file for real
+    (docker_check_scale.sh): two replicas, two workers, a run through nginx, then down."""
+    check = (REPO / "scripts" / "docker_check.sh").read_text()
+    assert 'source "$repo/scripts/docker_check_scale.sh"' in check
+    assert check.index("docker_check_scale.sh") < check.index('note "summary"')
+    scale = (REPO / "scripts" / "docker_check_scale.sh").read_text()
+    assert "docker-compose.scale.yml" in scale
+    assert "--scale web=2 --scale worker=2" in scale
+    assert "/api/runs/{run_id}/stream" in scale and "ready_s" in scale  # bounded waits
+    assert scale.count("scale_compose down") >= 2  # before, and after the checks
+    # Redis answers the replicas from another container whatever its image: an official
+    # redis image turns protected mode off itself, Debian's (the check's stand-in) does not.
+    assert compose["services"]["redis"]["command"][-2:] == ["--protected-mode", "no"]

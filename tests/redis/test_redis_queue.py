@@ -68,3 +68,21 @@ def test_queued_runs_take_cancel_at_once_and_start_paused_when_asked(
                 stop_process(worker)
 
     asyncio.run(scenario())
+
+
+def test_queue_places_are_the_embedded_estimate_told_only_when_they_move() -> None:
+    """Pure: the places and waits of redis_queue (what a replica tells a queued run), and
+    the hysteresis that keeps a viewer's countdown from jumping with every estimate."""
+    from boundarylab.server.capacity import remaining_seconds
+    from boundarylab.server.redis_queue import PlaceTeller, QueueState, places
+
+    short = RunConfig.model_validate({"training": {"iterations": 1000, "steps_per_second": 100}})
+    state = QueueState(waiting=[("a", short), ("b", short)], running=[(short, 4.0)])
+    # One worker, one run 4 s into its 10 s: "a" waits 6 s, "b" another 10.
+    assert remaining_seconds(short, 0) == 10.0
+    assert places(state, workers=1) == [("a", 1, 6), ("b", 2, 16)]
+    teller = PlaceTeller()
+    assert teller.changes([("a", 1, 6), ("b", 2, 16)]) == [("a", 1, 6), ("b", 2, 16)]
+    assert teller.changes([("a", 1, 5), ("b", 2, 15)]) == []  # under max(2 s, 20 %)
+    assert teller.changes([("b", 1, 5)]) == [("b", 1, 5)]  # "a" left: "b" moved up
+    assert teller.changes([("b", 1, 1)]) == [("b", 1, 1)]  # a wait that moved 4 s

@@ -18,6 +18,7 @@ from boundarylab.engine.config import RunConfig
 from boundarylab.server.interfaces import RunEvents, RunStore
 from boundarylab.server.redis_keys import entry_message, run_key
 from boundarylab.server.run import Run
+from boundarylab.server.store import MemoryRunStore
 
 log = logging.getLogger("boundarylab")
 FOLLOW_BLOCK_MS = 2000
@@ -30,9 +31,11 @@ class RunFollower:
         self.client = client
         self.events: RunEvents | None = None  # set when the scheduler starts
         self._followers: dict[str, asyncio.Task[None]] = {}
+        self._stopped = False
 
     def stop(self) -> None:
         """Stop following (the runs go on in Redis and the workers)."""
+        self._stopped = True  # a cancellation redis-py turns into an error ends them too
         for task in list(self._followers.values()):
             task.cancel()
 
@@ -79,7 +82,7 @@ class RunFollower:
 
     async def _follow(self, run_id: str, after: str) -> None:
         stream = run_key(run_id, "events")
-        while True:
+        while not self._stopped:
             try:
                 got = await self.client.xread({stream: after}, count=200, block=FOLLOW_BLOCK_MS)
             except asyncio.CancelledError:
@@ -124,3 +127,27 @@ class RunFollower:
             task.cancel()
             self.events.aborted(run_id, "failed", reason)
         self._followers.clear()
+
+
+class MirrorStore(MemoryRunStore):
+    """A replica's mirror of the runs it has seen: the embedded store (its own retention
+    limits), which also forgets the finished runs Redis has forgotten (deleted past the
+    shared retention budgets: redis_keys.APPEND), so every replica answers 404 for them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._gone: set[str] = set()
+
+    def finished_ids(self) -> list[str]:
+        return [run.id for run in self.runs() if run.done]
+
+    def forget(self, run_ids: list[str]) -> None:
+        """Forget these runs now (Redis no longer has them); the next prune reports them,
+        so the service forgets what it kept about them too."""
+        for run_id in run_ids:
+            if self._runs.pop(run_id, None) is not None:
+                self._gone.add(run_id)
+
+    def prune(self) -> list[str]:
+        gone, self._gone = list(self._gone), set()
+        return gone + super().prune()

@@ -4,7 +4,8 @@ atomically, and how a run's events are written as stream entries. Replicas
 
 Keys (all under PREFIX):
   run:{id}          hash: config, client, dataset, created, owner (worker id, or "-" when
-                    cancelled before a worker took it), pending ("pause": start paused),
+                    cancelled before a worker took it), claimed (when a worker took it, ms),
+                    pending ("pause": start paused),
                     ended, model (final weights, JSON)
   run:{id}:log      list: every event of the run except conflated frames, in order (the
                     history a replica replays to build a snapshot; never trimmed)
@@ -32,6 +33,7 @@ import uuid
 from dataclasses import asdict
 from typing import Any
 
+from boundarylab.engine.knobs import Retune
 from boundarylab.server.messages import Encoded, dumps
 
 PREFIX = "bl:"
@@ -44,6 +46,7 @@ COMMANDS_MAXLEN = 1000
 EPOCH = PREFIX + "epoch"  # set once per Redis lifetime: a new value means the data is gone
 WORKER_TTL_MS = 3000  # a worker not heard from for this long is dead; its runs fail
 WORKERS = PREFIX + "workers"  # sorted set: worker id -> when its heartbeat runs out (ms)
+FINISHED = PREFIX + "finished"  # sorted set: finished run id -> when it ended (ms)
 CONNECT_TIMEOUT_S = 3.0
 
 
@@ -60,7 +63,8 @@ def worker_key(worker_id: str, part: str = "") -> str:
 
 
 def run_keys(run_id: str, client: str) -> list[str]:
-    """The KEYS of APPEND: the run's hash, log, latest, events, and the sets it leaves."""
+    """The KEYS of APPEND: the run's hash, log, latest, events, the sets it leaves, and
+    the finished runs' retention index (FINISHED, its sizes, their total)."""
     return [
         run_key(run_id),
         run_key(run_id, "log"),
@@ -69,6 +73,9 @@ def run_keys(run_id: str, client: str) -> list[str]:
         client_key(client),
         ACTIVE,
         RUNNING,
+        FINISHED,
+        FINISHED + ":bytes",
+        FINISHED + ":total",
     ]
 
 
@@ -80,6 +87,25 @@ def message_entry(message: Encoded) -> str:
 def entry_message(entry: dict[str, Any]) -> Encoded:
     fields = {k: v for k, v in entry.items() if k != "e"}
     return Encoded(**fields)
+
+
+# -- commands as entries ---------------------------------------------------------------------
+RETUNE = "retune"  # the action of a change of knobs; its values travel as JSON beside it
+
+
+def command_fields(run_id: str, action: str | Retune) -> dict[str, str]:
+    """A command to a run as the fields of an entry of its worker's command stream."""
+    if isinstance(action, Retune):
+        return {"run": run_id, "action": RETUNE, "values": json.dumps(asdict(action))}
+    return {"run": run_id, "action": action}
+
+
+def command_action(fields: dict[str, str]) -> str | Retune:
+    """The action of a command entry (command_fields' inverse)."""
+    action = fields.get("action", "")
+    if action == RETUNE:
+        return Retune(**json.loads(fields.get("values", "{}")))
+    return action
 
 
 # -- scripts ---------------------------------------------------------------------------------
@@ -101,11 +127,13 @@ return {'ok', queued}
 """
 
 # Taking a run: only one owner ever (a worker id, or "-" for cancelled while queued).
-# KEYS: run hash, running. ARGV: owner, run id. Returns the owner in place.
+# KEYS: run hash, running. ARGV: owner, run id, and (a worker) the time it took the run in
+# ms, which queue places use. Returns the owner in place.
 CLAIM = """
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if owner or redis.call('HGET', KEYS[1], 'ended') then return owner or '' end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+if ARGV[3] then redis.call('HSET', KEYS[1], 'claimed', ARGV[3]) end
 if ARGV[1] ~= '-' then redis.call('SADD', KEYS[2], ARGV[2]) end
 return ARGV[1]
 """
@@ -130,8 +158,13 @@ return ''
 
 # One event of a run, everywhere it belongs, unless the run has ended (so a worker that was
 # declared dead and comes back cannot write after the "failed" its reaper wrote).
+# A run that ends joins the finished runs' index, and the oldest finished runs are deleted
+# past the retention count or bytes (the sizes of their logs, points and weights), so the
+# budgets hold over every replica and worker, as MemoryRunStore's do in one process. (The
+# keys of those runs are built in the script: fine on one Redis, not on a Redis Cluster.)
 # KEYS: run_keys(). ARGV: entry JSON, conflated kind or "", final ("1" for done/aborted),
-# events maxlen, retention seconds, run id, model JSON or "".
+# events maxlen, retention seconds, run id, model JSON or "", retention count, retention
+# bytes or "".
 APPEND = """
 if redis.call('HGET', KEYS[1], 'ended') then return 0 end
 local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'j', ARGV[1])
@@ -139,6 +172,7 @@ if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])
 else
   redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('HINCRBY', KEYS[1], 'bytes', #ARGV[1])
 end
 if ARGV[3] == '1' then
   redis.call('HSET', KEYS[1], 'ended', '1')
@@ -147,6 +181,30 @@ if ARGV[3] == '1' then
   redis.call('SREM', KEYS[6], ARGV[6])
   redis.call('SREM', KEYS[7], ARGV[6])
   for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+  local size = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0') + #ARGV[7]
+    + redis.call('HSTRLEN', KEYS[1], 'dataset')
+  local clock = redis.call('TIME')
+  local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+  redis.call('ZADD', KEYS[8], now, ARGV[6])
+  redis.call('HSET', KEYS[9], ARGV[6], size)
+  redis.call('INCRBY', KEYS[10], size)
+  local prefix = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[6])
+  local function forget(id)
+    redis.call('DECRBY', KEYS[10], tonumber(redis.call('HGET', KEYS[9], id) or '0'))
+    redis.call('HDEL', KEYS[9], id)
+    redis.call('ZREM', KEYS[8], id)
+    for _, part in ipairs({'', ':log', ':latest', ':events', ':watch'}) do
+      redis.call('DEL', prefix .. id .. part)
+    end
+  end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now - ARGV[5] * 1000)) do
+    forget(id)  -- expired: its keys are gone, its place in the index goes too
+  end
+  local budget = tonumber(ARGV[9])
+  while redis.call('ZCARD', KEYS[8]) > tonumber(ARGV[8])
+      or (budget and tonumber(redis.call('GET', KEYS[10]) or '0') > budget) do
+    forget(redis.call('ZRANGE', KEYS[8], 0, 0)[1])  -- the oldest finished run
+  end
 end
 return 1
 """
@@ -171,7 +229,9 @@ async def live_workers(client: Any) -> int:
 class Scripts:
     """The scripts above, registered on one client (sent by hash after the first call)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, keep: tuple[int, int | None] = (200, None)) -> None:
+        """`keep`: the finished runs kept at most, by count and bytes (None: no budget)."""
+        self.keep = keep
         self.admit = client.register_script(ADMIT)
         self.claim = client.register_script(CLAIM)
         self.route = client.register_script(ROUTE)
@@ -199,6 +259,8 @@ class Scripts:
             int(retention_s),
             run_id,
             dumps(model) if model is not None else "",
+            self.keep[0],
+            "" if self.keep[1] is None else self.keep[1],
         ]
         keys = run_keys(run_id, owner_client)
         if pipe is not None:

@@ -24,10 +24,12 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from boundarylab.engine.config import RunConfig
+from boundarylab.engine.events import UNITS_OFF, UNITS_ON
+from boundarylab.engine.knobs import Retune
 from boundarylab.server.errors import Busy, ShuttingDown, Unavailable
 from boundarylab.server.interfaces import RunEvents, RunStore
 from boundarylab.server.pool import RETRY_AFTER_S
-from boundarylab.server.redis_follow import RunFollower
+from boundarylab.server.redis_follow import MirrorStore, RunFollower
 from boundarylab.server.redis_keys import (
     ACTIVE,
     COMMANDS_MAXLEN,
@@ -36,12 +38,15 @@ from boundarylab.server.redis_keys import (
     RUNNING,
     Scripts,
     client_key,
+    command_fields,
     connect,
     current_epoch,
     live_workers,
     run_key,
     worker_key,
 )
+from boundarylab.server.redis_queue import PlaceTeller, places, read_queue
+from boundarylab.server.redis_views import FRAMES, UNITS, VIEWS_CHANGED, ReplicaViews
 from boundarylab.server.redis_worker import REAP_EVERY_S, ensure_group, reap_dead_workers
 from boundarylab.server.run import Run
 from boundarylab.server.service import RunService
@@ -54,6 +59,26 @@ LOST_REASON = (
 )
 
 
+async def ask_for_model(client: Any, run_id: str) -> dict[str, Any] | None:
+    """The run's weights now, from the worker that holds it (None when none answers in
+    EXPORT_WAIT_S, or no worker holds it)."""
+    owner = await client.hget(run_key(run_id), "owner")
+    if not owner or owner == "-":
+        return None
+    reply = f"{PREFIX}reply:{uuid.uuid4().hex}"
+    await client.xadd(
+        worker_key(owner, "commands"),
+        {"run": run_id, "action": "export", "reply": reply},
+        maxlen=COMMANDS_MAXLEN,
+        approximate=True,
+    )
+    got = await client.blpop([reply], timeout=EXPORT_WAIT_S)
+    if not got:
+        return None
+    model = json.loads(got[1])
+    return model if isinstance(model, dict) else None
+
+
 class RedisScheduler:
     """The Scheduler seam in Redis mode: jobs go on the job stream (admission is atomic in
     RedisRunService.create), commands on the stream of the worker that holds the run, and
@@ -64,14 +89,18 @@ class RedisScheduler:
     def __init__(self, settings: Settings, client: Any = None) -> None:
         self.settings = settings
         self.client = client or connect(settings.redis_url)
-        self.scripts = Scripts(self.client)
+        self.scripts = Scripts(self.client, (settings.retention_count, settings.retention_bytes))
         self.size = 0
         self._ready = 0
         self._counts = {"running": 0, "queued": 0}
         self.followed = RunFollower(self.client)
-        self._commands: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._commands: asyncio.Queue[tuple[str, str | Retune] | None] = asyncio.Queue()
+        self._stopped = False
         self._tasks: list[asyncio.Task[None]] = []
         self.epoch = ""
+        self.store: MirrorStore | None = None  # the replica's mirror (RedisRunService's)
+        self._places = PlaceTeller()
+        self.views = ReplicaViews(uuid.uuid4().hex)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, events: RunEvents) -> None:
@@ -91,9 +120,16 @@ class RedisScheduler:
         self.followed.stop()
 
     async def shutdown(self, timeout: float) -> None:
+        # redis-py may turn a cancellation inside a command into a connection error, which
+        # the loops below survive by design: the flag (and a None to wake the sender) is
+        # what ends them for sure, so the app's shutdown never waits on one.
+        self._stopped = True
+        self._commands.put_nowait(None)
         self.followed.stop()
         for task in self._tasks:
             task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.client.aclose(), timeout)
 
@@ -107,36 +143,27 @@ class RedisScheduler:
         script (RedisRunService.create), so there is no separate submit to make."""
         raise TypeError("in Redis mode runs are created by RedisRunService.create")
 
-    def control(self, run_id: str, action: str) -> None:
+    def control(self, run_id: str, action: str | Retune) -> None:
         """Queued for the sender task, which keeps the order of a run's commands."""
+        if action in (UNITS_ON, UNITS_OFF):  # this replica's say; the worker takes the union
+            self._viewers(run_id, UNITS, action == UNITS_ON)
+            return
         self._commands.put_nowait((run_id, action))
 
     def frames(self, run_id: str, wanted: bool) -> None:
-        """Not forwarded: whether anyone watches is a count over every replica, which no
-        replica holds yet, so the worker makes frames throughout (as with a viewer)."""
+        """Whether this replica has viewers of the run; its worker makes frames while a
+        replica has (redis_views)."""
+        self._viewers(run_id, FRAMES, wanted)
+
+    def _viewers(self, run_id: str, kind: str, wanted: bool) -> None:
+        if self.views.set(run_id, kind, wanted):
+            self._commands.put_nowait((run_id, VIEWS_CHANGED))
 
     async def export(self, run_id: str) -> dict[str, Any] | None:
         try:
-            return await self._export(run_id)
+            return await ask_for_model(self.client, run_id)
         except (RedisError, OSError) as exc:
             raise Unavailable(f"Redis does not answer ({exc}); try again shortly", 1) from exc
-
-    async def _export(self, run_id: str) -> dict[str, Any] | None:
-        owner = await self.client.hget(run_key(run_id), "owner")
-        if not owner or owner == "-":
-            return None
-        reply = f"{PREFIX}reply:{uuid.uuid4().hex}"
-        await self.client.xadd(
-            worker_key(owner, "commands"),
-            {"run": run_id, "action": "export", "reply": reply},
-            maxlen=COMMANDS_MAXLEN,
-            approximate=True,
-        )
-        got = await self.client.blpop([reply], timeout=EXPORT_WAIT_S)
-        if not got:
-            return None
-        model = json.loads(got[1])
-        return model if isinstance(model, dict) else None
 
     def counts(self) -> dict[str, int]:
         return dict(self._counts)
@@ -156,15 +183,23 @@ class RedisScheduler:
 
     # -- background --------------------------------------------------------------------------
     async def _send(self) -> None:
-        while True:
-            run_id, action = await self._commands.get()
+        while not self._stopped:
+            command = await self._commands.get()
+            if command is None:
+                return
+            run_id, action = command
             try:
                 await self._send_one(run_id, action)
             except Exception as exc:
                 log.warning("command %s to run %s not sent: %s", action, run_id, exc)
 
-    async def _send_one(self, run_id: str, action: str) -> None:
-        owner = await self.scripts.route(keys=[run_key(run_id)], args=[action])
+    async def _send_one(self, run_id: str, action: str | Retune) -> None:
+        if action == VIEWS_CHANGED:  # the run's watch set first, then the worker told
+            pipe = self.client.pipeline(transaction=False)
+            self.views.write(pipe, run_id)
+            await pipe.execute()
+        fields = command_fields(run_id, action)
+        owner = await self.scripts.route(keys=[run_key(run_id)], args=[fields["action"]])
         if owner == "!cancelled":  # before any worker took it (its job is skipped then)
             client = await self.client.hget(run_key(run_id), "client") or ""
             entry = json.dumps(
@@ -176,7 +211,7 @@ class RedisScheduler:
         elif owner and owner != "-":
             await self.client.xadd(
                 worker_key(owner, "commands"),
-                {"run": run_id, "action": action},
+                fields,
                 maxlen=COMMANDS_MAXLEN,
                 approximate=True,
             )
@@ -187,15 +222,40 @@ class RedisScheduler:
             self.followed.lost(LOST_REASON)  # no worker writes to those runs again
             self.epoch = epoch
             await ensure_group(self.client)
+        self._forget_ended_views()
+        finished = self.store.finished_ids() if self.store is not None else []
         pipe = self.client.pipeline(transaction=False)
         pipe.scard(ACTIVE)
         pipe.scard(RUNNING)
-        active, running = await pipe.execute()
+        for run_id in finished:  # still in Redis? (the shared retention may delete them)
+            pipe.exists(run_key(run_id))
+        self.views.refresh(pipe)  # this replica's viewers stay counted while it lives
+        active, running, *rest = await pipe.execute()
+        if self.store is not None:
+            self.store.forget([r for r, kept in zip(finished, rest, strict=False) if not kept])
         self._counts = {"running": int(running), "queued": max(0, int(active) - int(running))}
         self.size = self._ready = await live_workers(self.client)
+        if self._counts["queued"]:
+            await self.report_places()
+
+    def _forget_ended_views(self) -> None:
+        for run_id in list(self.views.wanted):
+            run = self.store.get(run_id) if self.store is not None else None
+            if run is None or run.done:
+                self.views.forget(run_id)
+
+    async def report_places(self) -> None:
+        """Tell each queued run this replica holds its place and expected wait (when they
+        changed enough: redis_queue.PlaceTeller), read from the queue in Redis."""
+        state = await read_queue(self.client)
+        events, store = self.followed.events, self.store
+        for run_id, place, wait in self._places.changes(places(state, self._ready)):
+            run = store.get(run_id) if store is not None else None
+            if events is not None and run is not None and run.status == "queued":
+                events.queued(run_id, place, wait)
 
     async def _poll(self) -> None:
-        while True:
+        while not self._stopped:
             await asyncio.sleep(0.5)
             try:
                 await self._poll_once()
@@ -205,7 +265,7 @@ class RedisScheduler:
 
     async def _reap(self) -> None:
         """Replicas reap too: with every worker dead, someone must still fail their runs."""
-        while True:
+        while not self._stopped:
             await asyncio.sleep(REAP_EVERY_S)
             try:
                 await reap_dead_workers(self.client, self.scripts, self.settings.retention_seconds)
@@ -220,7 +280,11 @@ class RedisRunService(RunService):
     scheduler: RedisScheduler
 
     def __init__(self, settings: Settings, client: Any = None) -> None:
-        super().__init__(settings, scheduler=RedisScheduler(settings, client))
+        mirror = MirrorStore(
+            settings.retention_seconds, settings.retention_count, settings.retention_bytes
+        )
+        super().__init__(settings, scheduler=RedisScheduler(settings, client), store=mirror)
+        self.scheduler.store = mirror
         self._loading: dict[str, asyncio.Task[Run | None]] = {}
 
     async def find(self, run_id: str) -> Run | None:
@@ -273,6 +337,8 @@ class RedisRunService(RunService):
             )
         self.store.add(run)
         self.scheduler.follow(run.id)
+        with contextlib.suppress(RedisError, OSError):  # else the next poll tells it
+            await self.scheduler.report_places()
         return run
 
 

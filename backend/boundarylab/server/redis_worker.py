@@ -3,7 +3,7 @@
 The training is the embedded server's own: worker.WorkerLoop (imported, unchanged) holds
 the runs and interleaves them on a thread of this process, speaking protocol.py's typed
 commands and events over two pipes, exactly as it does under pool.WorkerPool. This module
-is the bridge between those pipes and Redis:
+is the bridge between those pipes and Redis (the events' side is redis_events.EventWriter):
 
   jobs stream (consumer group) ──XREADGROUP──> claim ──> Start ──> WorkerLoop
   worker:{id}:commands ─────────XREAD BLOCK──────────> Control / Export
@@ -34,20 +34,16 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from boundarylab.engine.config import RunConfig
-from boundarylab.server.messages import CONFLATED_KINDS
 from boundarylab.server.protocol import (
     Control,
-    Done,
     EventReader,
     Export,
-    Heartbeat,
-    ModelReply,
     RunLimits,
-    RunMessage,
     Start,
     Stop,
     frame,
 )
+from boundarylab.server.redis_events import EventWriter
 from boundarylab.server.redis_keys import (
     COMMANDS_MAXLEN,
     GROUP,
@@ -57,17 +53,19 @@ from boundarylab.server.redis_keys import (
     Scripts,
     beat,
     check_reachable,
+    command_action,
     connect,
     current_epoch,
-    message_entry,
     run_key,
     worker_key,
 )
+from boundarylab.server.redis_views import VIEWS_CHANGED, WorkerViews
 from boundarylab.server.settings import Settings
-from boundarylab.server.worker import EngineRun, worker_main
+from boundarylab.server.worker import EngineRun, RunFactory, worker_main
 
 log = logging.getLogger("boundarylab")
 REAP_EVERY_S = 1.0
+VIEWS_EVERY_S = 1.0  # how soon a dead replica's expired viewers stop a run's frames
 DEAD_WORKER_REASON = (
     "the worker training this run stopped answering ({worker}); the run failed. Start it again."
 )
@@ -108,27 +106,30 @@ async def reap_dead_workers(client: Any, scripts: Scripts, retention_s: float) -
 class RedisWorker:
     """One `boundarylab worker` process: a WorkerLoop thread and its Redis bridge."""
 
-    def __init__(self, settings: Settings, max_runs: int) -> None:
+    def __init__(self, settings: Settings, max_runs: int, factory: RunFactory = EngineRun) -> None:
         self.settings = settings
         self.max_runs = max_runs
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.client = connect(settings.redis_url)
-        self.scripts = Scripts(self.client)
+        self.scripts = Scripts(self.client, (settings.retention_count, settings.retention_bytes))
         self.limits = RunLimits(
             settings.max_run_seconds, settings.max_run_cpu_seconds, settings.pause_timeout_seconds
         )
         self.runs: dict[str, tuple[str, str]] = {}  # run id -> (job id, client address)
-        self._exports: dict[int, str] = {}  # request id -> reply key
         self._next_request = 0
-        self._events: asyncio.Queue[Any] = asyncio.Queue()
+        self.writer = EventWriter(self.client, self.scripts, self.id, settings.retention_seconds,
+                                  self.runs, self._recover)  # fmt: skip
         self._stopping = asyncio.Event()
+        self.watched = WorkerViews()
+        self._views_changed = asyncio.Event()
         self._recovering = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.epoch = ""
         child_commands, self._commands = multiprocessing.Pipe(duplex=False)
         self._event_conn, child_events = multiprocessing.Pipe(duplex=False)
         self._thread = threading.Thread(
             target=worker_main,
-            args=(child_commands, child_events, EngineRun),
+            args=(child_commands, child_events, factory),
             kwargs={"release": True},
             name="boundarylab-worker-loop",
             daemon=True,
@@ -147,7 +148,7 @@ class RedisWorker:
         def readable() -> None:
             eof = reader.read_available(fd)
             for event in reader.events():
-                self._events.put_nowait(event)
+                self.writer.put(event)
             if eof:
                 loop.remove_reader(fd)
                 self._stopping.set()
@@ -160,12 +161,13 @@ class RedisWorker:
         self.epoch = await current_epoch(self.client)
         await self._beat(0.0)
         self._thread.start()
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._watch_events(loop)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stopping.set)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._stopping.set)
         log.info("worker %s taking runs from %s (at most %d at once)", self.id, JOBS, self.max_runs)
-        loops = (self._take_jobs, self._read_commands, self._write_events, self._reap)
+        loops = (self._take_jobs, self._read_commands, self.writer.run, self._reap, self._views)
         tasks = [asyncio.create_task(self._guarded(body)) for body in loops]
         await self._stopping.wait()
         for task in tasks[:2] + tasks[3:]:
@@ -174,13 +176,19 @@ class RedisWorker:
         deadline = time.monotonic() + 3.0
         while self._thread.is_alive() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        while not self._events.empty() and time.monotonic() < deadline:
+        while self.writer.behind() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         tasks[2].cancel()
         with contextlib.suppress(Exception):
             await self.client.delete(worker_key(self.id))
             await self.client.zrem(WORKERS, self.id)
             await self.client.aclose()
+
+    def stop_soon(self) -> None:
+        """Stop as SIGTERM does, asked from another thread (a worker the tests run in
+        process, on a thread of their own)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
 
     async def _guarded(self, body: Callable[[], Awaitable[None]]) -> None:
         """Run one of the bridge's loops for good: when Redis fails under it, wait until
@@ -232,7 +240,8 @@ class RedisWorker:
 
     async def _take(self, job_id: str, run_id: str) -> None:
         key = run_key(run_id)
-        owner = await self.scripts.claim(keys=[key, RUNNING], args=[self.id, run_id])
+        took = int(time.time() * 1000)
+        owner = await self.scripts.claim(keys=[key, RUNNING], args=[self.id, run_id, took])
         if owner != self.id:  # cancelled while queued, or ended
             await self.client.xack(JOBS, GROUP, job_id)
             return
@@ -240,10 +249,11 @@ class RedisWorker:
             key, "config", "client", "pending"
         )
         self.runs[run_id] = (job_id, client_address or "")
-        await self._events.put(("started", run_id))
+        self.writer.put(("started", run_id))
         self._send(Start(run_id, RunConfig.model_validate_json(config_json), self.limits))
         if pending == "pause":  # asked for while it was queued: it starts paused
             self._send(Control(run_id, "pause"))
+        self._views_changed.set()  # whether anyone watches it yet
 
     async def _read_commands(self) -> None:
         stream, last = worker_key(self.id, "commands"), "$"
@@ -255,77 +265,28 @@ class RedisWorker:
                     self._command(fields)
 
     def _command(self, fields: dict[str, str]) -> None:
-        run_id, action = fields.get("run", ""), fields.get("action", "")
+        run_id, action = fields.get("run", ""), command_action(fields)
         if run_id not in self.runs:
+            return
+        if action == VIEWS_CHANGED:  # a replica's viewers of the run came or went
+            self._views_changed.set()
             return
         if action == "export":
             self._next_request += 1
-            self._exports[self._next_request] = fields.get("reply", "")
+            self.writer.exports[self._next_request] = fields.get("reply", "")
             self._send(Export(self._next_request, run_id))
         else:
             self._send(Control(run_id, action))
 
-    async def _write_events(self) -> None:
-        """Every event in the order the WorkerLoop sent it, a batch per round trip. A batch
-        Redis failed to take is written again once it answers (events of runs it lost are
-        dropped then)."""
+    async def _views(self) -> None:
+        """Frames and unit views only while a viewer on some replica wants them
+        (redis_views): read each second, and at once when a replica says they changed."""
         while True:
-            batch = [await self._events.get()]
-            while not self._events.empty() and len(batch) < 256:
-                batch.append(self._events.get_nowait())
-            while True:
-                try:
-                    await self._write(batch)
-                    break
-                except (RedisError, OSError) as exc:
-                    log.warning("worker %s: writing events failed (%s)", self.id, exc)
-                    await self._recover()
-
-    async def _write(self, batch: list[Any]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for event in batch:
-            await self._queue_write(pipe, event)
-        await pipe.execute()
-        ended = [e.run_id for e in batch if isinstance(e, Done) and e.run_id in self.runs]
-        acks = [self.runs.pop(run_id)[0] for run_id in ended]
-        if acks:
-            await self.client.xack(JOBS, GROUP, *acks)
-
-    async def _queue_write(self, pipe: Any, event: Any) -> None:
-        retention = self.settings.retention_seconds
-        if isinstance(event, tuple):  # ("started", run_id), put by _take
-            run_id = event[1]
-            if run_id in self.runs:
-                client = self.runs[run_id][1]
-                await self.scripts.append(run_id, client, '{"e":"started"}', pipe=pipe)
-        elif isinstance(event, RunMessage) and event.run_id in self.runs:
-            message = event.message
-            kind = message.kind if message.kind in CONFLATED_KINDS else ""
-            client = self.runs[event.run_id][1]
-            entry = message_entry(message)
-            await self.scripts.append(event.run_id, client, entry, conflated=kind, pipe=pipe)
-        elif isinstance(event, Done) and event.run_id in self.runs:
-            client = self.runs[event.run_id][1]
-            entry = json.dumps({"e": "done", "status": event.status})
-            await self.scripts.append(
-                event.run_id,
-                client,
-                entry,
-                final=True,
-                retention_s=retention,
-                model=event.model,
-                pipe=pipe,
-            )
-        elif isinstance(event, Heartbeat):
-            value = json.dumps({"runs": len(self.runs), "load": round(event.load, 3)})
-            beat(pipe, self.id, value)
-        elif isinstance(event, ModelReply):
-            reply = self._exports.pop(event.request_id, "")
-            if reply:
-                from boundarylab.server.messages import dumps
-
-                pipe.rpush(reply, dumps(event.model))
-                pipe.expire(reply, 10)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._views_changed.wait(), VIEWS_EVERY_S)
+            self._views_changed.clear()
+            for run_id, action in await self.watched.changes(self.client, list(self.runs)):
+                self._send(Control(run_id, action))
 
     async def _reap(self) -> None:
         while True:
