@@ -12,6 +12,7 @@ import pytest
 from app_client import strict_loads
 from boundarylab.engine.config import RunConfig
 from boundarylab.engine.events import BoundaryFrame, Grid, Progress, StatusChanged
+from boundarylab.engine.training import Trainer
 from boundarylab.server import messages
 from boundarylab.server.messages import dumps, encode, event_message, status_message
 from boundarylab.server.run import Run
@@ -130,3 +131,18 @@ def test_a_new_conflated_kind_is_one_name_in_the_table(monkeypatch: pytest.Monke
     snapshot = strict_loads(run.snapshot_text())
     assert snapshot["boundary"]["data"] == "b" and snapshot["neurons"]["data"] == "n"
     assert list(snapshot)[-2:] == ["boundary", "neurons"]
+
+
+def test_a_boundary_frame_encodes_as_dumps_would() -> None:
+    """The frame's base64 is spliced in, not scanned: the text is dumps' to the byte, and data
+    that would need escaping (never base64) still goes through dumps."""
+    trainer = Trainer(RunConfig.model_validate({"view": {"resolution": 40}}))
+    trainer.advance(200)
+    message = event_message(trainer.boundary())
+    assert encode(message).text == dumps(message)
+    assert encode(message).iteration == 200
+    odd = {**message, "data": 'a"b\\c\n\u00e9'}
+    assert encode(odd).text == dumps(odd)
+    assert strict_loads(encode(odd).text)["data"] == odd["data"]
+    reordered = {"type": "boundary", "data": message["data"], "iteration": 1}
+    assert encode(reordered).text == dumps(reordered)

@@ -71,3 +71,39 @@ def test_probe_slices_a_big_grid_as_one() -> None:
     want = nn.predict_proba(params, points, "tanh", "cross_entropy")
     assert got.shape == want.shape
     assert np.max(np.abs(got - want)) < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("model", "dataset"),
+    [
+        ({}, {}),
+        ({"hidden_sizes": [5], "activation": "sigmoid", "loss": "squared_error"}, {}),
+        ({"hidden_sizes": [4, 4], "activation": "relu"}, {"kind": "blobs", "n_classes": 3}),
+    ],
+)
+def test_frame_cells_are_the_quantised_probabilities(model: dict, dataset: dict) -> None:
+    """The two-class shortcut (P(class 1) alone) makes the very bytes of the full path."""
+    config = RunConfig.model_validate({"model": model, "dataset": dataset,
+                                       "view": {"resolution": 130}})  # fmt: skip
+    trainer = Trainer(config)
+    for _ in range(3):
+        trainer.advance(300)
+        full = quantise_probabilities(trainer.grid_probabilities())
+        assert trainer.boundary().cells == full
+
+
+def test_frame_cells_of_a_diverged_network_are_the_reference_bytes() -> None:
+    points = np.array([[0.0, 0.0], [1.0, -1.0], [-3.0, 2.0]])
+    W1, b1 = np.full((2, 2), 1e200), np.zeros(2)
+    W2, b2 = np.array([[1e200, -1e200], [1e200, -1e200]]), np.zeros(2)
+    params = [(W1, b1), (W2, b2)]
+    got = GridProbe(points).cells(params, "tanh", "cross_entropy")
+    assert got == quantise_probabilities(nn.predict_proba(params, points, "tanh", "cross_entropy"))
+
+
+def test_binary_quantising_keeps_the_rule_for_nan_and_infinities() -> None:
+    p = np.array([np.nan, np.inf, -np.inf, 0.0, 1.0, 0.5, 0.5 / 255, 1.5 / 255, -0.2, 1.7])
+    probs = np.column_stack([1.0 - p, p])
+    # The rule written out: NaN undecided (½), ±inf and values outside [0, 1] clipped.
+    expected = np.rint(255 * np.clip(np.nan_to_num(p, nan=0.5, posinf=1.0, neginf=0.0), 0, 1))
+    assert quantise_probabilities(probs) == expected.astype(np.uint8).tobytes()

@@ -50,9 +50,20 @@ def quantise_probabilities(probs: np.ndarray) -> bytes:
     K = 2: round(255·P(class 1)) per cell. K > 2: m argmax bytes, then m bytes
     round(255·max p). Non-finite probabilities (a diverging network) count as undecided.
     """
-    probs = np.nan_to_num(probs, nan=1.0 / probs.shape[1], posinf=1.0, neginf=0.0)
     if probs.shape[1] == 2:
-        return np.rint(255.0 * np.clip(probs[:, 1], 0.0, 1.0)).astype(np.uint8).tobytes()
+        return quantise_binary(probs[:, 1])
+    probs = np.nan_to_num(probs, nan=1.0 / probs.shape[1], posinf=1.0, neginf=0.0)
     cls = probs.argmax(axis=1).astype(np.uint8)
     conf = np.rint(255.0 * np.clip(probs.max(axis=1), 0.0, 1.0)).astype(np.uint8)
     return cls.tobytes() + conf.tobytes()
+
+
+def quantise_binary(positive: np.ndarray) -> bytes:
+    """The two-class frame: round(255·p) per cell from P(class 1) (m,). NaN (a diverging
+    network) is undecided, ½ → 128; ±inf clip to 255 and 0 (as ``quantise_probabilities``,
+    without copying both columns to read one)."""
+    scaled = np.clip(positive, 0.0, 1.0)  # NaN stays NaN
+    scaled *= 255.0
+    np.rint(scaled, out=scaled)
+    scaled[np.isnan(scaled)] = 128.0  # rint(255 · ½) = rint(127.5) = 128
+    return scaled.astype(np.uint8).tobytes()

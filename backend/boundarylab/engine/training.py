@@ -24,7 +24,7 @@ from boundarylab.engine.events import (
     UnitsFrame,
 )
 from boundarylab.engine.features import feature_matrix
-from boundarylab.engine.grid import grid_points, quantise_probabilities
+from boundarylab.engine.grid import grid_points
 from boundarylab.engine.gridprobe import GridProbe
 from boundarylab.engine.knobs import Retune
 from boundarylab.engine.losses import one_hot
@@ -204,16 +204,21 @@ class Trainer:
 
     def grid_probabilities(self) -> np.ndarray:
         """Class probabilities (ny·nx, K) over the grid, row-major from (x_min, y_min)."""
+        return self._probe().probabilities(self.net.model_params(0), self.net.activation,
+                                           self.net.loss)  # fmt: skip
+
+    def _probe(self) -> GridProbe:
+        """The boundary grid's points, made at the first frame and kept."""
         if self._grid is None:
             n = self.config.view.resolution
             self._grid = GridProbe(feature_matrix(grid_points(self._bounds, n, n),
                                                   self.inputs.features))  # fmt: skip
-        return self._grid.probabilities(self.net.model_params(0), self.net.activation,
-                                        self.net.loss)  # fmt: skip
+        return self._grid
 
     def boundary(self) -> BoundaryFrame:
         """A decision-boundary frame at the current iteration."""
-        cells = quantise_probabilities(self.grid_probabilities())
+        cells = self._probe().cells(self.net.model_params(0), self.net.activation,
+                                    self.net.loss)  # fmt: skip
         return BoundaryFrame(self.iteration, self.grid(), self.data.n_classes, cells)
 
     def units(self) -> UnitsFrame:
