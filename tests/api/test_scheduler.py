@@ -264,3 +264,64 @@ def test_unpaced_runs_start_at_once_and_share_a_worker_in_turns() -> None:
             await pool.shutdown(5.0)
 
     asyncio.run(main())
+
+
+def _places(events: Events, queued: list[str]) -> dict[str, int]:
+    """The place last reported to each run of `queued`."""
+    return {r: events.about(r, "queued")[-1][2] for r in queued}
+
+
+def _fair_order(queued: list[str], running: list[str], client: dict[str, str]) -> list[str]:
+    """The rule, written plainly: again and again, the oldest queued run of the client with
+    the fewest running runs (ties: the older run), which then counts as running."""
+    counts = {c: sum(client[r] == c for r in running) for c in client.values()}
+    left, order = list(queued), []
+    while left:
+        pick = min(left, key=lambda r: (counts[client[r]], left.index(r)))
+        left.remove(pick)
+        order.append(pick)
+        counts[client[pick]] += 1
+    return order
+
+
+def test_the_queue_is_shared_fairly_between_clients_and_places_are_the_dispatch_order() -> None:
+    """A queues six runs, then B two and C one: with two places, B's and C's runs start at the
+    next free places, not after all of A's (issue 11). Each place reported is the run's
+    place in the order dispatch follows, and each free place goes to the run the rule picks
+    (a run that ends lowers its client's count, so the order can change when one does)."""
+
+    async def scenario(pool: WorkerPool, events: Events) -> None:
+        client = {f"a{i}": "A" for i in range(1, 7)} | {"b1": "B", "b2": "B", "c1": "C"}
+        for run_id, who in client.items():
+            pool.submit(run_id, _config(100_000), client=who)
+        assert [e[1] for e in events.log if e[0] == "started"] == ["a1", "a2"]
+        running, queued = ["a1", "a2"], [r for r in client if r not in ("a1", "a2")]
+        # A holds both places: B's and C's runs are next, in turn, then A's in its order.
+        assert _places(events, queued) == {"b1": 1, "c1": 2, "b2": 3, "a3": 4, "a4": 5,
+                                           "a5": 6, "a6": 7}  # fmt: skip
+        while queued:
+            order = _fair_order(queued, running, client)
+            assert _places(events, queued) == {r: i for i, r in enumerate(order, start=1)}
+            pool.control(running.pop(0), "cancel")  # a place frees
+            expected = _fair_order(queued, running, client)[0]
+            await _until(lambda: any(events.about(r, "started") for r in queued))
+            assert [r for r in queued if events.about(r, "started")] == [expected]
+            queued.remove(expected)
+            running.append(expected)
+        started = [e[1] for e in events.log if e[0] == "started"]
+        assert started[2] == "b1", started  # B's first run took the first free place
+
+    _with_pool(scenario, size=2, max_queued=20)
+
+
+def test_a_client_alone_still_gets_every_free_place() -> None:
+    async def scenario(pool: WorkerPool, events: Events) -> None:
+        for i in range(5):
+            pool.submit(f"a{i}", _config(100_000), client="A")
+        assert [e[1] for e in events.log if e[0] == "started"] == ["a0", "a1", "a2"]
+        assert _places(events, ["a3", "a4"]) == {"a3": 1, "a4": 2}
+        pool.control("a1", "cancel")
+        await _until(lambda: bool(events.about("a3", "started")))
+        assert events.about("a4", "queued")[-1][2] == 1 and not events.about("a4", "started")
+
+    _with_pool(scenario, size=3, max_queued=20)

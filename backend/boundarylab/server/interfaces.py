@@ -66,8 +66,10 @@ class Scheduler(Protocol):
     def check_capacity(self) -> None:
         """Raise errors.Busy when a run submitted now could neither start nor wait."""
 
-    def submit(self, run_id: str, config: RunConfig) -> None:
-        """Start the run, or queue it (reported through RunEvents before this returns)."""
+    def submit(self, run_id: str, config: RunConfig, *, client: str = "") -> None:
+        """Start the run, or queue it (reported through RunEvents before this returns).
+        `client`: the address that asked, so no client holds more than its share of the
+        workers while others wait."""
 
     def control(self, run_id: str, action: str | Retune) -> None:
         """pause | resume | step | cancel for a queued or running run, or a change of a

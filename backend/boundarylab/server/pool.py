@@ -12,13 +12,14 @@ import itertools
 import logging
 import os
 import time
-from collections import deque
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from boundarylab.engine.config import RunConfig
 from boundarylab.engine.knobs import Retune
 from boundarylab.server.capacity import expected_waits, paced_cores, remaining_seconds
 from boundarylab.server.errors import Busy
+from boundarylab.server.fairqueue import FairQueue
 from boundarylab.server.interfaces import RunEvents
 from boundarylab.server.protocol import (
     Control,
@@ -71,7 +72,8 @@ class WorkerPool:
     share of a CPU (capacity.paced_cores) fits under HEADROOM next to that worker's measured
     paced load (its heartbeats) and the estimates of runs too new to be measured; an unpaced
     run takes what paced runs leave, at most UNPACED_PER_WORKER of them per worker. The
-    queue is first come, first served.
+    queue is shared fairly between clients (fairqueue.py): the next run to start is the
+    queued run of the client with the fewest running runs.
     """
 
     @classmethod
@@ -115,7 +117,7 @@ class WorkerPool:
         self.heartbeat_timeout = heartbeat_timeout
         self._factory = factory
         self._workers: dict[int, Worker] = {}
-        self._queue: deque[Job] = deque()
+        self._queue = FairQueue()
         self._exports: dict[int, asyncio.Future[dict[str, Any] | None]] = {}
         self._export_ids = itertools.count(1)
         self._events: RunEvents | None = None
@@ -155,8 +157,9 @@ class WorkerPool:
 
     async def cancel_all(self, reason: str, timeout: float) -> None:
         self._closing = True
-        while self._queue:
-            self._abort(self._queue.popleft(), "cancelled", reason)
+        for job in self._queue:
+            self._queue.remove(job)
+            self._abort(job, "cancelled", reason)
         jobs = [job for w in self._workers.values() for job in w.jobs.values()]
         waits = [job.finished for job in jobs if job.finished is not None]
         for worker in self._workers.values():
@@ -225,8 +228,8 @@ class WorkerPool:
     def _queue_can_move(self) -> bool:
         return not self._queue and self._best_worker(None) is not None
 
-    def submit(self, run_id: str, config: RunConfig) -> None:
-        self._queue.append(Job(run_id, config, cores=paced_cores(config)))
+    def submit(self, run_id: str, config: RunConfig, *, client: str = "") -> None:
+        self._queue.add(Job(run_id, config, client=client, cores=paced_cores(config)))
         self._dispatch()
 
     def control(self, run_id: str, action: str | Retune) -> None:
@@ -237,7 +240,7 @@ class WorkerPool:
             if action == "cancel":
                 self._cancel_by.setdefault(run_id, time.monotonic() + self.heartbeat_timeout)
             return
-        job = next((j for j in self._queue if j.run_id == run_id), None)
+        job = self._queue.find(run_id)
         if job is None:
             return
         if action == "cancel":
@@ -251,11 +254,7 @@ class WorkerPool:
 
     def frames(self, run_id: str, wanted: bool) -> None:
         worker = self._worker_of(run_id)
-        job = (
-            worker.jobs[run_id]
-            if worker
-            else next((j for j in self._queue if j.run_id == run_id), None)
-        )
+        job = worker.jobs[run_id] if worker else self._queue.find(run_id)
         if job is None or job.frames == wanted:
             return
         job.frames = wanted
@@ -320,14 +319,14 @@ class WorkerPool:
         if self._events is None or self._loop is None:
             return
         while self._queue and not self._closing:
-            job = self._queue[0]
+            job = self._queue.first(self._running_by_client())
+            assert job is not None
             worker = self._best_worker(job)
             if worker is None:
-                break
-            self._queue.popleft()
+                break  # the run whose turn it is waits for room: no run overtakes it
             if not worker.send(Start(job.run_id, job.config, self.limits)):
-                self._queue.appendleft(job)
                 break
+            self._queue.remove(job)
             job.finished, job.started_at = self._loop.create_future(), time.monotonic()
             worker.jobs[job.run_id] = job
             self._events.started(job.run_id)
@@ -344,14 +343,18 @@ class WorkerPool:
             for worker in self._workers.values()
             for job in worker.jobs.values()
         ]
-        durations = [remaining_seconds(job.config, 0) for job in self._queue]
+        order = self._queue.order(self._running_by_client())
+        durations = [remaining_seconds(job.config, 0) for job in order]
         waits = expected_waits(running, durations, max(len(running), self.size))
-        for place, (job, wait) in enumerate(zip(self._queue, waits, strict=True), start=1):
+        for place, (job, wait) in enumerate(zip(order, waits, strict=True), start=1):
             wait = round(wait)
             moved = job.wait_s is None or abs(wait - job.wait_s) >= max(2.0, 0.2 * job.wait_s)
             if job.position != place or moved:
                 job.position, job.wait_s = place, wait
                 self._events.queued(job.run_id, place, wait)
+
+    def _running_by_client(self) -> Counter[str]:
+        return Counter(job.client for w in self._workers.values() for job in w.jobs.values())
 
     def _abort(self, job: Job, status: str, reason: str) -> None:
         assert self._events is not None

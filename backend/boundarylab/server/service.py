@@ -169,7 +169,7 @@ class RunService:
         # ids must be impossible to guess; GET /api/runs is the only deliberate listing.
         run = Run(str(uuid.uuid4()), config, client, dataset_text)
         self.store.add(run)
-        self.scheduler.submit(run.id, config)
+        self.scheduler.submit(run.id, config, client=client)
         self._frames_wanted(run)  # nobody watches yet: frames start with the first viewer
         return run
 

@@ -44,10 +44,12 @@ class Job:
     """A run on its way through the pool. `position`, `wait_s`: its place in the queue and
     expected wait as last reported. `pending`: actions asked for while it was queued (a
     pause), sent once it starts. `finished`: resolved when it ends, however it ends.
-    `cores`: its estimated share of a CPU (capacity.paced_cores) while paced."""
+    `cores`: its estimated share of a CPU (capacity.paced_cores) while paced. `client`: the
+    address that submitted it (the queue is shared fairly between clients: fairqueue.py)."""
 
     run_id: str
     config: RunConfig
+    client: str = ""
     position: int | None = None
     wait_s: float | None = None
     pending: list[str] = field(default_factory=list)
