@@ -14,7 +14,10 @@ from typing import Any
 import pytest
 
 from boundarylab.engine.config import RunConfig
-from boundarylab.server.errors import Busy
+from boundarylab.engine.knobs import Retune
+from boundarylab.server import pool as pool_module
+from boundarylab.server.capacity import paced_cores
+from boundarylab.server.errors import Busy, Invalid
 from boundarylab.server.messages import Encoded, dumps
 from boundarylab.server.pool import WorkerPool
 from boundarylab.server.protocol import Done, EventReader, EventWriter, Ready, RunMessage
@@ -325,3 +328,39 @@ def test_a_client_alone_still_gets_every_free_place() -> None:
         assert events.about("a4", "queued")[-1][2] == 1 and not events.about("a4", "started")
 
     _with_pool(scenario, size=3, max_queued=20)
+
+
+def test_a_raised_pace_counts_against_its_worker_from_then_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A paced run whose pace was raised is counted at its new pace at once: a paced run that
+    fitted beside its old pace now waits. (Fake runs send no measured load, so the counting
+    shown is the estimate's, which stands until heartbeats measure the new pace.)"""
+    monkeypatch.setattr(pool_module, "SETTLE_S", 1.0)
+
+    def paced(sps: float) -> RunConfig:
+        return RunConfig.model_validate({"training": {"iterations": 100_000,
+                                                      "steps_per_second": sps}})  # fmt: skip
+
+    async def scenario(pool: WorkerPool, events: Events) -> None:
+        pool.submit("a", paced(1000))
+        pool.submit("b", paced(1000))
+        await asyncio.sleep(1.2)  # past SETTLE_S: their estimates are no longer counted
+        assert paced_cores(paced(50_000)) + paced_cores(paced(40_000)) > pool_module.HEADROOM
+        pool.control("a", Retune(steps_per_second=50_000))  # fits beside b's 1000
+        pool.submit("c", paced(40_000))  # would fit beside a's old pace, not its new one
+        assert events.about("c", "queued") and not events.about("c", "started")
+        with pytest.raises(Invalid, match="use at most") as refused:
+            pool.control("b", Retune(steps_per_second=1_000_000))
+        assert refused.value.loc == ("training", "steps_per_second")
+
+    async def main() -> None:
+        pool, events = WorkerPool(8, "thread", Steps, 5, processes=1), Events()
+        await pool.start(events)
+        try:
+            await scenario(pool, events)
+        finally:
+            await pool.cancel_all("test over", 5.0)
+            await pool.shutdown(5.0)
+
+    asyncio.run(asyncio.wait_for(main(), 60))

@@ -73,7 +73,8 @@ class Scheduler(Protocol):
 
     def control(self, run_id: str, action: str | Retune) -> None:
         """pause | resume | step | cancel for a queued or running run, or a change of a
-        running run's knobs (engine.knobs.Retune) from its next step on."""
+        running run's knobs (engine.knobs.Retune) from its next step on; errors.Invalid
+        when a raised pace does not fit what its worker has left."""
 
     def frames(self, run_id: str, wanted: bool) -> None:
         """Whether anyone can take the run's boundary frames now (its worker skips them when

@@ -17,8 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from boundarylab.engine.config import RunConfig
 from boundarylab.engine.knobs import Retune
-from boundarylab.server.capacity import expected_waits, paced_cores, remaining_seconds
-from boundarylab.server.errors import Busy
+from boundarylab.server.capacity import (
+    expected_waits,
+    fastest_pace,
+    paced_cores,
+    remaining_seconds,
+)
+from boundarylab.server.errors import Busy, Invalid
 from boundarylab.server.fairqueue import FairQueue
 from boundarylab.server.interfaces import RunEvents
 from boundarylab.server.protocol import (
@@ -235,8 +240,12 @@ class WorkerPool:
     def control(self, run_id: str, action: str | Retune) -> None:
         worker = self._worker_of(run_id)
         if worker is not None:
+            pace = action.steps_per_second if isinstance(action, Retune) else None
+            cores = self._pace_fits(worker, worker.jobs[run_id], pace) if pace else 0.0
             if not worker.send(Control(run_id, action)):
                 raise Busy("this run's worker is not keeping up with commands; try again", 1)
+            if pace:
+                self._repaced(worker.jobs[run_id], pace, cores)
             if action == "cancel":
                 self._cancel_by.setdefault(run_id, time.monotonic() + self.heartbeat_timeout)
             return
@@ -279,6 +288,35 @@ class WorkerPool:
         finally:
             self._exports.pop(request_id, None)
 
+    def _pace_fits(self, worker: Worker, job: Job, pace: float) -> float:
+        """The share of a CPU `job` takes at the new `pace`; errors.Invalid when that is more
+        than it takes now and more than its worker has left beside its other runs (as
+        admission: a run alone on its worker may take any pace)."""
+        cores = paced_cores(job.config, pace)
+        if not job.paced or cores <= job.cores or len(worker.jobs) == 1:
+            return cores  # slower, or was unpaced (it took what was left): costs no more
+        others = max(0.0, self._paced_estimate(worker, time.monotonic()) - job.cores)
+        if others + cores <= HEADROOM:
+            return cores
+        room = max(0.0, HEADROOM - others)
+        fastest = fastest_pace(job.config, room)
+        raise Invalid(
+            f"At {pace:g} steps/s this run would take about {cores:.2f} of a CPU, but its "
+            f"worker has about {room:.2f} left beside the {len(worker.jobs) - 1} other runs "
+            f"it trains: use at most {fastest:.3g} steps/s, or a faster pace once they end",
+            ("training", "steps_per_second"),
+            pace,
+        )
+
+    def _repaced(self, job: Job, pace: float, cores: float) -> None:
+        """Count a paced run at its new pace from now on: a raise by its estimate until the
+        worker's heartbeats have measured it, so new runs are placed by it at once."""
+        if job.paced:
+            job.rising = max(0.0, cores - job.cores)
+            job.rising_until = time.monotonic() + SETTLE_S
+            job.cores = cores
+        job.pace = pace
+
     def _worker_of(self, run_id: str) -> Worker | None:
         return next((w for w in self._workers.values() if run_id in w.jobs), None)
 
@@ -290,7 +328,12 @@ class WorkerPool:
             for job in worker.jobs.values()
             if job.paced and now - job.started_at < SETTLE_S
         )
-        return worker.paced_load + fresh
+        raised = sum(
+            job.rising
+            for job in worker.jobs.values()
+            if now < job.rising_until and now - job.started_at >= SETTLE_S  # else in `fresh`
+        )
+        return worker.paced_load + fresh + raised
 
     def _best_worker(self, job: Job | None) -> Worker | None:
         """The answering worker with the most headroom that can take `job` (None: any run
@@ -339,7 +382,7 @@ class WorkerPool:
         """Tell each queued run its place and expected wait (when either changed enough)."""
         assert self._events is not None
         running = [
-            remaining_seconds(job.config, job.iteration)
+            remaining_seconds(job.config, job.iteration, job.pace)
             for worker in self._workers.values()
             for job in worker.jobs.values()
         ]

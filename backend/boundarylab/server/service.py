@@ -208,7 +208,8 @@ class RunService:
         """Send a change of the run's learning rate, λ or pace (engine/knobs.py) without
         waiting; it applies from the run's next step. errors.Conflict when the run is over or
         not started (a queued run: start it with the values wanted instead), or has had its
-        MAX_CHANGES; errors.Invalid when the new pace cannot finish in this server's time."""
+        MAX_CHANGES; errors.Invalid when the new pace cannot finish in this server's time, or (the
+        scheduler's) takes more of a CPU than the run's worker has left."""
         if run.done:
             raise Conflict(f"the run is {run.status}; its settings no longer change (start a "
                            "new run)")  # fmt: skip

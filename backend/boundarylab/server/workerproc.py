@@ -58,6 +58,9 @@ class Job:
     frames: bool = True  # a viewer can take its boundary frames
     started_at: float = 0.0
     cores: float = 0.0
+    pace: float | None = None  # steps/s since a change while it trains (None: the config's)
+    rising: float = 0.0  # cores a raised pace adds, counted until `rising_until` (then
+    rising_until: float = 0.0  # the worker's heartbeats have measured it)
 
     @property
     def paced(self) -> bool:
