@@ -15,7 +15,7 @@ import pytest
 
 from boundarylab.engine.config import RunConfig
 from boundarylab.engine.knobs import Retune
-from boundarylab.server import pool as pool_module
+from boundarylab.server import placement
 from boundarylab.server.capacity import paced_cores
 from boundarylab.server.errors import Busy, Invalid
 from boundarylab.server.messages import Encoded, dumps
@@ -336,7 +336,7 @@ def test_a_raised_pace_counts_against_its_worker_from_then_on(
     """A paced run whose pace was raised is counted at its new pace at once: a paced run that
     fitted beside its old pace now waits. (Fake runs send no measured load, so the counting
     shown is the estimate's, which stands until heartbeats measure the new pace.)"""
-    monkeypatch.setattr(pool_module, "SETTLE_S", 1.0)
+    monkeypatch.setattr(placement, "SETTLE_S", 1.0)
 
     def paced(sps: float) -> RunConfig:
         return RunConfig.model_validate({"training": {"iterations": 100_000,
@@ -346,7 +346,7 @@ def test_a_raised_pace_counts_against_its_worker_from_then_on(
         pool.submit("a", paced(1000))
         pool.submit("b", paced(1000))
         await asyncio.sleep(1.2)  # past SETTLE_S: their estimates are no longer counted
-        assert paced_cores(paced(50_000)) + paced_cores(paced(40_000)) > pool_module.HEADROOM
+        assert paced_cores(paced(50_000)) + paced_cores(paced(40_000)) > placement.HEADROOM
         pool.control("a", Retune(steps_per_second=50_000))  # fits beside b's 1000
         pool.submit("c", paced(40_000))  # would fit beside a's old pace, not its new one
         assert events.about("c", "queued") and not events.about("c", "started")

@@ -14,10 +14,15 @@ reported is the place dispatch keeps, until a running run ends and the counts ch
 from __future__ import annotations
 
 import heapq
-from collections import deque
-from collections.abc import Iterator, Mapping
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
+from boundarylab.server.capacity import expected_waits, remaining_seconds
 from boundarylab.server.workerproc import Job
+
+if TYPE_CHECKING:
+    from boundarylab.server.interfaces import RunEvents
 
 
 class FairQueue:
@@ -75,3 +80,19 @@ class FairQueue:
             if jobs:
                 heapq.heappush(heap, (count + 1, jobs[0][0], client))
         return ordered
+
+    def tell_places(self, events: RunEvents, running: Iterable[Job], slots: int) -> None:
+        """Tell each queued run its place in `order` (given the `running` jobs) and its
+        expected wait, when either changed enough (a simulation of the queue from the running
+        runs' remaining time; `slots`: runs that train at once)."""
+        running = list(running)
+        left = [remaining_seconds(job.config, job.iteration, job.pace) for job in running]
+        order = self.order(Counter(job.client for job in running))
+        durations = [remaining_seconds(job.config, 0) for job in order]
+        waits = expected_waits(left, durations, max(len(left), slots))
+        for place, (job, wait) in enumerate(zip(order, waits, strict=True), start=1):
+            wait = round(wait)
+            moved = job.wait_s is None or abs(wait - job.wait_s) >= max(2.0, 0.2 * job.wait_s)
+            if job.position != place or moved:
+                job.position, job.wait_s = place, wait
+                events.queued(job.run_id, place, wait)
