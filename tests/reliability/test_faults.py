@@ -231,6 +231,13 @@ def test_a_frozen_worker_is_killed_and_replaced_and_health_says_so(
         wait_status(client, run_id, {"running"})
         service = client.app.state.service  # type: ignore[attr-defined]
         (pid,) = service.scheduler.worker_pids()
+        # "running" is set when the run is placed; on a busy machine its worker may not have
+        # said Ready yet, and a worker stopped before that is one the watchdog does not judge
+        # (health counted it as not ready from the start). So: stopped once it is ready.
+        deadline = time.monotonic() + 60
+        while client.get("/api/health").json()["workers"]["ready"] != 1:
+            assert time.monotonic() < deadline, "the worker never became ready"
+            time.sleep(0.05)
         psutil.Process(pid).suspend()  # SIGSTOP: alive, but answers nothing
         try:
             deadline = time.monotonic() + 30
