@@ -180,3 +180,28 @@ def test_a_queued_run_is_a_409_and_the_command_rate_applies(mode_client: ClientF
                 ws.send_json({"action": "set", "training": {"learning_rate": 0.5}})
             error = read_until(ws, lambda m: m["type"] == "error")[-1]
         assert "too many control requests" in error["message"]
+
+
+def test_a_pace_raised_past_what_its_worker_has_left_is_a_422_that_says_what_fits() -> None:
+    """Two paced runs share one worker. Raising one's pace to what would take ten CPUs is
+    refused on the field, with the pace that fits; a raise that fits applies; a run alone on
+    its worker may take any pace (as admission gives an idle worker any run)."""
+    body = {"training": {"iterations": 200_000, "report_every": 1000, "steps_per_second": 100}}
+    with make_client(worker_processes=1, max_running=4) as client:
+        first, second = _paused_run(client, body), _paused_run(client, body)
+        base = f"/api/runs/{first}"
+        answer = client.patch(base, json={"training": {"steps_per_second": 1_000_000}})
+        assert answer.status_code == 422, answer.text
+        error = answer.json()["detail"][0]
+        assert error["loc"] == ["body", "training", "steps_per_second"]
+        assert "of a CPU" in error["msg"] and "use at most" in error["msg"], error
+        fits = float(error["msg"].split("use at most ")[1].split(" ")[0])
+        assert 1000 < fits < 1_000_000, error["msg"]
+        assert client.get(base).json()["changes"] == []
+        raised = client.patch(base, json={"training": {"steps_per_second": fits / 2}})
+        assert raised.status_code == 200, raised.text
+        client.post(f"/api/runs/{second}/cancel")
+        _wait_status(client, second, {"cancelled"})
+        alone = client.patch(base, json={"training": {"steps_per_second": 1_000_000}})
+        assert alone.status_code == 200, alone.text
+        client.post(f"{base}/cancel")

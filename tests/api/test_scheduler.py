@@ -14,7 +14,10 @@ from typing import Any
 import pytest
 
 from boundarylab.engine.config import RunConfig
-from boundarylab.server.errors import Busy
+from boundarylab.engine.knobs import Retune
+from boundarylab.server import placement
+from boundarylab.server.capacity import paced_cores
+from boundarylab.server.errors import Busy, Invalid
 from boundarylab.server.messages import Encoded, dumps
 from boundarylab.server.pool import WorkerPool
 from boundarylab.server.protocol import Done, EventReader, EventWriter, Ready, RunMessage
@@ -264,3 +267,100 @@ def test_unpaced_runs_start_at_once_and_share_a_worker_in_turns() -> None:
             await pool.shutdown(5.0)
 
     asyncio.run(main())
+
+
+def _places(events: Events, queued: list[str]) -> dict[str, int]:
+    """The place last reported to each run of `queued`."""
+    return {r: events.about(r, "queued")[-1][2] for r in queued}
+
+
+def _fair_order(queued: list[str], running: list[str], client: dict[str, str]) -> list[str]:
+    """The rule, written plainly: again and again, the oldest queued run of the client with
+    the fewest running runs (ties: the older run), which then counts as running."""
+    counts = {c: sum(client[r] == c for r in running) for c in client.values()}
+    left, order = list(queued), []
+    while left:
+        pick = min(left, key=lambda r: (counts[client[r]], left.index(r)))
+        left.remove(pick)
+        order.append(pick)
+        counts[client[pick]] += 1
+    return order
+
+
+def test_the_queue_is_shared_fairly_between_clients_and_places_are_the_dispatch_order() -> None:
+    """A queues six runs, then B two and C one: with two places, B's and C's runs start at the
+    next free places, not after all of A's (issue 11). Each place reported is the run's
+    place in the order dispatch follows, and each free place goes to the run the rule picks
+    (a run that ends lowers its client's count, so the order can change when one does)."""
+
+    async def scenario(pool: WorkerPool, events: Events) -> None:
+        client = {f"a{i}": "A" for i in range(1, 7)} | {"b1": "B", "b2": "B", "c1": "C"}
+        for run_id, who in client.items():
+            pool.submit(run_id, _config(100_000), client=who)
+        assert [e[1] for e in events.log if e[0] == "started"] == ["a1", "a2"]
+        running, queued = ["a1", "a2"], [r for r in client if r not in ("a1", "a2")]
+        # A holds both places: B's and C's runs are next, in turn, then A's in its order.
+        assert _places(events, queued) == {"b1": 1, "c1": 2, "b2": 3, "a3": 4, "a4": 5,
+                                           "a5": 6, "a6": 7}  # fmt: skip
+        while queued:
+            order = _fair_order(queued, running, client)
+            assert _places(events, queued) == {r: i for i, r in enumerate(order, start=1)}
+            pool.control(running.pop(0), "cancel")  # a place frees
+            expected = _fair_order(queued, running, client)[0]
+            await _until(lambda: any(events.about(r, "started") for r in queued))
+            assert [r for r in queued if events.about(r, "started")] == [expected]
+            queued.remove(expected)
+            running.append(expected)
+        started = [e[1] for e in events.log if e[0] == "started"]
+        assert started[2] == "b1", started  # B's first run took the first free place
+
+    _with_pool(scenario, size=2, max_queued=20)
+
+
+def test_a_client_alone_still_gets_every_free_place() -> None:
+    async def scenario(pool: WorkerPool, events: Events) -> None:
+        for i in range(5):
+            pool.submit(f"a{i}", _config(100_000), client="A")
+        assert [e[1] for e in events.log if e[0] == "started"] == ["a0", "a1", "a2"]
+        assert _places(events, ["a3", "a4"]) == {"a3": 1, "a4": 2}
+        pool.control("a1", "cancel")
+        await _until(lambda: bool(events.about("a3", "started")))
+        assert events.about("a4", "queued")[-1][2] == 1 and not events.about("a4", "started")
+
+    _with_pool(scenario, size=3, max_queued=20)
+
+
+def test_a_raised_pace_counts_against_its_worker_from_then_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A paced run whose pace was raised is counted at its new pace at once: a paced run that
+    fitted beside its old pace now waits. (Fake runs send no measured load, so the counting
+    shown is the estimate's, which stands until heartbeats measure the new pace.)"""
+    monkeypatch.setattr(placement, "SETTLE_S", 1.0)
+
+    def paced(sps: float) -> RunConfig:
+        return RunConfig.model_validate({"training": {"iterations": 100_000,
+                                                      "steps_per_second": sps}})  # fmt: skip
+
+    async def scenario(pool: WorkerPool, events: Events) -> None:
+        pool.submit("a", paced(1000))
+        pool.submit("b", paced(1000))
+        await asyncio.sleep(1.2)  # past SETTLE_S: their estimates are no longer counted
+        assert paced_cores(paced(50_000)) + paced_cores(paced(40_000)) > placement.HEADROOM
+        pool.control("a", Retune(steps_per_second=50_000))  # fits beside b's 1000
+        pool.submit("c", paced(40_000))  # would fit beside a's old pace, not its new one
+        assert events.about("c", "queued") and not events.about("c", "started")
+        with pytest.raises(Invalid, match="use at most") as refused:
+            pool.control("b", Retune(steps_per_second=1_000_000))
+        assert refused.value.loc == ("training", "steps_per_second")
+
+    async def main() -> None:
+        pool, events = WorkerPool(8, "thread", Steps, 5, processes=1), Events()
+        await pool.start(events)
+        try:
+            await scenario(pool, events)
+        finally:
+            await pool.cancel_all("test over", 5.0)
+            await pool.shutdown(5.0)
+
+    asyncio.run(asyncio.wait_for(main(), 60))

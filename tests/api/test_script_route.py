@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from boundarylab.engine.config import RunConfig
 from boundarylab.engine.script_export import NotExpressible, run_script
-from boundarylab.server import app as app_module
+from boundarylab.server import routes_runs
 
 
 def test_script_of_a_run_is_its_configs_script(fake_client: TestClient) -> None:
@@ -32,7 +32,7 @@ def test_a_config_the_script_cannot_express_is_409_saying_what(
     def refuse(config: RunConfig) -> str:
         raise NotExpressible("dataset.kind 'custom' has no script export yet")
 
-    monkeypatch.setattr(app_module, "run_script", refuse)
+    monkeypatch.setattr(routes_runs, "run_script", refuse)
     run_id = fake_client.post("/api/runs", json={"training": {"iterations": 300}}).json()["id"]
     answer = fake_client.get(f"/api/runs/{run_id}/script")
     assert answer.status_code == 409 and "dataset.kind 'custom'" in answer.json()["detail"]

@@ -28,7 +28,7 @@ from reliability_support import (
     watch,
 )
 
-from boundarylab.server import pool
+from boundarylab.server import watchdog
 
 PACED = {"training": {"iterations": 4000, "report_every": 50, "steps_per_second": 2000}}
 SLOW = {"training": {"iterations": 100_000, "report_every": 50, "steps_per_second": 500}}
@@ -224,13 +224,20 @@ def test_a_frozen_worker_is_killed_and_replaced_and_health_says_so(
     # watchdog's next round kills it: a window of at most one round, which a busy machine
     # can let the polling below miss. So the watchdog is held back here and run by hand
     # once health has been seen to tell the truth; what it then does is the real thing.
-    monkeypatch.setattr(pool, "WATCH_EVERY_S", 3600.0)
+    monkeypatch.setattr(watchdog, "WATCH_EVERY_S", 3600.0)
     slow = {"training": {"iterations": 20_000, "steps_per_second": 500}}
     with make_client(mode="process", worker_processes=1, worker_heartbeat_timeout=1.5) as client:
         run_id = client.post("/api/runs", json=slow).json()["id"]
         wait_status(client, run_id, {"running"})
         service = client.app.state.service  # type: ignore[attr-defined]
         (pid,) = service.scheduler.worker_pids()
+        # "running" is set when the run is placed; on a busy machine its worker may not have
+        # said Ready yet, and a worker stopped before that is one the watchdog does not judge
+        # (health counted it as not ready from the start). So: stopped once it is ready.
+        deadline = time.monotonic() + 60
+        while client.get("/api/health").json()["workers"]["ready"] != 1:
+            assert time.monotonic() < deadline, "the worker never became ready"
+            time.sleep(0.05)
         psutil.Process(pid).suspend()  # SIGSTOP: alive, but answers nothing
         try:
             deadline = time.monotonic() + 30
@@ -239,7 +246,7 @@ def test_a_frozen_worker_is_killed_and_replaced_and_health_says_so(
                 time.sleep(0.1)
             assert client.get(f"/api/runs/{run_id}").json()["status"] == "running"
             assert client.portal is not None
-            client.portal.call(service.scheduler._watch)  # the watchdog's next round
+            client.portal.call(service.scheduler._watchdog.round)  # the watchdog's next round
             detail = wait_status(client, run_id, {"failed", "completed", "cancelled"})
         finally:
             with contextlib.suppress(psutil.NoSuchProcess):

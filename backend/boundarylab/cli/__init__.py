@@ -54,6 +54,18 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[Flag]]:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    flags = _add_train(sub)
+    _add_serve(sub)
+    _add_worker(sub)
+    return parser, flags
+
+
+# argparse's type of `add_subparsers()` (annotations are not evaluated at run time).
+Subparsers = argparse._SubParsersAction
+
+
+def _add_train(sub: Subparsers[argparse.ArgumentParser]) -> list[Flag]:
+    """`boundarylab train`: the schema's flags, then how to print and what to compare."""
     train = sub.add_parser(
         "train",
         help="train a network and print its loss",
@@ -92,12 +104,21 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[Flag]]:
         default=os.cpu_count() or 1,
         help="worker processes for --compare and --sweep (default: the CPU count)",
     )
+    return flags
+
+
+def _add_serve(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    """`boundarylab serve`: the web app (its other options are BOUNDARYLAB_* settings)."""
     serve = sub.add_parser("serve", help="run the web app")
     serve.set_defaults(subparser=serve)
     serve.add_argument("--host", help="address to bind (default from BOUNDARYLAB_HOST)")
     serve.add_argument("--port", type=port_number, help="TCP port, 1 to 65535 (default from "
                        "BOUNDARYLAB_PORT)")  # fmt: skip
     serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
+
+
+def _add_worker(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    """`boundarylab worker`: Redis mode's trainer."""
     worker = sub.add_parser(
         "worker",
         help="train runs for web replicas in Redis mode (needs BOUNDARYLAB_REDIS_URL)",
@@ -106,7 +127,6 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[Flag]]:
     worker.add_argument(
         "--runs", type=int, default=32, help="runs this worker trains at once (default 32)"
     )
-    return parser, flags
 
 
 def _validation_message(exc: ValidationError, name_of: dict[Path, str], prefix: str = "") -> str:

@@ -1,4 +1,6 @@
-"""The HTTP API (the WebSocket stream is stream.py) and the app that serves it.
+"""The app: its parts put together, the health route, the page's files, and how a refusal
+becomes an HTTP answer. The routes of runs are routes_runs.py, those about what a run will
+be (schema, sweeps, data sets) routes_config.py, the WebSocket stream.py.
 
 Routes stay thin: runs live in service.RunService, training in worker processes. Every JSON
 answer is a typed response model (responses.py) rendered through messages.dumps, and every
@@ -9,66 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import boundarylab
-from boundarylab.engine.config import (
-    CompareConfig,
-    DatasetConfig,
-    RunConfig,
-    schema_with_limits,
-)
-from boundarylab.engine.datafile import dataset_csv
-from boundarylab.engine.knobs import RunPatch
-from boundarylab.engine.presets import FEATURE_CONTRAST, PRESETS
-from boundarylab.engine.script_export import NotExpressible, run_script
-from boundarylab.engine.sweep import MAX_SWEEP_VALUES, SWEEP_FIELDS, SweepConfig
-from boundarylab.server.checks import (
-    build_dataset,
-    cell_errors,
-    check_budget,
-    history_csv_text,
-    invalid,
-    with_limits,
-)
+from boundarylab.server import routes_config, routes_runs
+from boundarylab.server.checks import invalid
+from boundarylab.server.deps import Service
 from boundarylab.server.docs import add_docs
-from boundarylab.server.errors import (
-    Busy,
-    Conflict,
-    Invalid,
-    Refusal,
-    ShuttingDown,
-    Unavailable,
-)
-from boundarylab.server.messages import CONTROL_ACTIONS, dumps, jsonable
+from boundarylab.server.errors import Busy, Conflict, Invalid, Refusal, ShuttingDown, Unavailable
 from boundarylab.server.middleware import GuardMiddleware, HeadAsGet, LoopLag, trusted_hosts
-from boundarylab.server.responses import (
-    ChangeResult,
-    ControlResult,
-    DatasetPoints,
-    Detail,
-    Health,
-    ModelExport,
-    RunCreated,
-    RunDetail,
-    RunSummary,
-    SweepPlan,
-    WireJSON,
-    WireRoute,
-)
-from boundarylab.server.run import Run
+from boundarylab.server.responses import Health, WireJSON, WireRoute
 from boundarylab.server.service import RunService
 from boundarylab.server.settings import DATA_ROUTES, Settings, get_settings
 from boundarylab.server.stream import SocketCounts
@@ -98,25 +60,6 @@ def plotly_js() -> Path:
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
-def _service(request: Request) -> RunService:
-    return request.app.state.service  # type: ignore[no-any-return]
-
-
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
-
-
-async def _run(request: Request, run_id: str) -> Run:
-    run = await _service(request).find(run_id)
-    if run is None:
-        raise HTTPException(404, f"no run with id {run_id[:64]!r} (it may have expired)")
-    return run
-
-
-Service = Annotated[RunService, Depends(_service)]
-AppSettings = Annotated[Settings, Depends(_settings)]
-RunById = Annotated[Run, Depends(_run)]
-UNKNOWN_RUN: dict[int | str, dict[str, Any]] = {404: {"model": Detail}}
 router = APIRouter(route_class=WireRoute)
 
 
@@ -153,199 +96,6 @@ async def health(service: Service) -> dict[str, Any]:
     return {"status": "ok", "version": boundarylab.__version__, "runs": counts, "workers": workers}
 
 
-@router.get("/api/schema")
-async def schema(settings: AppSettings) -> dict[str, Any]:
-    """The RunConfig JSON schema: defaults, this server's limits, enums and a description
-    per field.
-
-    "x-compare" carries the comparison's own field (how many sizes, each size's bounds), so
-    the page's comparison form reads its limits from here too. "x-presets" holds the named
-    presets (engine/presets.py: title, description, the sections that differ from the
-    defaults) and "x-feature-contrast" the pair the page links to (without, with features).
-    """
-    compare = CompareConfig.model_json_schema()["properties"]["hidden_sizes"]
-    presets = {name: {"title": p.title, "description": p.description, "sections": p.sections}
-               for name, p in PRESETS.items()}  # fmt: skip
-    sweep = {"fields": SWEEP_FIELDS, "max_values": MAX_SWEEP_VALUES}
-    return {**schema_with_limits(settings.limits()), "x-compare": {"hidden_sizes": compare},
-            "x-presets": presets, "x-feature-contrast": list(FEATURE_CONTRAST),
-            "x-sweep": sweep}  # fmt: skip
-
-
-@router.post("/api/sweeps", response_model=SweepPlan)
-async def plan_sweep(sweep: SweepConfig, settings: AppSettings) -> dict[str, Any]:
-    """Check a sweep (one field by its dotted path, its values) and answer every cell's
-    complete config, in order; a client starts each as a run. A bad value is a 422 at
-    body.values.<i> naming the field and the value."""
-    errors = []
-    for i, cell in enumerate(sweep.cells()):
-        for error in cell_errors(cell, settings):
-            where = ".".join(str(part) for part in error["loc"])
-            msg = f"{sweep.field} = {json.dumps(sweep.value_of(cell))} is not valid: {where}: "
-            errors.append({**error, "loc": ("body", "values", i), "msg": msg + error["msg"]})
-    if errors:
-        raise RequestValidationError(errors)
-    cells = [cell.model_dump(mode="json") for cell in sweep.cells()]
-    return {"field": sweep.field, "values": [sweep.value_of(c) for c in sweep.cells()],
-            "cells": cells}  # fmt: skip
-
-
-@router.post("/api/datasets/preview", response_model=DatasetPoints)
-async def preview(config: DatasetConfig, settings: AppSettings) -> dict[str, Any]:
-    """The points a run with this `dataset` config would train and test on."""
-    return await build_dataset(with_limits(DatasetConfig, config, settings))
-
-
-@router.post(
-    "/api/datasets/csv",
-    response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}},
-)
-async def dataset_csv_route(config: DatasetConfig, settings: AppSettings) -> Response:
-    """The points of this `dataset` config as CSV: x1, x2, label, split (train or test), in
-    an order that, uploaded as custom points with the same seed and test_fraction, trains
-    the same run."""
-    await preview(config, settings)  # the same checks and 422s as the preview
-    text = await run_in_threadpool(dataset_csv, config)
-    headers = {"Content-Disposition": 'attachment; filename="boundarylab-data.csv"'}
-    return Response(text, media_type="text/csv", headers=headers)
-
-
-@router.post(
-    "/api/runs",
-    status_code=201,
-    response_model=RunCreated,
-    response_model_exclude_unset=True,
-    responses={429: {"model": Detail}, 503: {"model": Detail}},
-)
-async def create_run(
-    request: Request, service: Service, settings: AppSettings, config: RunConfig | None = None
-) -> dict[str, Any]:
-    """Start a run (or queue it). Every field is optional: the article's defaults fill in."""
-    config = with_limits(RunConfig, config, settings)
-    check_budget(config, settings)
-    dataset = await build_dataset(config.dataset, ("body", "dataset"))
-    run = await service.create(config, client_address(request), dumps(dataset))
-    config_json = config.model_dump(mode="json")
-    return {**run.summary(), "config": config_json, "stream": f"/api/runs/{run.id}/stream"}
-
-
-def client_address(request: Request) -> str:
-    """Who is asking: the peer's address (or the forwarding proxy's client, only when the
-    operator named that proxy in BOUNDARYLAB_FORWARDED_ALLOW_IPS)."""
-    return request.client.host if request.client else "unknown"
-
-
-@router.get("/api/runs", response_model=list[RunSummary], response_model_exclude_unset=True)
-async def list_runs(
-    request: Request, service: Service, settings: AppSettings
-) -> list[dict[str, Any]]:
-    """Summaries of the caller's own runs (every run with BOUNDARYLAB_LIST_ALL_RUNS).
-
-    A run's id is the key to watching and controlling it, so the list hands out only the
-    ids of the runs this client address created."""
-    runs = service.runs()
-    if not settings.list_all_runs:
-        me = client_address(request)
-        runs = [run for run in runs if run.client == me]
-    return [run.summary() for run in runs]
-
-
-@router.get(
-    "/api/runs/{run_id}",
-    response_model=RunDetail,
-    response_model_exclude_unset=True,
-    responses=UNKNOWN_RUN,
-)
-async def get_run(run: RunById) -> Response:
-    """One run: status, config, iteration, latest metrics and the whole history.
-
-    The history (up to 20 000 entries, over a MB) is spliced in as the JSON text the run
-    keeps: decoding and encoding it again took ~110 ms of the event loop per read, and a
-    few dozen reads at once froze the server for everyone."""
-    head = dumps({**run.summary(), "config": run.config.model_dump(mode="json")})
-    body = f'{head[:-1]},"history":{run.history_json()},"changes":{run.changes_json()}}}'
-    return Response(body, media_type="application/json")
-
-
-@router.patch(
-    "/api/runs/{run_id}",
-    response_model=ChangeResult,
-    responses={**UNKNOWN_RUN, 409: {"model": Detail}, 429: {"model": Detail}},
-)
-async def change_run(run: RunById, service: Service, patch: RunPatch) -> dict[str, Any]:
-    """Change a running or paused run's learning rate, λ and/or pace from its next step on
-    (only those: any other field is a 422 naming it). A queued or finished run is a 409.
-    Answers once the run applied it (`applied`), or after 2 s."""
-    applied = await service.change(run, patch.training.retune())
-    return {"id": run.id, "status": run.status, "applied": applied, "changes": run.changes}
-
-
-def _control_route(action: str) -> Callable[[RunById, Service], Awaitable[dict[str, Any]]]:
-    async def route(run: RunById, service: Service) -> dict[str, Any]:
-        status = await service.control(run, action)
-        return {"id": run.id, "status": status, "iteration": run.iteration}
-
-    route.__doc__ = f"{action.capitalize()} the run; answers its status once it applied."
-    return route
-
-
-for _action in sorted(CONTROL_ACTIONS):
-    router.post(
-        f"/api/runs/{{run_id}}/{_action}",
-        name=f"{_action}_run",
-        response_model=ControlResult,
-        responses={**UNKNOWN_RUN, 409: {"model": Detail}, 429: {"model": Detail}},
-    )(_control_route(_action))
-
-
-@router.get(
-    "/api/runs/{run_id}/model",
-    response_model=ModelExport,
-    responses={**UNKNOWN_RUN, 409: {"model": Detail}, 429: {"model": Detail}},
-)
-async def model(run: RunById, service: Service) -> Response:
-    """Weights and config as JSON, exported now (while training) or at the end."""
-    exported = await service.export_model(run)
-    if exported is None:
-        raise HTTPException(409, f"run {run.id} has no weights yet (status {run.status})")
-    filename = f"boundarylab-{run.id}.json"
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
-    # A 6x256 network is ~330k weights: encoded off the event loop.
-    body = await run_in_threadpool(lambda: dumps(jsonable(exported)))
-    return Response(body, media_type="application/json", headers=headers)
-
-
-@router.get(
-    "/api/runs/{run_id}/history.csv",
-    response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}, **UNKNOWN_RUN},
-)
-async def history_csv(run: RunById) -> Response:
-    """iteration,loss,train_accuracy,test_loss,test_accuracy (empty where absent); a run
-    whose knobs were changed has a `change` column and a row for each change."""
-    headers = {"Content-Disposition": f'attachment; filename="boundarylab-{run.id}.csv"'}
-    history = run.history_json()  # decoded and written off the event loop: it can be MBs
-    changes = run.changes
-    text = await run_in_threadpool(lambda: history_csv_text(json.loads(history), changes))
-    return Response(text, media_type="text/csv", headers=headers)
-
-
-@router.get(
-    "/api/runs/{run_id}/script",
-    response_class=Response,
-    responses={200: {"content": {"text/x-python": {}}}, **UNKNOWN_RUN, 409: {"model": Detail}},
-)
-async def script(run: RunById) -> Response:
-    """The run as a standalone NumPy script that reproduces it (engine/script_export.py)."""
-    try:
-        text = run_script(run.config)
-    except NotExpressible as exc:
-        raise HTTPException(409, f"this run cannot be exported as a script: {exc}") from None
-    headers = {"Content-Disposition": f'attachment; filename="boundarylab-{run.id}.py"'}
-    return Response(text, media_type="text/x-python", headers=headers)
-
-
 debug_router = APIRouter(route_class=WireRoute)
 
 
@@ -371,11 +121,11 @@ def build_service(settings: Settings) -> RunService:
     return RunService(settings)
 
 
-def create_app(settings: Settings | None = None, service: RunService | None = None) -> FastAPI:
-    """The app; `service` lets tests inject a RunService (e.g. thread workers, a fault)."""
-    settings = settings or get_settings()
-    service = service or build_service(settings)
-    lag = LoopLag()
+def _lifespan(
+    service: RunService, settings: Settings, lag: LoopLag
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start the service with the app; shut it down (runs cancelled, workers stopped) when
+    the app stops."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -391,11 +141,33 @@ def create_app(settings: Settings | None = None, service: RunService | None = No
                     await ticker
             await service.shutdown(5.0)
 
+    return lifespan
+
+
+def _add_guards(app: FastAPI, settings: Settings) -> None:
+    """The middleware, added innermost first: the guard sees every request before the Host
+    check."""
+    app.add_middleware(HeadAsGet)
+    hosts = trusted_hosts(settings.allowed_hosts, settings.allowed_origins)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
+    app.add_middleware(
+        GuardMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        allowed_origins=settings.allowed_origins,
+        larger_bodies=dict.fromkeys(DATA_ROUTES, settings.max_data_body_bytes),
+    )
+
+
+def create_app(settings: Settings | None = None, service: RunService | None = None) -> FastAPI:
+    """The app; `service` lets tests inject a RunService (e.g. thread workers, a fault)."""
+    settings = settings or get_settings()
+    service = service or build_service(settings)
+    lag = LoopLag()
     app = FastAPI(
         title="Boundary Lab",
         version=boundarylab.__version__,
         description="Train a small NumPy network and stream its decision boundary live.",
-        lifespan=lifespan,
+        lifespan=_lifespan(service, settings, lag),
         default_response_class=WireJSON,
         docs_url=None,  # docs.add_docs serves /docs without a CDN
         redoc_url=None,
@@ -407,17 +179,9 @@ def create_app(settings: Settings | None = None, service: RunService | None = No
     app.state.settings = settings
     app.state.loop_lag = lag
     app.state.sockets = SocketCounts()
-    # Added innermost first: the guard sees every request before the Host check.
-    app.add_middleware(HeadAsGet)
-    hosts = trusted_hosts(settings.allowed_hosts, settings.allowed_origins)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
-    app.add_middleware(
-        GuardMiddleware,
-        max_body_bytes=settings.max_body_bytes,
-        allowed_origins=settings.allowed_origins,
-        larger_bodies=dict.fromkeys(DATA_ROUTES, settings.max_data_body_bytes),
-    )
-    app.include_router(router)
+    _add_guards(app, settings)
+    for routes in (router, routes_config.router, routes_runs.router):
+        app.include_router(routes)
     if settings.debug_routes:
         app.include_router(debug_router)
     app.include_router(stream_router)

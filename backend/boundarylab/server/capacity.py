@@ -39,19 +39,28 @@ def frame_seconds(config: RunConfig) -> float:
     return FRAME_OVERHEAD_S + cells * _macs(config) * FRAME_PER_MAC_S
 
 
-def paced_cores(config: RunConfig) -> float:
-    """The share of one CPU a paced run takes (1.0 or more: it cannot keep its pace)."""
-    sps = config.training.steps_per_second
+def paced_cores(config: RunConfig, pace: float | None = None) -> float:
+    """The share of one CPU a paced run takes (1.0 or more: it cannot keep its pace), at its
+    config's pace or at `pace` steps/s (a pace changed while it trains)."""
+    sps = pace if pace is not None else config.training.steps_per_second
     if sps is None:
         return 1.0
     frames = min(config.view.max_fps, 1.0 / max(frame_seconds(config), 1e-9) * 0.25)
     return sps * step_seconds(config) + frames * frame_seconds(config)
 
 
-def remaining_seconds(config: RunConfig, iteration: int) -> float:
-    """Wall seconds a run still needs from `iteration`: its pace, or its CPU time alone."""
+def fastest_pace(config: RunConfig, cores: float) -> float:
+    """The pace (steps/s) at which a paced run takes `cores` of a CPU (paced_cores' inverse;
+    0 when its frames alone take that much)."""
+    frames_only = paced_cores(config, pace=0.0)
+    return max(0.0, (cores - frames_only) / step_seconds(config))
+
+
+def remaining_seconds(config: RunConfig, iteration: int, pace: float | None = None) -> float:
+    """Wall seconds a run still needs from `iteration`: its pace (`pace`, when changed while
+    it trains), or its CPU time alone."""
     left = max(0, config.training.iterations - iteration)
-    sps = config.training.steps_per_second
+    sps = pace if pace is not None else config.training.steps_per_second
     if sps is not None:
         return max(left / sps, left * step_seconds(config))
     return left * step_seconds(config)

@@ -66,12 +66,15 @@ class Scheduler(Protocol):
     def check_capacity(self) -> None:
         """Raise errors.Busy when a run submitted now could neither start nor wait."""
 
-    def submit(self, run_id: str, config: RunConfig) -> None:
-        """Start the run, or queue it (reported through RunEvents before this returns)."""
+    def submit(self, run_id: str, config: RunConfig, *, client: str = "") -> None:
+        """Start the run, or queue it (reported through RunEvents before this returns).
+        `client`: the address that asked, so no client holds more than its share of the
+        workers while others wait."""
 
     def control(self, run_id: str, action: str | Retune) -> None:
         """pause | resume | step | cancel for a queued or running run, or a change of a
-        running run's knobs (engine.knobs.Retune) from its next step on."""
+        running run's knobs (engine.knobs.Retune) from its next step on; errors.Invalid
+        when a raised pace does not fit what its worker has left."""
 
     def frames(self, run_id: str, wanted: bool) -> None:
         """Whether anyone can take the run's boundary frames now (its worker skips them when

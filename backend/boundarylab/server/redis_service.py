@@ -138,7 +138,7 @@ class RedisScheduler:
         """Nothing to check before create: the queue bound is counted in Redis, atomically
         with the run's registration (redis_keys.ADMIT)."""
 
-    def submit(self, run_id: str, config: RunConfig) -> None:
+    def submit(self, run_id: str, config: RunConfig, *, client: str = "") -> None:
         """Never called: in Redis mode a run is admitted, registered and queued in one
         script (RedisRunService.create), so there is no separate submit to make."""
         raise TypeError("in Redis mode runs are created by RedisRunService.create")

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 from boundarylab.engine.config import RunConfig
-from boundarylab.engine.events import UNITS_OFF, UNITS_ON
 from boundarylab.engine.knobs import MAX_CHANGES, Retune
 from boundarylab.server.capacity import pace_error
 from boundarylab.server.errors import Busy, Conflict, Invalid, ShuttingDown
@@ -28,11 +27,34 @@ from boundarylab.server.recorder import RunRecorder
 from boundarylab.server.run import Run
 from boundarylab.server.settings import Settings
 from boundarylab.server.store import MemoryRunStore
+from boundarylab.server.viewers import RunViewers
 
 CONTROL_WAIT_S = 2.0
 COMMANDS_PER_S = 20
 CANCEL_WAIT_S = 1.5  # at shutdown, for workers to confirm their runs ended
 DRAIN_S = 0.5  # then for viewers to get what they hold: sending is quick, waiting for a CPU not
+
+
+# What shows that a control action took effect on a run (given its iteration before).
+EFFECTS: dict[str, Callable[[Run, int], bool]] = {
+    "pause": lambda run, before: run.status == "paused",
+    "resume": lambda run, before: run.status == "running",
+    "cancel": lambda run, before: False,  # only the run's end shows it
+    "step": lambda run, before: run.iteration > before,
+}
+
+
+async def wait_until(run: Run, predicate: Callable[[Run], bool], timeout: float) -> bool:
+    """Wait (up to `timeout` seconds) until `predicate(run)` holds, waking on each change of
+    the run; whether it did."""
+    deadline = time.monotonic() + timeout
+    while not predicate(run):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(run.changed.wait(), remaining)
+    return True
 
 
 class CommandRate:
@@ -76,7 +98,7 @@ class RunService:
         )
         self.feed = feed or Fanout()
         self._rate = CommandRate(COMMANDS_PER_S)
-        self._units_on: dict[str, bool] = {}  # runs whose worker computes unit views
+        self.viewers = RunViewers(settings, self.feed, self.scheduler)
         self._recorder = RunRecorder(self.store, self.feed, self._run_ended)
         self._housekeeper = Housekeeper(
             self.store, self._idle, settings.retention_seconds, self._forget
@@ -118,7 +140,7 @@ class RunService:
 
     def _run_ended(self, run: Run) -> None:
         self._rate.forget(run.id)
-        self._units_on.pop(run.id, None)
+        self.viewers.run_ended(run)
         self._housekeeper.run_ended()
 
     def _forget(self, run_ids: list[str]) -> None:
@@ -169,8 +191,8 @@ class RunService:
         # ids must be impossible to guess; GET /api/runs is the only deliberate listing.
         run = Run(str(uuid.uuid4()), config, client, dataset_text)
         self.store.add(run)
-        self.scheduler.submit(run.id, config)
-        self._frames_wanted(run)  # nobody watches yet: frames start with the first viewer
+        self.scheduler.submit(run.id, config, client=client)
+        self.viewers.frames_wanted(run)  # nobody watches yet: frames start with the first viewer
         return run
 
     def request(self, run: Run, action: str) -> None:
@@ -194,21 +216,16 @@ class RunService:
         self.request(run, action)
         if not was_active or run.done:
             return run.status
-        goals: dict[str, Callable[[Run], bool]] = {
-            "pause": lambda r: r.status == "paused",
-            "resume": lambda r: r.status == "running",
-            "cancel": lambda r: False,
-            "step": lambda r: r.iteration > before,
-        }
-        goal = goals[action]
-        await self._wait(run, lambda r: r.done or goal(r), CONTROL_WAIT_S)
+        effect = EFFECTS[action]
+        await wait_until(run, lambda r: r.done or effect(r, before), CONTROL_WAIT_S)
         return run.status
 
     def retune(self, run: Run, change: Retune) -> None:
         """Send a change of the run's learning rate, λ or pace (engine/knobs.py) without
         waiting; it applies from the run's next step. errors.Conflict when the run is over or
         not started (a queued run: start it with the values wanted instead), or has had its
-        MAX_CHANGES; errors.Invalid when the new pace cannot finish in this server's time."""
+        MAX_CHANGES; errors.Invalid when the new pace cannot finish in this server's time, or (the
+        scheduler's) takes more of a CPU than the run's worker has left."""
         if run.done:
             raise Conflict(f"the run is {run.status}; its settings no longer change (start a "
                            "new run)")  # fmt: skip
@@ -231,18 +248,8 @@ class RunService:
         False when it did not within CONTROL_WAIT_S (it may still, at its next step)."""
         before = run.change_count
         self.retune(run, change)
-        await self._wait(run, lambda r: r.done or r.change_count > before, CONTROL_WAIT_S)
+        await wait_until(run, lambda r: r.done or r.change_count > before, CONTROL_WAIT_S)
         return run.change_count > before
-
-    async def _wait(self, run: Run, predicate: Callable[[Run], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not predicate(run):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(run.changed.wait(), remaining)
-        return True
 
     async def export_model(self, run: Run) -> dict[str, Any] | None:
         """The run's weights now: from its worker while it trains, else the final copy."""
@@ -252,56 +259,14 @@ class RunService:
         model = await self.scheduler.export(run.id)
         return model if model is not None else run.model
 
-    # -- viewers ---------------------------------------------------------------------------
+    # -- viewers (viewers.py) --------------------------------------------------------------
     def subscribe(self, run: Run, views: frozenset[str] = frozenset(), address: str = "") -> Viewer:
-        """A new viewer whose first item is the snapshot; errors.TooManyViewers when the run
-        has its fill of viewers, in all or from `address`. `views`: the opt-in kinds
-        (messages.OPT_IN_KINDS) it wants, in its snapshot too."""
-        viewer = self.feed.subscribe(
-            run.id,
-            run.snapshot_text(views),
-            limit=self.settings.max_viewers_per_run,
-            ended=run.done,
-            views=views,
-            address=address,
-            per_address=self.settings.max_viewers_per_address,
-        )
-        self._units_changed(run)
-        self._frames_wanted(run)
-        return viewer
+        """A new viewer whose first item is the snapshot (viewers.RunViewers.subscribe)."""
+        return self.viewers.subscribe(run, views, address)
 
     def unsubscribe(self, run: Run, viewer: Viewer) -> None:
-        self.feed.unsubscribe(run.id, viewer)
-        if not self.feed.viewers(run.id):
-            run.drop_snapshots()  # a finished run's shared snapshot lives while it is watched
-        self._units_changed(run)
-        self._frames_wanted(run)
+        self.viewers.unsubscribe(run, viewer)
 
     def set_views(self, run: Run, viewer: Viewer, views: frozenset[str]) -> None:
-        """A viewer asks for other opt-in kinds; a kind it newly asks for starts with the
-        run's latest message of that kind."""
-        added = views - viewer.views
-        viewer.views = views
-        for kind in added:
-            if kind in run.latest:
-                viewer.put(run.latest[kind], conflate=kind)
-        self._units_changed(run)
-
-    def _units_changed(self, run: Run) -> None:
-        """Tell the run's worker to compute unit views only while some viewer wants them
-        (a forward pass per frame that no one else should pay for)."""
-        wanted = self.feed.viewers_of(run.id, "units") > 0
-        # A queued run has no worker to tell yet: the page asks again once it runs.
-        if run.done or run.status == "queued" or wanted == self._units_on.get(run.id, False):
-            return
-        try:
-            self.scheduler.control(run.id, UNITS_ON if wanted else UNITS_OFF)
-        except Busy:  # its worker is behind on commands: the next (un)subscribe asks again
-            return
-        self._units_on[run.id] = wanted
-
-    def _frames_wanted(self, run: Run) -> None:
-        """Boundary frames cost the most of a live run: its worker makes them only while
-        someone watches (the first and the last are always made, for the snapshot)."""
-        if not run.done:
-            self.scheduler.frames(run.id, self.feed.viewers(run.id) > 0)
+        """A viewer asks for other opt-in kinds (viewers.RunViewers.set_views)."""
+        self.viewers.set_views(run, viewer, views)

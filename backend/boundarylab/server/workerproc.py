@@ -44,10 +44,12 @@ class Job:
     """A run on its way through the pool. `position`, `wait_s`: its place in the queue and
     expected wait as last reported. `pending`: actions asked for while it was queued (a
     pause), sent once it starts. `finished`: resolved when it ends, however it ends.
-    `cores`: its estimated share of a CPU (capacity.paced_cores) while paced."""
+    `cores`: its estimated share of a CPU (capacity.paced_cores) while paced. `client`: the
+    address that submitted it (the queue is shared fairly between clients: fairqueue.py)."""
 
     run_id: str
     config: RunConfig
+    client: str = ""
     position: int | None = None
     wait_s: float | None = None
     pending: list[str] = field(default_factory=list)
@@ -56,6 +58,9 @@ class Job:
     frames: bool = True  # a viewer can take its boundary frames
     started_at: float = 0.0
     cores: float = 0.0
+    pace: float | None = None  # steps/s since a change while it trains (None: the config's)
+    rising: float = 0.0  # cores a raised pace adds, counted until `rising_until` (then
+    rising_until: float = 0.0  # the worker's heartbeats have measured it)
 
     @property
     def paced(self) -> bool:
