@@ -1,7 +1,9 @@
 """The watchdog of the pool's workers: every WATCH_EVERY_S it kills a worker process that
 stopped answering (frozen, stopped, stuck in C), or that still holds a run long after it
 was told to cancel it, and hands it to the pool (pool.py), which ends its runs `failed`
-with the reason its viewers read and starts a new worker in its place.
+with the reason its viewers read and starts a new worker in its place. A silent worker
+that the kernel says is only waiting for a CPU (liveness.py) is spared for a while: on a
+busy machine a worker at niceness 19 may get too little CPU to send its heartbeats.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
+from boundarylab.server import liveness
 from boundarylab.server.workerproc import Worker
 
 log = logging.getLogger("boundarylab")
@@ -45,6 +48,10 @@ class Watchdog:
         self.heartbeat_timeout = heartbeat_timeout
         self._workers, self._condemned, self._after = workers, condemned, after
         self._cancel_by: dict[str, float] = {}  # run id -> when its worker must have let go
+        # worker index -> (its last_seen when sampled, its CPU seconds then): what it used
+        # since it was last heard from tells starved from frozen.
+        self._heard: dict[int, tuple[float, float | None]] = {}
+        self._spared: set[int] = set()  # workers spared as starved (logged once per silence)
         self._timer: asyncio.TimerHandle | None = None
         self._stopped = False
 
@@ -61,6 +68,7 @@ class Watchdog:
         `after` and plan the next round."""
         now = time.monotonic()
         for worker in list(self._workers.values()):
+            self._note_heard(worker)
             verdict = self.verdict(worker, now)
             if verdict is not None and worker.kill():
                 log.error("worker %d %s; killed it", worker.index, verdict[0])
@@ -89,11 +97,35 @@ class Watchdog:
             return None
         silent = now - worker.last_seen
         if silent > self.heartbeat_timeout:
+            if self._starved(worker, silent):
+                return None
             return f"sent nothing for {silent:.1f} s", self._reason(SILENT)
         ignored = [r for r in worker.jobs if self._cancel_by.get(r, now) < now]
         if ignored:
             return f"ignored a cancel of {ignored[0]}", self._reason(IGNORED_CANCEL)
         return None
+
+    def _note_heard(self, worker: Worker) -> None:
+        """Sample a worker's CPU time whenever it was heard from since the last round."""
+        heard = self._heard.get(worker.index)
+        if heard is None or heard[0] != worker.last_seen:
+            pid = worker.pid
+            now = liveness.sample(pid) if pid is not None else None
+            self._heard[worker.index] = (worker.last_seen, now.cpu_s if now else None)
+            self._spared.discard(worker.index)
+
+    def _starved(self, worker: Worker, silent: float) -> bool:
+        """The silent worker is runnable and got little CPU since it was last heard from."""
+        pid, heard = worker.pid, self._heard.get(worker.index)
+        now = liveness.sample(pid) if pid is not None else None
+        cpu_then = heard[1] if heard is not None and heard[0] == worker.last_seen else None
+        if not liveness.starved(now, cpu_then, silent, self.heartbeat_timeout):
+            return False
+        if worker.index not in self._spared:
+            self._spared.add(worker.index)
+            log.warning("worker %d silent for %.1f s but only waiting for a CPU (the machine is "
+                        "busy); not killed yet", worker.index, silent)  # fmt: skip
+        return True
 
     def _reason(self, template: str) -> str:
         return template.format(timeout=self.heartbeat_timeout)
