@@ -34,6 +34,9 @@ def test_paused_status_follows_each_step(desk: Any) -> None:
     page.wait_for_selector("#status[data-status='cancelled']")
 
 
+PACE = 2000  # the page's default pace, steps a second
+
+
 def test_rate_after_resume_leaves_out_the_pause(desk: Any) -> None:
     """Right after Resume, the rate is the run's pace, not the steps over pause + training."""
     page = desk.page
@@ -58,15 +61,22 @@ def test_rate_after_resume_leaves_out_the_pause(desk: Any) -> None:
         }"""
     )
     page.click("#pause")  # labelled Resume
-    # At least three rates shown after Resume; a busy machine may take a while to show them.
-    until(page, "window.seen.filter(s => s[2].includes('steps/s')).length >= 3", 120_000)
+    # At least three rates shown after Resume, over 2 s or more: on a busy machine progress
+    # comes in bursts (a worker behind its pace catches up), and two messages 50 ms apart
+    # say nothing about the rate. A busy machine may take a while to show them.
+    until(
+        page,
+        """(() => { const r = window.seen.filter(s => s[2].includes('steps/s'));
+            return r.length >= 3 && r[r.length - 1][0] - r[0][0] >= 2000; })()""",
+        120_000,
+    )
     seen = page.evaluate("window.seen")
     shown = [(t, k, text) for t, k, text in seen if "steps/s" in text]
-    assert len(shown) >= 2, seen
     # The rate the run really had after Resume, measured from what the page showed: on a busy
-    # machine it may be under the 2000 pace, so the page's figure is judged against it.
+    # machine it may be under the 2000 pace, so the page's figure is judged against it (and
+    # never against more than the pace, which catching up may exceed for a moment).
     (t0, k0, _), (t1, k1, _) = shown[0], shown[-1]
-    actual = (k1 - k0) / ((t1 - t0) / 1000)
+    actual = min((k1 - k0) / ((t1 - t0) / 1000), PACE)
     assert actual > 0, shown
     for _, k, text in shown:
         rate = digits(re.search(r"([\d,]+) steps/s", text).group(1))
