@@ -87,19 +87,23 @@ if "$py" - "http://127.0.0.1:$SCALE_PORT" "$SCALE_READY_S" <<'PY'
 import json, sys, time
 
 import httpx
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 base, ready_s = sys.argv[1], float(sys.argv[2])
 deadline = time.monotonic() + ready_s
-health = None
-while time.monotonic() < deadline:  # replicas up, and both workers heard from in Redis
+health, in_a_row = None, 0
+# Replicas up and both workers heard from in Redis: nginx takes turns between the replicas,
+# so several ready answers in a row mean each replica answers (one may start later).
+while time.monotonic() < deadline:
     try:
         health = httpx.get(f"{base}/api/health", timeout=5).json()
-        if health["workers"]["ready"] >= 2:
-            break
+        in_a_row = in_a_row + 1 if health["workers"]["ready"] >= 2 else 0
     except (httpx.HTTPError, ValueError, KeyError):
-        pass
-    time.sleep(1)
+        in_a_row = 0
+    if in_a_row >= 6:
+        break
+    time.sleep(0.5)
 else:
     sys.exit(f"not ready within {ready_s:.0f} s through nginx: {health}")
 print(f"PASS: through nginx: Redis mode, {health['workers']['ready']} workers ready")
@@ -108,7 +112,22 @@ assert created.status_code == 201, created.text
 run_id = created.json()["id"]
 ws_url = base.replace("http", "ws", 1) + f"/api/runs/{run_id}/stream"
 messages = []
-with connect(ws_url, max_size=None, open_timeout=30) as ws:
+
+
+def open_stream(tries: int = 10):
+    """The run's stream through nginx. Right after `up`, nginx may answer 502 while it finds
+    which replicas answer; a bounded number of tries, and how many it took is printed."""
+    for attempt in range(1, tries + 1):
+        try:
+            return connect(ws_url, max_size=None, open_timeout=30)
+        except InvalidStatus as refused:
+            if refused.response.status_code not in (502, 503) or attempt == tries:
+                raise
+            print(f"  stream: HTTP {refused.response.status_code} through nginx, try {attempt}")
+            time.sleep(1)
+
+
+with open_stream() as ws:
     while True:
         message = json.loads(ws.recv(120))
         messages.append(message)
