@@ -7,8 +7,6 @@ because a skipped test proves nothing (.ci/run installs Debian's redis-server)."
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from websockets.sync.client import connect
 
 from app_client import Watched, is_terminal, watch
+from modes import require_redis
 from serverproc import (
     RedisServer,
     ServerProcess,
@@ -33,20 +31,10 @@ CLI = [sys.executable, "-m", "boundarylab.cli"]
 START_S = 120.0  # a busy 2-core box may take long to import the app; every wait is bounded
 
 
-def _require_redis() -> str:
-    binary = shutil.which("redis-server")
-    if binary is not None:
-        return binary
-    hint = "redis-server not found: install it (apt-get install redis-server) for Redis mode"
-    if os.environ.get("CI") == "true":
-        pytest.fail(hint)
-    pytest.skip(hint)
-
-
 def start_redis(tmp: Path, port: int | None = None) -> RedisServer:
     """redis-server on a free port (or `port`), no persistence, its files in `tmp`; skips
     locally (fails in CI) when redis-server is not installed."""
-    return launch_redis(_require_redis(), tmp, port)
+    return launch_redis(require_redis(), tmp, port)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
