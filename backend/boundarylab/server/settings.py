@@ -92,7 +92,8 @@ class Settings(BaseSettings):
         le=300.0,
         description="Seconds a worker may send nothing (it sends a heartbeat twice a second), "
         "or keep a run it was told to cancel, before it is killed and replaced; its runs end "
-        "failed.",
+        "failed. A silent worker only waiting for a CPU (a busy machine) is spared up to six "
+        "times this long.",
     )
     retention_seconds: float = Field(
         3600.0, gt=0, description="How long a finished run is kept before it is forgotten."
