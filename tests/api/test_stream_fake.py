@@ -50,7 +50,11 @@ def test_snapshot_then_progress_frames_and_final_status(any_client: TestClient) 
     steps = [entry["iteration"] for entry in seen.progress]
     assert steps == list(range(0, 1001, 100))  # nothing lost, nothing twice
     assert seen.frame is not None and seen.frame["iteration"] == 1000
-    assert seen.end == {"type": "status", "status": "completed"}
+    # The end is a status message, or the snapshot itself when the run ended before the
+    # socket joined (a busy machine can take longer than the run's 5 s to open it).
+    assert seen.end["status"] == "completed"
+    if seen.end["type"] == "status":
+        assert seen.end == {"type": "status", "status": "completed"}
 
 
 def test_late_joiner_and_two_viewers_see_the_same_end(any_client: TestClient) -> None:
