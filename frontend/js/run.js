@@ -114,6 +114,8 @@ export class RunView {
     this.stream = null;
     this.id = null;
     this.status = null;
+    // No run is shown now: the status line must not still claim the old run's end.
+    delete this.els.status.dataset.status;
     this.#reset();
     this.#renderControls();
     this.onState();

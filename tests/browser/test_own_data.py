@@ -91,7 +91,9 @@ def test_download_then_upload_then_train_is_the_same_run(desk: Any, tmp_path: Pa
     desk.page.set_input_files("#own-file", str(saved))
     until(desk.page, "document.getElementById('own-info').textContent.includes('150 points')")
     desk.page.click("#train")
-    until(desk.page, f"!document.getElementById('export-model').href.includes('{original['id']}')")
+    # The link names the new run only once its POST has answered (a busy server is slow).
+    link = "document.getElementById('export-model').getAttribute('href')"
+    until(desk.page, f"(h => !!h && !h.includes('{original['id']}'))({link})")
     desk.page.wait_for_selector(RUN_DONE, timeout=60_000)
     again = _run(desk)
     assert again["config"]["dataset"]["kind"] == "custom"

@@ -106,3 +106,16 @@ def test_counts_are_pluralised(desk: Any) -> None:
     assert "Step advances 1 iteration." in page.locator("#status").inner_text()
     page.click("#stop")
     page.wait_for_selector("#status[data-status='cancelled']")
+
+
+def test_new_data_clears_the_finished_runs_status(desk: Any) -> None:
+    """Data changed after a run: the status line is about the new points, and nothing on it
+    (text or data-status) still says the old run completed, so a new run's end is its own."""
+    page = desk.page
+    desk.open("?training.iterations=200&training.steps_per_second=")
+    page.click("#train")
+    page.wait_for_selector(RUN_DONE, timeout=60_000)
+    page.fill("[name='dataset.noise']", "0.3")
+    page.wait_for_selector("#status:not([data-status])", timeout=30_000)
+    assert "Completed" not in page.locator("#status").inner_text()
+    assert page.locator("#export-model").get_attribute("href") is None
