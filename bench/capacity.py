@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -315,7 +316,11 @@ def main() -> None:
     if counts:
         rounds(counts, settings)
     if args.flood and args.baseline:
-        flood_on(f"baseline {args.baseline}", code_of(args.baseline), args, settings)
+        code = code_of(args.baseline)
+        try:
+            flood_on(f"baseline {args.baseline}", code, args, settings)
+        finally:
+            shutil.rmtree(code.parent, ignore_errors=True)
     if args.flood:
         flood_on("this tree", None, args, settings)
 
