@@ -19,10 +19,16 @@ A round "holds the pace" when every run ends within 11 s of its POST (20000 step
 is 10 s: within 5 %), every viewer got >= 10 frames/s and lag p99 <= 50 ms. The largest N
 that holds is printed last.
 
-`--flood 200` also submits that many short paced runs at once and checks that each ends
-completed and that queued ones were told their place and an expected wait.
+`--flood 200` also submits that many default live runs at once (on a fresh server) and
+checks that each ends completed and that queued ones were told their place and an expected
+wait; it prints how honest the waits were: for each queued run, the time from a tell to its
+start over the wait told then, for the first wait it was told and for the wait on show each
+second it waited (median and p10/p90, and the share within 2x either way). `--baseline
+main` floods a server of that revision's code first, in the same run, so the two estimates
+meet the same machine minutes apart.
 
 Usage: .venv/bin/python bench/capacity.py [--counts 1,10,12,14,16,18,20,30] [--flood 200]
+       [--flood-iterations 20000] [--baseline main]
 """
 
 from __future__ import annotations
@@ -32,7 +38,11 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -100,7 +110,7 @@ async def follow(base: str, run_id: str, posted: float) -> dict[str, Any]:
                 frames.append(now)
             status = message.get("status") if kind in ("status", "snapshot") else None
             if status == "queued" and "expected_wait_s" in message:
-                seen["waits"].append((message.get("position"), message["expected_wait_s"]))
+                seen["waits"].append((message["expected_wait_s"], now - posted))
             if status == "running" and "started_s" not in seen:
                 seen["started_s"] = now - posted
             if status in TERMINAL:
@@ -160,40 +170,55 @@ async def flood(base: str, n: int, iterations: int) -> dict[str, Any]:
         seen = await asyncio.wait_for(runs, FLOOD_BOUND_S)  # bounded: a hang is a failure
         elapsed = time.perf_counter() - t0
     told = [s for s in seen if s["waits"]]
-    promised = [(s["waits"][0][1], s.get("started_s", float("inf"))) for s in told]
+    # How honest each queued run's wait was: the time from a tell to its start over the wait
+    # told then (under a second counts as 1 s, so a 0 told is not infinitely off). For the
+    # first wait it was told (when its viewer connected: before any running run could be
+    # measured, on a busy machine), and
+    # for the wait on show, sampled each second from its first tell to its start.
+    first = [(s.get("started_s", float("inf")) - s["waits"][0][1]) / max(s["waits"][0][0], 1.0)
+             for s in told]  # fmt: skip
+    shown = on_show(told)
     return {
         "n": n,
         "completed": sum(1 for s in seen if s["final"] == "completed"),
         "failed": sum(1 for s in seen if s["final"] != "completed"),
         "queued_told_wait": len(told),
         "elapsed": elapsed,
-        "longest_promise_s": max((w for w, _ in promised), default=0),
-        "longest_wait_s": max((waited for _, waited in promised), default=0),
-        "promise_ratio_p50": _median([waited / max(w, 1.0) for w, waited in promised]),
+        "longest_promise_s": max((s["waits"][0][0] for s in told), default=0),
+        "longest_wait_s": max((s.get("started_s", float("inf")) for s in told), default=0),
+        "first": (_quantile(first, 0.5), _quantile(first, 0.9)),
+        "shown": (len(shown), *(_quantile(shown, q) for q in (0.1, 0.5, 0.9))),
+        "within_2x": sum(1 for r in shown if 0.5 <= r <= 2.0) / max(len(shown), 1),
+        "tells": sum(len(s["waits"]) for s in told) / max(len(told), 1),
+        "runs": [{"waits": s["waits"], "started_s": s.get("started_s")} for s in seen],
     }
 
 
-def _median(values: list[float]) -> float:
+def on_show(told: list[dict[str, Any]]) -> list[float]:
+    """waited/told of the wait on show (the newest told), once a second while each run
+    waited: the time from that tell to the run's start over the wait it told."""
+    ratios = []
+    for s in told:
+        start, moment = s.get("started_s", float("inf")), s["waits"][0][1]
+        while moment < min(start, FLOOD_BOUND_S):
+            wait, at = [tell for tell in s["waits"] if tell[1] <= moment][-1]
+            ratios.append((start - at) / max(wait, 1.0))
+            moment += 1.0
+    return ratios
+
+
+def _quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[len(ordered) // 2] if ordered else float("nan")
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--counts", default="1,10,12,14,16,18,20,30")
-    parser.add_argument("--flood", type=int, default=0, help="then this many runs at once")
-    parser.add_argument("--flood-iterations", type=int, default=STEPS,
-                        help="steps per flood run (default: the default run's 20000)")  # fmt: skip
-    args = parser.parse_args()
+def rounds(counts: list[int], settings: dict[str, Any]) -> None:
+    """The rounds of N live runs at once, on one server, against the bare engine."""
     cpus = os.cpu_count() or 1
-    # Every run and viewer comes from this one address, standing in for a room of people:
-    # the per-address caps, there against one person taking everyone's share, are lifted.
-    settings = {"log_level": "warning", "debug_routes": True, "max_runs_per_client": 1000,
-                "max_queued": 2000, "max_ws_per_address": 1000}  # fmt: skip
     server = serverproc.start_server(settings=settings, workers_ready=cpus, timeout=90.0)
     try:
         asyncio.run(round_of(server.base, server.proc.pid, 1))  # warm-up
-        print("load average before:", " ".join(f"{x:.1f}" for x in os.getloadavg()))
+        print("load average before:", _load())
         bare = bare_cpu()
         run_s = STEPS / PACE
         print(f"bare engine: {bare:.3f} CPU-s for one default run ({STEPS} steps); at zero "
@@ -204,7 +229,7 @@ def main() -> None:
               "  x-bare  lag-p99-ms  holds  | viewers' cpu-s/run (not counted)")  # fmt: skip
         best = 0
         per_run: list[tuple[int, float]] = []
-        for n in (int(c) for c in args.counts.split(",")):
+        for n in counts:
             r = asyncio.run(round_of(server.base, server.proc.pid, n))
             print(f"{n:>3} {r['completed']:>4} {r['slowest_s']:>10.2f} {r['steps_per_s']:>8.0f} "
                   f"{r['min_fps']:>8.1f} {r['first_frame_ms']:>15.0f} {r['cpu_per_run']:>6.3f} "
@@ -220,17 +245,84 @@ def main() -> None:
         print(f"bare engine, the lower of before and after the rounds: {low:.3f} CPU-s; at zero "
               f"overhead at most {int(cpus * run_s / low)} runs at pace; CPU per run against it: "
               + ", ".join(f"N={n} {c / low:.2f}x" for n, c in per_run))  # fmt: skip
-        if args.flood:
-            f = asyncio.run(flood(server.base, args.flood, args.flood_iterations))
-            print(f"flood of {f['n']} runs of {args.flood_iterations} steps at once: "
-                  f"{f['completed']} completed, {f['failed']} not, in {f['elapsed']:.1f} s; "
-                  f"{f['queued_told_wait']} were queued and told their place and expected "
-                  f"wait (longest told {f['longest_promise_s']} s, longest waited "
-                  f"{f['longest_wait_s']:.1f} s, waited/told median "
-                  f"{f['promise_ratio_p50']:.2f})")  # fmt: skip
-        print("load average after:", " ".join(f"{x:.1f}" for x in os.getloadavg()))
+        print("load average after:", _load())
     finally:
         server.stop()
+
+
+def code_of(revision: str) -> Path:
+    """The `backend` folder of this repository at `revision`, unpacked in a temporary
+    folder (the server imports it first through PYTHONPATH: the same run, older code)."""
+    folder = Path(tempfile.mkdtemp(prefix="capacity-baseline-"))
+    repo = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(repo), "archive", revision, "backend"],
+                             check=True, capture_output=True).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder / "backend"
+
+
+def flood_on(label: str, code: Path | None, args: argparse.Namespace, settings: dict) -> None:
+    """One flood on a fresh server (of `code`, else this tree's), and what it was told."""
+    cpus = os.cpu_count() or 1
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNDARYLAB_")}
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    server = serverproc.start_server(settings=settings, env=env, workers_ready=cpus,
+                                     timeout=90.0)  # fmt: skip
+    try:
+        load = _load()
+        f = asyncio.run(flood(server.base, args.flood, args.flood_iterations))
+    finally:
+        server.stop()
+    if args.flood_json:
+        with open(args.flood_json, "a") as out:
+            out.write(json.dumps({"label": label, "runs": f["runs"]}) + "\n")
+    (first, shown), count = (f["first"], f["shown"][1:]), f["shown"][0]
+    print(f"{label}: flood of {f['n']} runs of {args.flood_iterations} steps at once (load "
+          f"average {load} before, {_load()} after): {f['completed']} completed, {f['failed']} "
+          f"not, in {f['elapsed']:.1f} s; {f['queued_told_wait']} were queued and told their "
+          f"place and expected wait, {f['tells']:.1f} times each on average (longest first "
+          f"told {f['longest_promise_s']} s, longest waited {f['longest_wait_s']:.1f} s); "
+          f"waited/told, first told: median {first[0]:.2f}, p90 {first[1]:.2f}; the wait on "
+          f"show, each second of {count} queued run-seconds: median {shown[1]:.2f}, p10 "
+          f"{shown[0]:.2f}, p90 {shown[2]:.2f}, within 2x either way "
+          f"{f['within_2x']:.0%}")  # fmt: skip
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--counts", default="1,10,12,14,16,18,20,30",
+                        help="N of each round, comma-separated ('' for no rounds)")  # fmt: skip
+    parser.add_argument("--flood", type=int, default=0, help="then this many runs at once")
+    parser.add_argument("--flood-iterations", type=int, default=STEPS,
+                        help="steps per flood run (default: the default run's 20000)")  # fmt: skip
+    parser.add_argument(
+        "--baseline",
+        metavar="REVISION",
+        help="flood a server of this git revision's code first (e.g. main)",
+    )
+    parser.add_argument("--flood-json", metavar="PATH",
+                        help="append each flood's tells (wait, when) and starts")  # fmt: skip
+    args = parser.parse_args()
+    # Every run and viewer comes from this one address, standing in for a room of people:
+    # the per-address caps, there against one person taking everyone's share, are lifted.
+    settings = {"log_level": "warning", "debug_routes": True, "max_runs_per_client": 1000,
+                "max_queued": 2000, "max_ws_per_address": 1000}  # fmt: skip
+    counts = [int(c) for c in args.counts.split(",") if c.strip()]
+    if counts:
+        rounds(counts, settings)
+    if args.flood and args.baseline:
+        code = code_of(args.baseline)
+        try:
+            flood_on(f"baseline {args.baseline}", code, args, settings)
+        finally:
+            shutil.rmtree(code.parent, ignore_errors=True)
+    if args.flood:
+        flood_on("this tree", None, args, settings)
 
 
 if __name__ == "__main__":

@@ -77,12 +77,46 @@ def test_queue_places_are_the_embedded_estimate_told_only_when_they_move() -> No
     from boundarylab.server.redis_queue import PlaceTeller, QueueState, places
 
     short = RunConfig.model_validate({"training": {"iterations": 1000, "steps_per_second": 100}})
-    state = QueueState(waiting=[("a", short), ("b", short)], running=[(short, 4.0)])
-    # One worker, one run 4 s into its 10 s: "a" waits 6 s, "b" another 10.
+    state = QueueState(waiting=[("a", short), ("b", short)], running=[(short, 4.0, 400)])
+    # One worker, one run 4 s and 400 steps into its 10 s: "a" waits 6 s, "b" another 10.
     assert remaining_seconds(short, 0) == 10.0
     assert places(state, workers=1) == [("a", 1, 6), ("b", 2, 16)]
+    # At half its pace (200 steps in 4 s) the machine is twice as slow: twice the waits.
+    slow = QueueState(waiting=state.waiting, running=[(short, 4.0, 200)])
+    assert places(slow, workers=1) == [("a", 1, 16), ("b", 2, 36)]
     teller = PlaceTeller()
     assert teller.changes([("a", 1, 6), ("b", 2, 16)]) == [("a", 1, 6), ("b", 2, 16)]
     assert teller.changes([("a", 1, 5), ("b", 2, 15)]) == []  # under max(2 s, 20 %)
     assert teller.changes([("b", 1, 5)]) == [("b", 1, 5)]  # "a" left: "b" moved up
     assert teller.changes([("b", 1, 1)]) == [("b", 1, 1)]  # a wait that moved 4 s
+
+
+def test_the_queue_read_from_redis_has_each_running_runs_steps(redis: RedisServer) -> None:
+    """read_queue takes a running run's steps from the newest event in its log, so the
+    waits follow the rate it makes (half its pace here: twice the pace estimate)."""
+    from boundarylab.server.redis_keys import connect
+    from boundarylab.server.redis_queue import places, read_queue
+
+    short = RunConfig.model_validate({"training": {"iterations": 1000, "steps_per_second": 100}})
+    redis.cli("xgroup", "create", "bl:jobs", "workers", "$", "mkstream")
+    claimed = str(int(time.time() * 1000) - 4000)  # a worker took it 4 s ago
+    redis.cli("hset", "bl:run:r1", "config", short.model_dump_json(), "claimed", claimed)
+    redis.cli("sadd", "bl:running", "r1")
+    for iteration in (100, 200):
+        entry = f'{{"e": "message", "kind": "progress", "text": "{{}}", "iteration": {iteration}}}'
+        redis.cli("rpush", "bl:run:r1:log", entry)
+    redis.cli("hset", "bl:run:q1", "config", short.model_dump_json())
+    redis.cli("xadd", "bl:jobs", "*", "run", "q1")
+
+    async def read() -> list[tuple[str, int, float]]:
+        client = connect(redis.url)
+        try:
+            state = await read_queue(client)
+        finally:
+            await client.aclose()
+        assert [(c, round(e), i) for c, e, i in state.running] == [(short, 4, 200)]
+        assert state.waiting == [("q1", short)]
+        return places(state, workers=1)
+
+    [(run_id, place, wait)] = asyncio.run(read())
+    assert (run_id, place) == ("q1", 1) and wait == pytest.approx(16, abs=1)  # 800 at 50/s

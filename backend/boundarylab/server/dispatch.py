@@ -15,6 +15,7 @@ from boundarylab.server.fairqueue import FairQueue
 from boundarylab.server.interfaces import RunEvents
 from boundarylab.server.placement import Placement
 from boundarylab.server.protocol import Control, RunLimits, Start
+from boundarylab.server.waits import RateWindow
 from boundarylab.server.workerproc import Worker
 
 
@@ -54,6 +55,7 @@ class Dispatcher:
                 break
             self._queue.remove(job)
             job.finished, job.started_at = loop.create_future(), time.monotonic()
+            job.rates = RateWindow(job.started_at)
             worker.jobs[job.run_id] = job
             self._events.started(job.run_id)
             for action in [*job.pending, *([] if job.frames else ["frames_off"])]:

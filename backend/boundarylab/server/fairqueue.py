@@ -14,11 +14,12 @@ reported is the place dispatch keeps, until a running run ends and the counts ch
 from __future__ import annotations
 
 import heapq
+import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from boundarylab.server.capacity import expected_waits, remaining_seconds
+from boundarylab.server.waits import honest_waits
 from boundarylab.server.workerproc import Job
 
 if TYPE_CHECKING:
@@ -84,12 +85,13 @@ class FairQueue:
     def tell_places(self, events: RunEvents, running: Iterable[Job], slots: int) -> None:
         """Tell each queued run its place in `order` (given the `running` jobs) and its
         expected wait, when either changed enough (a simulation of the queue from the running
-        runs' remaining time; `slots`: runs that train at once)."""
-        running = list(running)
-        left = [remaining_seconds(job.config, job.iteration, job.pace) for job in running]
+        runs' remaining time at the rates they make: waits.py; `slots`: runs that train at
+        once). The pool calls it at least every watchdog round, so a wait is told again
+        when the machine's pace moves it by max(2 s, 20 %)."""
+        running, now = list(running), time.monotonic()
+        progress = [job.progress(now) for job in running]
         order = self.order(Counter(job.client for job in running))
-        durations = [remaining_seconds(job.config, 0) for job in order]
-        waits = expected_waits(left, durations, max(len(left), slots))
+        waits = honest_waits(progress, [job.config for job in order], slots)
         for place, (job, wait) in enumerate(zip(order, waits, strict=True), start=1):
             wait = round(wait)
             moved = job.wait_s is None or abs(wait - job.wait_s) >= max(2.0, 0.2 * job.wait_s)

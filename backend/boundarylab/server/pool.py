@@ -222,7 +222,10 @@ class WorkerPool:
             return  # about a run the pool already let go
         elif isinstance(event, RunMessage):
             if event.message.iteration is not None:
-                worker.jobs[event.run_id].iteration = event.message.iteration
+                job = worker.jobs[event.run_id]
+                job.iteration = event.message.iteration
+                if job.rates is not None:  # last_seen: when these events were read
+                    job.rates.record(worker.last_seen, job.iteration)
             self._events.message(event.run_id, event.message)
         elif isinstance(event, Done):
             job = worker.jobs.pop(event.run_id)

@@ -3,22 +3,25 @@ tells them (a `queued` status with `position` and `expected_wait_s`).
 
 The queue is the job stream's entries that no worker has been handed yet (after the
 consumer group's last-delivered id), less the runs cancelled while they waited. A replica
-reads it with the running runs (from `running`, with when a worker took each) and
-simulates the queue with capacity.expected_waits, as pool.WorkerPool does with its own
-jobs; every replica computes the same places from the same Redis, so a viewer gets the
-same place whichever replica it is on.
+reads it with the running runs (from `running`, with when a worker took each and the
+iteration of the newest event in its log) and simulates the queue with waits.honest_waits,
+as pool.WorkerPool does with its own jobs: a running run's rate is its steps over the
+seconds since a worker took it (the embedded pool measures a recent window instead); every
+replica computes the same places from the same Redis, so a viewer gets the same place
+whichever replica it is on.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from boundarylab.engine.config import RunConfig
-from boundarylab.server.capacity import expected_waits, remaining_seconds
 from boundarylab.server.redis_keys import GROUP, JOBS, RUNNING, run_key
+from boundarylab.server.waits import MIN_OBSERVED_S, Progress, honest_waits
 
 WAITING_MAX = 1000  # queue entries read at most (the queue bound is far lower)
 
@@ -28,7 +31,8 @@ class QueueState:
     """The queue as one read of Redis saw it."""
 
     waiting: list[tuple[str, RunConfig]]  # run id and config, in queue order
-    running: list[tuple[RunConfig, float]]  # config and seconds since a worker took it
+    # config, seconds since a worker took it, and steps done (as of its newest logged event)
+    running: list[tuple[RunConfig, float, int]]
 
 
 async def read_queue(client: Any) -> QueueState:
@@ -43,26 +47,39 @@ async def read_queue(client: Any) -> QueueState:
         pipe.hmget(run_key(run_id), "config", "owner", "ended")
     for run_id in running:
         pipe.hmget(run_key(run_id), "config", "claimed")
+        pipe.lindex(run_key(run_id, "log"), -1)  # its newest event but frames: a progress one
     answers = await pipe.execute()
     waiting = []
     for run_id, (config, owner, ended) in zip(queued, answers, strict=False):
         if config and not owner and not ended:  # not taken, not cancelled while queued
             waiting.append((run_id, RunConfig.model_validate_json(config)))
     now_ms, took = time.time() * 1000, []
-    for config, claimed in answers[len(queued) :]:
+    rest = answers[len(queued) :]
+    for (config, claimed), newest in zip(rest[::2], rest[1::2], strict=True):
         if config:
             elapsed = max(0.0, now_ms - float(claimed or now_ms)) / 1000
-            took.append((RunConfig.model_validate_json(config), elapsed))
+            took.append((RunConfig.model_validate_json(config), elapsed, _iteration(newest)))
     return QueueState(waiting, took)
+
+
+def _iteration(entry: str | bytes | None) -> int:
+    """The iteration a log entry (redis_keys.message_entry) names, or 0."""
+    if not entry:
+        return 0
+    iteration = json.loads(entry).get("iteration")
+    return int(iteration) if isinstance(iteration, int | float) else 0
 
 
 def places(state: QueueState, workers: int) -> list[tuple[str, int, float]]:
     """(run id, place from 1, expected wait in whole seconds) of each waiting run: the
-    running runs' remaining time and the queue ahead, over max(running, workers) slots
-    (the embedded pool's estimate; a simulation, not a promise)."""
-    left = [max(0.0, remaining_seconds(config, 0) - elapsed) for config, elapsed in state.running]
-    durations = [remaining_seconds(config, 0) for _, config in state.waiting]
-    waits = expected_waits(left, durations, max(len(left), workers))
+    running runs' remaining time at the rate they make and the queue ahead, over
+    max(running, workers) slots (the embedded pool's estimate; a simulation, not a
+    promise)."""
+    running = [
+        Progress(config, done, rate=done / elapsed if elapsed >= MIN_OBSERVED_S else None)
+        for config, elapsed, done in state.running
+    ]
+    waits = honest_waits(running, [config for _, config in state.waiting], workers)
     order = zip(state.waiting, waits, strict=True)
     return [(run_id, place, round(wait)) for place, ((run_id, _), wait) in enumerate(order, 1)]
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from boundarylab.engine.config import RunConfig
 from boundarylab.server.protocol import Command, EventReader, WorkerEvent, frame
+from boundarylab.server.waits import Progress, RateWindow
 from boundarylab.server.worker import (
     WORKER_NICENESS,
     RunFactory,
@@ -45,7 +46,8 @@ class Job:
     expected wait as last reported. `pending`: actions asked for while it was queued (a
     pause), sent once it starts. `finished`: resolved when it ends, however it ends.
     `cores`: its estimated share of a CPU (capacity.paced_cores) while paced. `client`: the
-    address that submitted it (the queue is shared fairly between clients: fairqueue.py)."""
+    address that submitted it (the queue is shared fairly between clients: fairqueue.py).
+    `rates`: the steps/s it makes, for the queue's expected waits (waits.py)."""
 
     run_id: str
     config: RunConfig
@@ -61,10 +63,16 @@ class Job:
     pace: float | None = None  # steps/s since a change while it trains (None: the config's)
     rising: float = 0.0  # cores a raised pace adds, counted until `rising_until` (then
     rising_until: float = 0.0  # the worker's heartbeats have measured it)
+    rates: RateWindow | None = None  # the steps/s it makes, from its progress (once started)
 
     @property
     def paced(self) -> bool:
         return self.config.training.steps_per_second is not None
+
+    def progress(self, now: float) -> Progress:
+        """Where it stands for the queue's expected waits, as of `now`."""
+        rate = self.rates.rate(now) if self.rates is not None else None
+        return Progress(self.config, self.iteration, self.pace, rate)
 
 
 class Worker:
