@@ -61,13 +61,14 @@ class CommandRate:
     """At most `per_second` commands a second for each run: a worker reads commands between
     the ticks of all its runs, and one client should not keep it busy with them."""
 
-    def __init__(self, per_second: int) -> None:
+    def __init__(self, per_second: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_second = per_second
+        self.clock = clock  # a test holds it still: whether a flood is cut must not hang on speed
         self._sent: dict[str, deque[float]] = {}
 
     def check(self, run_id: str) -> None:
         """Count one command for `run_id`; errors.Busy when it is one too many."""
-        now = time.monotonic()
+        now = self.clock()
         sent = self._sent.setdefault(run_id, deque())
         while sent and now - sent[0] > 1.0:
             sent.popleft()
@@ -97,7 +98,7 @@ class RunService:
             settings.retention_seconds, settings.retention_count, settings.retention_bytes
         )
         self.feed = feed or Fanout()
-        self._rate = CommandRate(COMMANDS_PER_S)
+        self.command_rate = CommandRate(COMMANDS_PER_S)
         self.viewers = RunViewers(settings, self.feed, self.scheduler)
         self._recorder = RunRecorder(self.store, self.feed, self._run_ended)
         self._housekeeper = Housekeeper(
@@ -139,13 +140,13 @@ class RunService:
         return not any(self.scheduler.counts().values())
 
     def _run_ended(self, run: Run) -> None:
-        self._rate.forget(run.id)
+        self.command_rate.forget(run.id)
         self.viewers.run_ended(run)
         self._housekeeper.run_ended()
 
     def _forget(self, run_ids: list[str]) -> None:
         for run_id in run_ids:
-            self._rate.forget(run_id)
+            self.command_rate.forget(run_id)
 
     # -- queries ---------------------------------------------------------------------------
     def get(self, run_id: str) -> Run | None:
@@ -206,7 +207,7 @@ class RunService:
         if run.status != "queued":
             if (action, run.status) in {("pause", "paused"), ("resume", "running")}:
                 return
-            self._rate.check(run.id)
+            self.command_rate.check(run.id)
         self.scheduler.control(run.id, action)
 
     async def control(self, run: Run, action: str) -> str:
@@ -239,7 +240,7 @@ class RunService:
                              self.settings.max_run_seconds)  # fmt: skip
             if why is not None:
                 raise Invalid(why, ("training", "steps_per_second"), change.steps_per_second)
-        self._rate.check(run.id)
+        self.command_rate.check(run.id)
         self.scheduler.control(run.id, change)
         run.changes_asked += 1
 
@@ -255,7 +256,7 @@ class RunService:
         """The run's weights now: from its worker while it trains, else the final copy."""
         if run.done or run.status == "queued":
             return run.model
-        self._rate.check(run.id)
+        self.command_rate.check(run.id)
         model = await self.scheduler.export(run.id)
         return model if model is not None else run.model
 
