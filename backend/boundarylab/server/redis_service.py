@@ -36,11 +36,13 @@ from boundarylab.server.redis_keys import (
     JOBS,
     PREFIX,
     RUNNING,
+    RUNS,
     Scripts,
     client_key,
     command_fields,
     connect,
     current_epoch,
+    listed_key,
     live_workers,
     run_key,
     worker_key,
@@ -54,6 +56,7 @@ from boundarylab.server.settings import Settings
 
 log = logging.getLogger("boundarylab")
 EXPORT_WAIT_S = 2.0
+LOADS_AT_ONCE = 8  # runs a listing loads from Redis at once (each one MULTI)
 LOST_REASON = (
     "Redis, which held this run, restarted without its data; the run is lost. Start it again."
 )
@@ -303,6 +306,31 @@ class RedisRunService(RunService):
         except (RedisError, OSError) as exc:
             raise Unavailable(f"Redis does not answer ({exc}); try again shortly", 1) from exc
 
+    async def list_runs(self, client: str | None) -> list[Run]:
+        """The runs `client` created (every run: None) as Redis lists them, whichever replica
+        created them: each loaded into this replica's mirror (and followed while it lives)
+        as a GET of it would be. Runs Redis no longer holds leave the listing."""
+        key = listed_key(client)
+        try:
+            ids = await self.scheduler.client.zrange(key, 0, -1)
+        except (RedisError, OSError) as exc:
+            raise Unavailable(f"Redis does not answer ({exc}); try again shortly", 1) from exc
+        at_once = asyncio.Semaphore(LOADS_AT_ONCE)
+
+        async def load(run_id: str) -> Run | None:
+            async with at_once:
+                return await self.find(run_id)
+
+        runs = await asyncio.gather(*(load(run_id) for run_id in ids))
+        gone = [run_id for run_id, run in zip(ids, runs, strict=True) if run is None]
+        if gone:  # expired (its keys went by themselves): a later listing need not ask
+            pipe = self.scheduler.client.pipeline(transaction=False)
+            for listing in {key, RUNS}:
+                pipe.zrem(listing, *gone)
+            with contextlib.suppress(RedisError, OSError):
+                await pipe.execute()
+        return [run for run in runs if run is not None and client in (None, run.client)]
+
     async def create(self, config: RunConfig, client: str, dataset_text: str) -> Run:
         """Admit (the client's limit and the queue bound, counted in Redis), register and
         queue the run in one step; errors.Busy when either is full."""
@@ -311,7 +339,8 @@ class RedisRunService(RunService):
         self._housekeeper.prune()
         run = Run(str(uuid.uuid4()), config, client, dataset_text)
         settings = self.settings
-        keys = [run_key(run.id), client_key(client), ACTIVE, RUNNING, JOBS]
+        keys = [run_key(run.id), client_key(client), ACTIVE, RUNNING, JOBS, RUNS]
+        keys.append(listed_key(client))
         args = [
             run.id,
             settings.max_runs_per_client,

@@ -156,6 +156,12 @@ class RunService:
         self._housekeeper.prune()
         return self.store.runs()
 
+    async def list_runs(self, client: str | None) -> list[Run]:
+        """What GET /api/runs lists: the runs `client` created, or every run (None), oldest
+        first (Redis mode reads them from Redis, whichever replica made them)."""
+        runs = self.runs()
+        return runs if client is None else [run for run in runs if run.client == client]
+
     def counts(self) -> dict[str, int]:
         return self.scheduler.counts()
 
