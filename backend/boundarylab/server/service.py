@@ -26,6 +26,7 @@ from boundarylab.server.pool import RETRY_AFTER_S, WorkerPool
 from boundarylab.server.recorder import RunRecorder
 from boundarylab.server.run import Run
 from boundarylab.server.settings import Settings
+from boundarylab.server.sockets import SocketCounts
 from boundarylab.server.store import MemoryRunStore
 from boundarylab.server.viewers import RunViewers
 
@@ -99,6 +100,7 @@ class RunService:
         self.feed = feed or Fanout()
         self._rate = CommandRate(COMMANDS_PER_S)
         self.viewers = RunViewers(settings, self.feed, self.scheduler)
+        self.sockets = SocketCounts()  # the WebSocket connections' caps (stream.py)
         self._recorder = RunRecorder(self.store, self.feed, self._run_ended)
         self._housekeeper = Housekeeper(
             self.store, self._idle, settings.retention_seconds, self._forget
@@ -269,6 +271,11 @@ class RunService:
     def subscribe(self, run: Run, views: frozenset[str] = frozenset(), address: str = "") -> Viewer:
         """A new viewer whose first item is the snapshot (viewers.RunViewers.subscribe)."""
         return self.viewers.subscribe(run, views, address)
+
+    async def open_viewer(self, run: Run, views: frozenset[str], address: str) -> Viewer:
+        """What the stream calls: `subscribe` here; Redis mode counts the address's viewers
+        of the run over every replica first."""
+        return self.subscribe(run, views, address)
 
     def unsubscribe(self, run: Run, viewer: Viewer) -> None:
         self.viewers.unsubscribe(run, viewer)
