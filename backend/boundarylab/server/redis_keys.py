@@ -180,11 +180,20 @@ return ''
 # past the retention count or bytes (the sizes of their logs, points and weights), so the
 # budgets hold over every replica and worker, as MemoryRunStore's do in one process. (The
 # keys of those runs are built in the script: fine on one Redis, not on a Redis Cluster.)
+# A worker numbers its runs' events (seq, from 1): one it writes again after Redis failed
+# under a batch (a restart with persistence, a network fault) that Redis had already taken
+# is skipped, so no viewer sees an event twice.
 # KEYS: run_keys(). ARGV: entry JSON, conflated kind or "", final ("1" for done/aborted),
 # events maxlen, retention seconds, run id, model JSON or "", retention count, retention
-# bytes or "".
+# bytes or "", seq or "".
 APPEND = """
 if redis.call('HGET', KEYS[1], 'ended') then return 0 end
+if ARGV[10] ~= '' then
+  if tonumber(ARGV[10]) <= tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') then
+    return 1
+  end
+  redis.call('HSET', KEYS[1], 'seq', ARGV[10])
+end
 local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'j', ARGV[1])
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])
@@ -271,10 +280,13 @@ class Scripts:
         final: bool = False,
         retention_s: float = 3600.0,
         model: dict[str, Any] | None = None,
+        seq: int | None = None,
         pipe: Any = None,
     ) -> Any:
-        """Write one event of a run (APPEND): 1, or 0 when the run had already ended. With
-        `pipe`, the call is queued on that pipeline (its result comes with execute())."""
+        """Write one event of a run (APPEND): 1, or 0 when the run had already ended. `seq`:
+        the event's number among its run's (a worker's), so a second write of it is
+        skipped. With `pipe`, the call is queued on that pipeline (its result comes with
+        execute())."""
         args = [
             entry,
             conflated,
@@ -285,6 +297,7 @@ class Scripts:
             dumps(model) if model is not None else "",
             self.keep[0],
             "" if self.keep[1] is None else self.keep[1],
+            "" if seq is None else seq,
         ]
         keys = run_keys(run_id, owner_client)
         if pipe is not None:
