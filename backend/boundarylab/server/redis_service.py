@@ -22,7 +22,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from boundarylab.engine.config import RunConfig
-from boundarylab.server.errors import Busy, ShuttingDown, TooManyViewers, Unavailable
+from boundarylab.server.errors import Busy, ShuttingDown, Unavailable
 from boundarylab.server.fanout import Viewer
 from boundarylab.server.pool import RETRY_AFTER_S
 from boundarylab.server.redis_follow import MirrorStore
@@ -109,7 +109,7 @@ class RedisRunService(RunService):
         place = await self.viewer_places.take(run.id, address, cap)
         try:
             viewer = self.subscribe(run, views, address)
-        except TooManyViewers:
+        except BaseException:  # refused (the run's own cap) or worse: the place goes back
             self.viewer_places.give_back(place)
             raise
         self.viewer_places.hold(viewer, place)
