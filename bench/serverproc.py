@@ -180,12 +180,16 @@ class RedisServer:
         return out.stdout.strip()
 
 
-def launch_redis(binary: str, tmp: Path, port: int | None = None) -> RedisServer:
-    """`binary` (redis-server) on a free port (or `port`), no persistence, its files in
-    `tmp`; waits (bounded) until it answers (Redis mode's tests and bench/scale.py)."""
+def launch_redis(
+    binary: str, tmp: Path, port: int | None = None, appendonly: bool = False
+) -> RedisServer:
+    """`binary` (redis-server) on a free port (or `port`), its files in `tmp`; no
+    persistence, or with `appendonly` an append-only file there (so a restart on the same
+    `tmp` keeps the data). Waits (bounded) until it answers (Redis mode's tests and
+    bench/scale.py)."""
     port = port or free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(tmp)]  # fmt: skip
+            "--appendonly", "yes" if appendonly else "no", "--dir", str(tmp)]  # fmt: skip
     log = (tmp / f"redis-{port}.log").open("ab")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     log.close()

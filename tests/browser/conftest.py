@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from serverproc import ServerStartError, free_port, start_server
+from modes import require_redis
+from serverproc import ServerStartError, free_port, launch_redis, start_server
 
 CHROMIUM = os.environ.get("BOUNDARYLAB_CHROMIUM", "/usr/bin/chromium")
 # The app under test; overridable so the page can be checked against another build.
@@ -57,8 +58,11 @@ def _require_chromium() -> None:
 class ServerProcess:
     """A uvicorn subprocess serving the app on one loopback port; can stop and start again."""
 
-    def __init__(self, port: int | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, env: dict[str, str] | None = None, workers_ready: int = 0
+    ) -> None:
         self.port = port or free_port()
+        self.workers_ready = workers_ready
         self.url = f"http://127.0.0.1:{self.port}"
         # Workers at niceness 0: these tests watch runs to their end, and at the default 19
         # any other busy process on the machine takes nearly all the CPU from training, so a
@@ -70,7 +74,8 @@ class ServerProcess:
         cmd = [sys.executable, "-m", "uvicorn", APP, "--host", "127.0.0.1"]
         argv = [*cmd, "--port", "{port}", "--log-level", "warning"]
         try:
-            started = start_server(argv, env=self.env, port=self.port, cwd=REPO)
+            started = start_server(argv, env=self.env, port=self.port, cwd=REPO,
+                                   workers_ready=self.workers_ready)  # fmt: skip
         except ServerStartError as exc:
             pytest.fail(str(exc))
         self.proc = started.proc
@@ -97,6 +102,33 @@ def server() -> Iterator[str]:
         yield proc.start()
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_mode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a Redis-mode replica (uvicorn, as `server`) with one `boundarylab
+    worker` process (two runs at once, as the embedded pool's default), on a redis-server of
+    its own (no persistence). Locally it skips without redis-server; in CI it fails."""
+    _require_chromium()
+    tmp = tmp_path_factory.mktemp("redis-browser")
+    redis = launch_redis(require_redis(), tmp)
+    env = {"BOUNDARYLAB_REDIS_URL": redis.url}
+    with (tmp / "worker.log").open("ab") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "boundarylab.cli", "worker", "--runs",
+                                   "2"], env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+                                  stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    replica = ServerProcess(env=env, workers_ready=1)
+    try:
+        yield replica.start()
+    finally:
+        replica.stop()
+        for proc in (worker, redis.proc):
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.fixture
@@ -192,6 +224,13 @@ def desk_own(browser: Any, own_server: ServerProcess) -> Iterator[Watched]:
     """The page at 1280×800, talking to a server the test can stop."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     yield from _watch(context, own_server.url)
+
+
+@pytest.fixture
+def desk_redis(browser: Any, redis_mode: str) -> Iterator[Watched]:
+    """The page at 1280×800, talking to a Redis-mode replica (runs train in a worker
+    process through Redis)."""
+    yield from _watch(browser.new_context(viewport={"width": 1280, "height": 800}), redis_mode)
 
 
 @pytest.fixture

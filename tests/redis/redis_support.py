@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,11 @@ CLI = [sys.executable, "-m", "boundarylab.cli"]
 START_S = 120.0  # a busy 2-core box may take long to import the app; every wait is bounded
 
 
-def start_redis(tmp: Path, port: int | None = None) -> RedisServer:
-    """redis-server on a free port (or `port`), no persistence, its files in `tmp`; skips
-    locally (fails in CI) when redis-server is not installed."""
-    return launch_redis(require_redis(), tmp, port)
+def start_redis(tmp: Path, port: int | None = None, appendonly: bool = False) -> RedisServer:
+    """redis-server on a free port (or `port`), its files in `tmp`, no persistence (or an
+    append-only file: `appendonly`); skips locally (fails in CI) when redis-server is not
+    installed."""
+    return launch_redis(require_redis(), tmp, port, appendonly)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -74,10 +76,13 @@ class Cluster:
         self.replicas.append(replica)
         return replica
 
-    def restart_redis(self) -> None:
-        """Stop Redis (its data goes with it: no persistence) and start it on the same port."""
+    def restart_redis(self, appendonly: bool = False, down_s: float = 0.0) -> None:
+        """Stop Redis (SIGTERM, as an operator's restart does) and start it on the same port
+        `down_s` seconds later; its data goes with it, unless `appendonly` (then it reloads
+        its append-only file)."""
         stop_process(self.redis.proc)
-        self.redis = start_redis(self.tmp, self.redis.port)
+        time.sleep(down_s)
+        self.redis = start_redis(self.tmp, self.redis.port, appendonly)
 
     def logs(self) -> str:
         return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}"

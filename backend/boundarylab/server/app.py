@@ -33,7 +33,6 @@ from boundarylab.server.middleware import GuardMiddleware, HeadAsGet, LoopLag, t
 from boundarylab.server.responses import Health, WireJSON, WireRoute
 from boundarylab.server.service import RunService
 from boundarylab.server.settings import DATA_ROUTES, Settings, get_settings
-from boundarylab.server.stream import SocketCounts
 from boundarylab.server.stream import router as stream_router
 
 # The HTTP answer to each kind of refusal (errors.py); the most specific class wins.
@@ -178,7 +177,7 @@ def create_app(settings: Settings | None = None, service: RunService | None = No
     app.state.service = service
     app.state.settings = settings
     app.state.loop_lag = lag
-    app.state.sockets = SocketCounts()
+    app.state.sockets = service.sockets
     _add_guards(app, settings)
     for routes in (router, routes_config.router, routes_runs.router):
         app.include_router(routes)

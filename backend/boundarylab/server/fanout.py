@@ -16,6 +16,11 @@ from boundarylab.server.messages import OPT_IN_KINDS, Encoded
 MAX_BACKLOG = 10_000
 
 
+def watching_too_often(mine: int, cap: int) -> str:
+    """Why one more viewer of a run from an address that has `mine` of them is refused."""
+    return f"this address already watches this run {mine} times (limit {cap})"
+
+
 class _Slot:
     """Where the latest message of one conflated kind sits in an outbox."""
 
@@ -120,9 +125,7 @@ class Fanout:
         if per_address is not None:
             mine = sum(1 for v in viewers if v.address == address)
             if mine >= per_address:
-                raise TooManyViewers(
-                    f"this address already watches this run {mine} times (limit {per_address})"
-                )
+                raise TooManyViewers(watching_too_often(mine, per_address))
         viewer = Viewer(self._max_backlog, address)
         viewer.views = views
         viewer.put(snapshot)

@@ -49,6 +49,7 @@ class EventWriter:
         self.exports: dict[int, str] = {}  # export request id -> the reply list's key
         self._recover = recover
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._numbers: dict[str, int] = {}  # run id -> its events numbered so far
 
     def put(self, event: Any) -> None:
         """An event from the WorkerLoop, or ("started", run id) when the worker took a run."""
@@ -60,11 +61,13 @@ class EventWriter:
 
     async def run(self) -> None:
         """Write every event in order, a batch per round trip. A batch Redis failed to take
-        is written again once it answers (events of runs it lost are dropped then)."""
+        is written again once it answers (events of runs it lost are dropped then); each
+        event is numbered once, so what Redis took before it failed is not written twice."""
         while True:
-            batch = [await self._queue.get()]
-            while not self._queue.empty() and len(batch) < BATCH:
-                batch.append(self._queue.get_nowait())
+            events = [await self._queue.get()]
+            while not self._queue.empty() and len(events) < BATCH:
+                events.append(self._queue.get_nowait())
+            batch = [(event, self._number(event)) for event in events]
             while True:
                 try:
                     await self._write(batch)
@@ -73,26 +76,42 @@ class EventWriter:
                     log.warning("worker %s: writing events failed (%s)", self.worker_id, exc)
                     await self._recover()
 
-    async def _write(self, batch: list[Any]) -> None:
+    def _number(self, event: Any) -> int | None:
+        """The event's number among its run's events (None: not a run's event)."""
+        if isinstance(event, tuple):  # ("started", run_id)
+            run_id = event[1]
+        elif isinstance(event, RunMessage | Done):
+            run_id = event.run_id
+        else:
+            return None
+        number = self._numbers.get(run_id, 0) + 1
+        if isinstance(event, Done):  # its last
+            self._numbers.pop(run_id, None)
+        else:
+            self._numbers[run_id] = number
+        return number
+
+    async def _write(self, batch: list[tuple[Any, int | None]]) -> None:
         pipe = self.client.pipeline(transaction=False)
-        for event in batch:
-            await self._queue_write(pipe, event)
+        for event, seq in batch:
+            await self._queue_write(pipe, event, seq)
         await pipe.execute()
-        ended = [e.run_id for e in batch if isinstance(e, Done) and e.run_id in self.runs]
+        ended = [e.run_id for e, _ in batch if isinstance(e, Done) and e.run_id in self.runs]
         acks = [self.runs.pop(run_id)[0] for run_id in ended]
         if acks:
             await self.client.xack(JOBS, GROUP, *acks)
 
-    async def _queue_write(self, pipe: Any, event: Any) -> None:
+    async def _queue_write(self, pipe: Any, event: Any, seq: int | None) -> None:
         if isinstance(event, tuple):  # ("started", run_id)
-            await self._append(pipe, event[1], '{"e":"started"}')
+            await self._append(pipe, event[1], '{"e":"started"}', seq=seq)
         elif isinstance(event, RunMessage):
             message = event.message
             kind = message.kind if message.kind in CONFLATED_KINDS else ""
-            await self._append(pipe, event.run_id, message_entry(message), conflated=kind)
+            await self._append(pipe, event.run_id, message_entry(message), conflated=kind,
+                               seq=seq)  # fmt: skip
         elif isinstance(event, Done):
             entry = json.dumps({"e": "done", "status": event.status})
-            await self._append(pipe, event.run_id, entry, final=True,
+            await self._append(pipe, event.run_id, entry, final=True, seq=seq,
                                retention_s=self.retention_s, model=event.model)  # fmt: skip
         elif isinstance(event, Heartbeat):
             value = json.dumps({"runs": len(self.runs), "load": round(event.load, 3)})

@@ -14,6 +14,9 @@ Keys (all under PREFIX):
   jobs              stream + consumer group "workers": one entry per submitted run
   active / running  sets of run ids (queued or running / running): the queue bound
   client:{address}  set of a client's queued or running run ids: its run limit
+  runs, runs:{address}  sorted sets of every run held, and of a client's, by when each was
+                    created: what GET /api/runs lists (the one of a client that has no run
+                    left queued or running expires with its runs' retention)
   worker:{id}       string with a TTL, refreshed by the worker's heartbeat: alive while set
   workers           sorted set, worker id -> the time its heartbeat runs out (for counting
                     workers without scanning keys)
@@ -47,6 +50,7 @@ EPOCH = PREFIX + "epoch"  # set once per Redis lifetime: a new value means the d
 WORKER_TTL_MS = 3000  # a worker not heard from for this long is dead; its runs fail
 WORKERS = PREFIX + "workers"  # sorted set: worker id -> when its heartbeat runs out (ms)
 FINISHED = PREFIX + "finished"  # sorted set: finished run id -> when it ended (ms)
+RUNS = PREFIX + "runs"  # sorted set: every run held -> when it was created (GET /api/runs)
 CONNECT_TIMEOUT_S = 3.0
 
 
@@ -58,13 +62,19 @@ def client_key(client: str) -> str:
     return f"{PREFIX}client:{client}"
 
 
+def listed_key(client: str | None) -> str:
+    """The sorted set GET /api/runs reads: `client`'s runs, or every run (None)."""
+    return RUNS if client is None else f"{RUNS}:{client}"
+
+
 def worker_key(worker_id: str, part: str = "") -> str:
     return f"{PREFIX}worker:{worker_id}{':' + part if part else ''}"
 
 
 def run_keys(run_id: str, client: str) -> list[str]:
-    """The KEYS of APPEND: the run's hash, log, latest, events, the sets it leaves, and
-    the finished runs' retention index (FINISHED, its sizes, their total)."""
+    """The KEYS of APPEND: the run's hash, log, latest, events, the sets it leaves, the
+    finished runs' retention index (FINISHED, its sizes, their total), and the listings
+    (every run's, the client's)."""
     return [
         run_key(run_id),
         run_key(run_id, "log"),
@@ -76,6 +86,8 @@ def run_keys(run_id: str, client: str) -> list[str]:
         FINISHED,
         FINISHED + ":bytes",
         FINISHED + ":total",
+        RUNS,
+        listed_key(client),
     ]
 
 
@@ -111,8 +123,11 @@ def command_action(fields: dict[str, str]) -> str | Retune:
 # -- scripts ---------------------------------------------------------------------------------
 # Admission: a client's active runs and the queue are counted here, where every replica
 # sees the same numbers, and the run is registered and queued in the same step.
-# KEYS: run hash, client set, active, running, jobs. ARGV: run id, client limit, queue
-# bound, config, client, dataset, created. Returns {"ok"} or {"client"|"queue", count}.
+# It is listed too (GET /api/runs), in every run's listing and its client's; the client's
+# listing lives while the client has a run queued or running (APPEND expires it after).
+# KEYS: run hash, client set, active, running, jobs, RUNS, listed_key(client). ARGV: run
+# id, client limit, queue bound, config, client, dataset, created. Returns {"ok"} or
+# {"client"|"queue", count}.
 ADMIT = """
 local mine = redis.call('SCARD', KEYS[2])
 if mine >= tonumber(ARGV[2]) then return {'client', mine} end
@@ -123,6 +138,9 @@ redis.call('HSET', KEYS[1], 'config', ARGV[4], 'client', ARGV[5], 'dataset', ARG
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('XADD', KEYS[5], '*', 'run', ARGV[1])
+redis.call('ZADD', KEYS[6], ARGV[7], ARGV[1])
+redis.call('ZADD', KEYS[7], ARGV[7], ARGV[1])
+redis.call('PERSIST', KEYS[7])
 return {'ok', queued}
 """
 
@@ -162,11 +180,20 @@ return ''
 # past the retention count or bytes (the sizes of their logs, points and weights), so the
 # budgets hold over every replica and worker, as MemoryRunStore's do in one process. (The
 # keys of those runs are built in the script: fine on one Redis, not on a Redis Cluster.)
+# A worker numbers its runs' events (seq, from 1): one it writes again after Redis failed
+# under a batch (a restart with persistence, a network fault) that Redis had already taken
+# is skipped, so no viewer sees an event twice.
 # KEYS: run_keys(). ARGV: entry JSON, conflated kind or "", final ("1" for done/aborted),
 # events maxlen, retention seconds, run id, model JSON or "", retention count, retention
-# bytes or "".
+# bytes or "", seq or "".
 APPEND = """
 if redis.call('HGET', KEYS[1], 'ended') then return 0 end
+if ARGV[10] ~= '' then
+  if tonumber(ARGV[10]) <= tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') then
+    return 1
+  end
+  redis.call('HSET', KEYS[1], 'seq', ARGV[10])
+end
 local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'j', ARGV[1])
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])
@@ -181,6 +208,9 @@ if ARGV[3] == '1' then
   redis.call('SREM', KEYS[6], ARGV[6])
   redis.call('SREM', KEYS[7], ARGV[6])
   for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+  -- The client's listing outlives its last run by the retention time (an expired run
+  -- still in it is dropped by whoever lists it: redis_service.RedisRunService.list_runs).
+  if redis.call('SCARD', KEYS[5]) == 0 then redis.call('EXPIRE', KEYS[12], ARGV[5]) end
   local size = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0') + #ARGV[7]
     + redis.call('HSTRLEN', KEYS[1], 'dataset')
   local clock = redis.call('TIME')
@@ -193,6 +223,9 @@ if ARGV[3] == '1' then
     redis.call('DECRBY', KEYS[10], tonumber(redis.call('HGET', KEYS[9], id) or '0'))
     redis.call('HDEL', KEYS[9], id)
     redis.call('ZREM', KEYS[8], id)
+    redis.call('ZREM', KEYS[11], id)
+    local client = redis.call('HGET', prefix .. id, 'client')
+    if client then redis.call('ZREM', KEYS[11] .. ':' .. client, id) end
     for _, part in ipairs({'', ':log', ':latest', ':events', ':watch'}) do
       redis.call('DEL', prefix .. id .. part)
     end
@@ -247,10 +280,13 @@ class Scripts:
         final: bool = False,
         retention_s: float = 3600.0,
         model: dict[str, Any] | None = None,
+        seq: int | None = None,
         pipe: Any = None,
     ) -> Any:
-        """Write one event of a run (APPEND): 1, or 0 when the run had already ended. With
-        `pipe`, the call is queued on that pipeline (its result comes with execute())."""
+        """Write one event of a run (APPEND): 1, or 0 when the run had already ended. `seq`:
+        the event's number among its run's (a worker's), so a second write of it is
+        skipped. With `pipe`, the call is queued on that pipeline (its result comes with
+        execute())."""
         args = [
             entry,
             conflated,
@@ -261,6 +297,7 @@ class Scripts:
             dumps(model) if model is not None else "",
             self.keep[0],
             "" if self.keep[1] is None else self.keep[1],
+            "" if seq is None else seq,
         ]
         keys = run_keys(run_id, owner_client)
         if pipe is not None:

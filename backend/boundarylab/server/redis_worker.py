@@ -65,6 +65,10 @@ from boundarylab.server.worker import EngineRun, RunFactory, worker_main
 
 log = logging.getLogger("boundarylab")
 REAP_EVERY_S = 1.0
+# A Redis that restarted with its data (persistence on) holds the jobs of workers whose
+# heartbeat keys expired while it was down: they are alive and beat again as soon as they
+# reconnect (within a second), so nobody reaps until Redis has been up this long.
+REAP_GRACE_S = 10.0
 VIEWS_EVERY_S = 1.0  # how soon a dead replica's expired viewers stop a run's frames
 DEAD_WORKER_REASON = (
     "the worker training this run stopped answering ({worker}); the run failed. Start it again."
@@ -82,7 +86,11 @@ async def ensure_group(client: Any) -> None:
 async def reap_dead_workers(client: Any, scripts: Scripts, retention_s: float) -> int:
     """End `failed` every run whose job is pending with a worker that is no longer alive
     (its heartbeat key expired), and acknowledge the job. Safe to run anywhere, any number
-    of times at once: APPEND writes the end only once. Returns how many runs it ended."""
+    of times at once: APPEND writes the end only once. Returns how many runs it ended.
+    Not in the first REAP_GRACE_S of Redis's uptime (a restart is no worker's death)."""
+    uptime = (await client.info("server")).get("uptime_in_seconds", REAP_GRACE_S)
+    if float(uptime) < REAP_GRACE_S:
+        return 0
     pending = await client.xpending_range(JOBS, GROUP, min="-", max="+", count=1000)
     ended = 0
     for item in pending:

@@ -64,11 +64,8 @@ async def list_runs(
 
     A run's id is the key to watching and controlling it, so the list hands out only the
     ids of the runs this client address created."""
-    runs = service.runs()
-    if not settings.list_all_runs:
-        me = client_address(request)
-        runs = [run for run in runs if run.client == me]
-    return [run.summary() for run in runs]
+    me = None if settings.list_all_runs else client_address(request)
+    return [run.summary() for run in await service.list_runs(me)]
 
 
 @router.get(

@@ -26,6 +26,7 @@ from boundarylab.server.pool import RETRY_AFTER_S, WorkerPool
 from boundarylab.server.recorder import RunRecorder
 from boundarylab.server.run import Run
 from boundarylab.server.settings import Settings
+from boundarylab.server.sockets import SocketCounts
 from boundarylab.server.store import MemoryRunStore
 from boundarylab.server.viewers import RunViewers
 
@@ -100,6 +101,7 @@ class RunService:
         self.feed = feed or Fanout()
         self.command_rate = CommandRate(COMMANDS_PER_S)
         self.viewers = RunViewers(settings, self.feed, self.scheduler)
+        self.sockets = SocketCounts()  # the WebSocket connections' caps (stream.py)
         self._recorder = RunRecorder(self.store, self.feed, self._run_ended)
         self._housekeeper = Housekeeper(
             self.store, self._idle, settings.retention_seconds, self._forget
@@ -156,6 +158,12 @@ class RunService:
         """Every run held, after forgetting the expired ones."""
         self._housekeeper.prune()
         return self.store.runs()
+
+    async def list_runs(self, client: str | None) -> list[Run]:
+        """What GET /api/runs lists: the runs `client` created, or every run (None), oldest
+        first (Redis mode reads them from Redis, whichever replica made them)."""
+        runs = self.runs()
+        return runs if client is None else [run for run in runs if run.client == client]
 
     def counts(self) -> dict[str, int]:
         return self.scheduler.counts()
@@ -264,6 +272,11 @@ class RunService:
     def subscribe(self, run: Run, views: frozenset[str] = frozenset(), address: str = "") -> Viewer:
         """A new viewer whose first item is the snapshot (viewers.RunViewers.subscribe)."""
         return self.viewers.subscribe(run, views, address)
+
+    async def open_viewer(self, run: Run, views: frozenset[str], address: str) -> Viewer:
+        """What the stream calls: `subscribe` here; Redis mode counts the address's viewers
+        of the run over every replica first."""
+        return self.subscribe(run, views, address)
 
     def unsubscribe(self, run: Run, viewer: Viewer) -> None:
         self.viewers.unsubscribe(run, viewer)

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import anyio
 from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 
 from boundarylab.engine.knobs import RunPatch
-from boundarylab.server.errors import Invalid, Refusal, TooManyViewers
+from boundarylab.server.errors import Invalid, Refusal, TooManyViewers, Unavailable
 from boundarylab.server.fanout import Viewer
 from boundarylab.server.messages import CONTROL_ACTIONS, OPT_IN_KINDS, dumps, error_message
 from boundarylab.server.middleware import same_site
 from boundarylab.server.run import Run
 from boundarylab.server.service import RunService
 from boundarylab.server.settings import Settings
+from boundarylab.server.sockets import SocketCounts
 from boundarylab.server.transport import ABORT_EXTENSION
 
 # WebSocket close codes (RFC 6455, plus one of the 4000-4999 private range).
@@ -44,33 +44,6 @@ def origin_allowed(websocket: WebSocket, settings: Settings) -> bool:
 router = APIRouter()
 
 
-class SocketCounts:
-    """Open WebSocket connections, in all and by client address, against their caps."""
-
-    def __init__(self) -> None:
-        self.total = 0
-        self.by_address: Counter[str] = Counter()
-
-    @contextlib.contextmanager
-    def hold(self, address: str, settings: Settings) -> Iterator[str | None]:
-        """Count one connection for its life; yields why it is refused, or None."""
-        if self.total >= settings.max_ws_connections:
-            yield "the server has as many WebSocket connections as it takes; try later"
-            return
-        if self.by_address[address] >= settings.max_ws_per_address:
-            yield f"this address has {settings.max_ws_per_address} WebSocket connections open"
-            return
-        self.total += 1
-        self.by_address[address] += 1
-        try:
-            yield None
-        finally:
-            self.total -= 1
-            self.by_address[address] -= 1
-            if not self.by_address[address]:
-                del self.by_address[address]
-
-
 def _abort(websocket: WebSocket) -> Callable[[], None] | None:
     """Cut the connection now, however full its buffers (transport.py provides it)."""
     return websocket.scope.get("extensions", {}).get(ABORT_EXTENSION)  # type: ignore[no-any-return]
@@ -85,7 +58,7 @@ async def stream(websocket: WebSocket, run_id: str) -> None:
     address = websocket.client.host if websocket.client else "unknown"
     # Accept first so that every refusal reaches the client as a close code + reason.
     await websocket.accept()
-    with counts.hold(address, settings) as refused:
+    async with counts.hold(address, settings) as refused:
         if refused is not None:
             await websocket.close(TRY_AGAIN_LATER, refused)
             return
@@ -110,9 +83,9 @@ async def _stream(
         return
     views = frozenset(websocket.query_params.get("views", "").split(",")) & OPT_IN_KINDS
     try:
-        viewer = service.subscribe(run, views, address)
-    except TooManyViewers as exc:
-        await websocket.close(TRY_AGAIN_LATER, exc.message)
+        viewer = await service.open_viewer(run, views, address)
+    except (TooManyViewers, Unavailable) as exc:  # Unavailable: Redis mode, Redis is down
+        await websocket.close(TRY_AGAIN_LATER, exc.message[:120])
         return
     abort = _abort(websocket)
     viewer.on_overflow = abort
