@@ -15,7 +15,10 @@ from page_support import RUN_DONE, field, run_id, until
 
 pytestmark = pytest.mark.browser
 
-SHORT = "?training.iterations=6000&training.report_every=100"  # at the page's 2000 steps/s
+# 20 s at its pace: still live when Pause is pressed after the first step. (At the page's
+# 2000 steps/s it took 3 s, and a busy round saw it end first: a worker behind its pace
+# catches up in a burst, so the run was over before the click could pause it.)
+SHORT = "?training.iterations=6000&training.report_every=100&training.steps_per_second=300"
 
 
 def _tag(page: Any, key: str) -> str:
