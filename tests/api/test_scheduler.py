@@ -238,7 +238,10 @@ def test_unwatched_runs_make_only_their_first_and_last_frames() -> None:
                 for run_id in ("watched", "unwatched")
             }  # fmt: skip
             assert frames["unwatched"] == [0, 1500]
-            assert len(frames["watched"]) > 5 and frames["watched"][-1] == 1500
+            # Watched, frames come in between too. How many depends on the machine: frames
+            # are spaced in time, and a busy worker behind its pace takes the steps in bursts
+            # (a busy round saw 0, 300, 1500 where a quiet machine makes about ten).
+            assert len(frames["watched"]) > 2 and frames["watched"][-1] == 1500
         finally:
             await pool.cancel_all("test over", 5.0)
             await pool.shutdown(5.0)
