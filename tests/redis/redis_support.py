@@ -11,15 +11,21 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi.testclient import TestClient
 from websockets.sync.client import connect
 
-from app_client import Watched, is_terminal, watch
-from modes import require_redis
+from app_client import TEST_HOST, Watched, is_terminal, watch
+from boundarylab.server.app import create_app
+from boundarylab.server.settings import Settings
+from boundarylab.server.worker import EngineRun
+from modes import ThreadWorker, require_redis
 from serverproc import (
     RedisServer,
     ServerProcess,
@@ -109,3 +115,19 @@ def watch_on(ws_base: str, run_id: str, until: Any = is_terminal) -> Watched:
     with connect(f"{ws_base}/api/runs/{run_id}/stream", max_size=None,
                  open_timeout=30) as ws:  # fmt: skip
         return watch(lambda: ws.recv(RECV_S), until)
+
+
+def in_process_replicas(
+    redis: RedisServer, **overrides: Any
+) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two replicas in this process on one real Redis, and one worker on a thread (for
+    `yield from` in a fixture); `overrides` are Settings fields."""
+    settings = Settings(redis_url=redis.url, allowed_hosts=[TEST_HOST], max_run_seconds=1e6,
+                        **overrides)  # fmt: skip
+    worker = ThreadWorker(settings, 2, EngineRun)
+    try:
+        with ExitStack() as stack:
+            yield (stack.enter_context(TestClient(create_app(settings))),
+                   stack.enter_context(TestClient(create_app(settings))))  # fmt: skip
+    finally:
+        worker.stop()

@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from redis_support import RedisServer, start_redis, stop_process
+from redis_support import RedisServer, in_process_replicas, start_redis, stop_process
 
-from app_client import TEST_HOST, is_terminal, read_until
-from boundarylab.server.app import create_app
-from boundarylab.server.settings import Settings
-from boundarylab.server.worker import EngineRun
-from modes import ThreadWorker
+from app_client import is_terminal, read_until
 
 SHORT = {"training": {"iterations": 100}}
 SLOW = {"training": {"iterations": 200000, "steps_per_second": 20}}
@@ -33,26 +27,14 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
     stop_process(server.proc)
 
 
-def replicas(redis: RedisServer, **overrides: Any) -> Iterator[tuple[TestClient, TestClient]]:
-    settings = Settings(redis_url=redis.url, allowed_hosts=[TEST_HOST], max_run_seconds=1e6,
-                        **overrides)  # fmt: skip
-    worker = ThreadWorker(settings, 2, EngineRun)
-    try:
-        with ExitStack() as stack:
-            yield (stack.enter_context(TestClient(create_app(settings))),
-                   stack.enter_context(TestClient(create_app(settings))))  # fmt: skip
-    finally:
-        worker.stop()
-
-
 @pytest.fixture
 def two_replicas(redis: RedisServer) -> Iterator[tuple[TestClient, TestClient]]:
-    yield from replicas(redis)
+    yield from in_process_replicas(redis)
 
 
 @pytest.fixture
 def two_replicas_listing_all(redis: RedisServer) -> Iterator[tuple[TestClient, TestClient]]:
-    yield from replicas(redis, list_all_runs=True)
+    yield from in_process_replicas(redis, list_all_runs=True)
 
 
 def from_address(client: TestClient, host: str) -> TestClient:

@@ -8,19 +8,14 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from redis_support import RedisServer, start_redis, stop_process
+from redis_support import RedisServer, in_process_replicas, start_redis, stop_process
 
-from app_client import TEST_HOST, is_terminal, read_until
-from boundarylab.server.app import create_app
+from app_client import is_terminal, read_until
 from boundarylab.server.redis_keys import Scripts, connect
-from boundarylab.server.settings import Settings
-from boundarylab.server.worker import EngineRun
-from modes import ThreadWorker
 
 SHORT = {"training": {"iterations": 100}}
 
@@ -53,15 +48,7 @@ def test_the_byte_budget_deletes_the_oldest_finished_runs(redis: RedisServer) ->
 
 @pytest.fixture
 def two_replicas(redis: RedisServer) -> Iterator[tuple[TestClient, TestClient]]:
-    settings = Settings(redis_url=redis.url, allowed_hosts=[TEST_HOST], max_run_seconds=1e6,
-                        retention_count=1)  # fmt: skip
-    worker = ThreadWorker(settings, 2, EngineRun)
-    try:
-        with ExitStack() as stack:
-            yield (stack.enter_context(TestClient(create_app(settings))),
-                   stack.enter_context(TestClient(create_app(settings))))  # fmt: skip
-    finally:
-        worker.stop()
+    yield from in_process_replicas(redis, retention_count=1)
 
 
 def _finish(client: TestClient) -> str:
