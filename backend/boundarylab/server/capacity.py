@@ -2,8 +2,11 @@
 expected wait are made of (pool.py). Rough on purpose: a worker's measured load (its
 heartbeats) corrects the estimate of a run within a second of its start.
 
-Calibrated on the 2-core dev box (bench/engine.py, bench/capacity.py): the default run
-(300 points, 2-3-2, 100×100 grid) takes ~15 µs a step and ~1 ms a boundary frame.
+Calibrated on an earlier 2-core box (bench/engine.py, bench/capacity.py): the default run
+(300 points, 2-3-2, 100×100 grid) took ~15 µs a step and ~1 ms a boundary frame. Machines
+differ: where a step costs more (~47 µs on the 2026-11-29 box), admission lets a burst of
+runs in too many at once until heartbeats measure them; the constants are not calibrated
+on the machine itself yet.
 """
 
 from __future__ import annotations
