@@ -133,6 +133,10 @@ class RedisWorker:
         self._recovering = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.epoch = ""
+        # The id of the last command read: a read that Redis failed under goes on from it, so
+        # a command sent while this worker's connection was down is still seen. It starts at
+        # the beginning: the stream is this worker's alone (its id is new each start).
+        self.commands_read = "0-0"
         child_commands, self._commands = multiprocessing.Pipe(duplex=False)
         self._event_conn, child_events = multiprocessing.Pipe(duplex=False)
         self._thread = threading.Thread(
@@ -226,6 +230,7 @@ class RedisWorker:
                     self._send(Control(run_id, "cancel"))
                 self.runs.clear()
                 self.epoch = epoch
+                self.commands_read = "0-0"  # the stream went with the data: a new one
                 await ensure_group(self.client)
 
     async def _beat(self, load: float) -> None:
@@ -264,12 +269,15 @@ class RedisWorker:
         self._views_changed.set()  # whether anyone watches it yet
 
     async def _read_commands(self) -> None:
-        stream, last = worker_key(self.id, "commands"), "$"
+        """Every command in order, none twice, none lost to a reconnect: each read goes on
+        from the last id handled (a command for a run this worker no longer holds, such as
+        one that ended meanwhile, is dropped by _command)."""
+        stream = worker_key(self.id, "commands")
         while True:
-            got = await self.client.xread({stream: last}, count=100, block=1000)
+            got = await self.client.xread({stream: self.commands_read}, count=100, block=1000)
             for _, entries in got or []:
                 for entry_id, fields in entries:
-                    last = entry_id
+                    self.commands_read = entry_id
                     self._command(fields)
 
     def _command(self, fields: dict[str, str]) -> None:
