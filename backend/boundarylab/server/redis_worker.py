@@ -5,14 +5,16 @@ the runs and interleaves them on a thread of this process, speaking protocol.py'
 commands and events over two pipes, exactly as it does under pool.WorkerPool. This module
 is the bridge between those pipes and Redis (the events' side is redis_events.EventWriter):
 
-  jobs stream (consumer group) ──XREADGROUP──> claim ──> Start ──> WorkerLoop
+  jobs stream (consumer group) ──PEEK, room? TAKE──> claim ──> Start ──> WorkerLoop
   worker:{id}:commands ─────────XREAD BLOCK──────────> Control / Export
   WorkerLoop events ──> APPEND (run's log, latest, capped events stream) ──> replicas
                     └─> Done: final weights in the run's hash, then XACK the job
 
-A job stays in the group's pending list until its run has ended, so when this process dies
-its runs are found there by any other worker or replica (reap_dead_workers) and end
-`failed` with a message to every viewer.
+A worker takes the queue's next job only while it has CPU headroom for it
+(redis_admission: the embedded pool's rule and estimates); else the job waits in its place
+for a worker that has. A job stays in the group's pending list until its run has ended,
+so when this process dies its runs are found there by any other worker or replica
+(reap_dead_workers) and end `failed` with a message to every viewer.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from boundarylab.server.protocol import (
     Stop,
     frame,
 )
+from boundarylab.server.redis_admission import JobTaker
 from boundarylab.server.redis_events import EventWriter
 from boundarylab.server.redis_keys import (
     COMMANDS_MAXLEN,
@@ -124,6 +127,7 @@ class RedisWorker:
             settings.max_run_seconds, settings.max_run_cpu_seconds, settings.pause_timeout_seconds
         )
         self.runs: dict[str, tuple[str, str]] = {}  # run id -> (job id, client address)
+        self.jobs = JobTaker(self.client, self.id)  # the next job, while it has room
         self._next_request = 0
         self.writer = EventWriter(self.client, self.scripts, self.id, settings.retention_seconds,
                                   self.runs, self._recover)  # fmt: skip
@@ -160,6 +164,7 @@ class RedisWorker:
         def readable() -> None:
             eof = reader.read_available(fd)
             for event in reader.events():
+                self.jobs.count(event)
                 self.writer.put(event)
             if eof:
                 loop.remove_reader(fd)
@@ -229,6 +234,7 @@ class RedisWorker:
                 for run_id in list(self.runs):
                     self._send(Control(run_id, "cancel"))
                 self.runs.clear()
+                self.jobs.headroom.held.clear()
                 self.epoch = epoch
                 self.commands_read = "0-0"  # the stream went with the data: a new one
                 await ensure_group(self.client)
@@ -243,13 +249,8 @@ class RedisWorker:
 
     async def _take_jobs(self) -> None:
         while True:
-            if len(self.runs) >= self.max_runs:
-                await asyncio.sleep(0.1)
-                continue
-            got = await self.client.xreadgroup(GROUP, self.id, {JOBS: ">"}, count=1, block=1000)
-            for _, entries in got or []:
-                for job_id, fields in entries:
-                    await self._take(job_id, fields["run"])
+            head = await self.jobs.next(lambda: len(self.runs) >= self.max_runs)
+            await self._take(head.job_id, head.run_id)
 
     async def _take(self, job_id: str, run_id: str) -> None:
         key = run_key(run_id)
@@ -261,9 +262,11 @@ class RedisWorker:
         config_json, client_address, pending = await self.client.hmget(
             key, "config", "client", "pending"
         )
+        config = RunConfig.model_validate_json(config_json)
         self.runs[run_id] = (job_id, client_address or "")
+        self.jobs.headroom.took(run_id, config, time.monotonic())
         self.writer.put(("started", run_id))
-        self._send(Start(run_id, RunConfig.model_validate_json(config_json), self.limits))
+        self._send(Start(run_id, config, self.limits))
         if pending == "pause":  # asked for while it was queued: it starts paused
             self._send(Control(run_id, "pause"))
         self._views_changed.set()  # whether anyone watches it yet
