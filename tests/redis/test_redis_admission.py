@@ -113,6 +113,97 @@ def test_a_worker_takes_runs_only_while_they_fit_and_leaves_the_rest_queued(
             worker.stop()
 
 
+def test_runs_arriving_at_once_go_to_the_least_loaded_worker(
+    redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: eight unpaced runs posted at once to two idle workers go four to each
+    (TAKE's preference itself is pinned down by the test below; here, in one process, the
+    two workers' race is often fair even without it, between processes it was 5/3)."""
+    # A worker lets a less loaded one take the head first for PREFER_S: long enough here
+    # for a busy box to schedule the other worker's thread.
+    monkeypatch.setattr(redis_admission, "PREFER_S", 30.0)
+    settings = Settings(redis_url=redis.url, max_run_seconds=1e6, max_run_cpu_seconds=1e6)
+    workers = [ThreadWorker(settings, 32, IdleRun) for _ in range(2)]
+
+    async def scenario() -> list[str]:
+        service = RedisRunService(settings)
+        await service.start()
+        try:
+            deadline = time.monotonic() + WAIT_S
+            while redis.cli("hlen", "bl:room:unpaced") != "2":  # both have said they are idle
+                assert time.monotonic() < deadline, "the workers never published their room"
+                await asyncio.sleep(0.05)
+            runs = await asyncio.gather(
+                *(service.create(UNPACED, f"203.0.113.{i}", "{}") for i in range(8))
+            )
+            owner = [""] * 8
+            while "" in owner:
+                assert time.monotonic() < deadline + WAIT_S, owner
+                await asyncio.sleep(0.05)
+                owner = [redis.cli("hget", f"bl:run:{r.id}", "owner") for r in runs]
+            return owner
+        finally:
+            await service.shutdown(2.0)
+
+    try:
+        owners = asyncio.run(scenario())
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert sorted(owners.count(w.worker.id) for w in workers) == [4, 4], owners
+
+
+def test_take_waits_for_a_live_less_loaded_worker_with_room(redis: RedisServer) -> None:
+    """TAKE's preference, on a real Redis: the head goes to "me" unless another live worker
+    has less load and room for the run, and "me" takes it all the same once it has waited
+    PREFER_S for it."""
+    from boundarylab.server.redis_keys import connect
+    from boundarylab.server.redis_worker import ensure_group
+
+    async def answers() -> list[str | None]:
+        client = connect(redis.url)
+        me = redis_admission.JobTaker(client, "me")
+        me.headroom.took("held", UNPACED, 0.0)  # "me" holds one unpaced run: load 1
+
+        async def queued(run_id: str) -> redis_admission.Head:
+            await client.hset(f"bl:run:{run_id}", mapping={"config": UNPACED.model_dump_json()})
+            await client.xadd("bl:jobs", {"run": run_id})
+            head = await me.peek()
+            assert isinstance(head, redis_admission.Head) and head.run_id == run_id
+            return head
+
+        async def other(standing: str) -> None:
+            await client.hset("bl:room:unpaced", "other", standing)
+
+        try:
+            await ensure_group(client)
+            await client.set("bl:worker:other", "{}")  # "other" is alive
+            said = []
+            head = await queued("r1")
+            await other("0 8")  # less loaded, with room: it goes first
+            said.append(await me.take(head))
+            await other("1 7")  # as loaded as "me"
+            said.append(await me.take(head))
+            head = await queued("r2")
+            await other("0 0")  # less loaded, but no room
+            said.append(await me.take(head))
+            head = await queued("r3")
+            await other("0 8")
+            await client.delete("bl:worker:other")  # less loaded, with room, but dead
+            said.append(await me.take(head))
+            head = await queued("r4")
+            await client.set("bl:worker:other", "{}")
+            said.append(await me.take(head))  # alive again: "me" waits ...
+            me._told_to_wait = (head.job_id, time.monotonic() - redis_admission.PREFER_S)
+            said.append(await me.take(head))  # ... but not for longer than PREFER_S
+            said.append(await me.take(head))  # no longer the head: taken
+            return said
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(answers()) == ["wait", "took", "took", "took", "wait", "took", None]
+
+
 def test_headroom_is_the_embedded_rule_estimates_then_measured_load() -> None:
     """Pure: what a worker counts (redis_admission.Headroom)."""
     room = Headroom()

@@ -14,6 +14,15 @@ Taking is two steps, because the estimate is Python's: PEEK reads the queue's he
 first job past the consumer group's last-delivered id) with its run's config, the worker
 decides, and TAKE hands it that job only if it is still the head (XREADGROUP COUNT 1 in
 the same script), so two workers deciding at once never take a job past the head.
+
+Among workers with room, the least loaded takes the run, as the embedded pool places a run
+on the worker with the most headroom: each worker publishes its standing for each kind of
+run (its load: paced estimate, or unpaced runs held; and its room for more) in a hash, and
+TAKE answers "wait" to a worker while another live worker has less load and room for the
+run. A worker that has been told to wait for one job for PREFER_S takes it all the same (a
+standing is as old as its worker's last loop, so a stale one cannot hold a run back).
+Without this, two idle workers racing for eight unpaced runs split them 5/3 or worse, and
+the busier worker's runs end seconds after the other's.
 """
 
 from __future__ import annotations
@@ -29,7 +38,12 @@ from boundarylab.engine.config import RunConfig
 from boundarylab.server.capacity import paced_cores
 from boundarylab.server.placement import HEADROOM, SETTLE_S, UNPACED_PER_WORKER
 from boundarylab.server.protocol import Done, Heartbeat
-from boundarylab.server.redis_keys import GROUP, JOBS, PREFIX
+from boundarylab.server.redis_keys import GROUP, JOBS, PREFIX, worker_key
+
+ROOM = PREFIX + "room:"  # + "paced" / "unpaced": hash, worker id -> "{load} {room}"
+IDLE_ROOM = 1e9  # an idle worker's room: it takes any run
+PREFER_S = 1.0  # how long a worker lets a less loaded one take the head first
+WAIT_S = 0.05  # how soon a worker told to wait looks again
 
 # The last-delivered id of the group ARGV[1] of the stream KEYS[1] (a local function of the
 # scripts below: XINFO GROUPS answers each group as a flat list of names and values).
@@ -65,8 +79,10 @@ return {'head', id, run, config, gone and '1' or '0'}
 """
 )
 
-# The head to this worker, if it is still ARGV[3]. KEYS: jobs. ARGV: group, consumer, job
-# id. Returns the job id, or false when another worker took it first.
+# The head to this worker, if it is still ARGV[3] and (ARGV[4] = '1') no other live worker
+# has less load and room for it. KEYS: jobs, the standings of the run's kind (ROOM + kind).
+# ARGV: group, consumer, job id, prefer, this worker's load, the run's cost, the worker
+# key prefix. Returns 'took', 'wait', or false when another worker took it first.
 TAKE = (
     _LAST_DELIVERED
     + """
@@ -74,8 +90,19 @@ local last = last_delivered(KEYS[1], ARGV[1])
 if not last then return false end
 local head = redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', 1)
 if #head == 0 or head[1][1] ~= ARGV[3] then return false end
+if ARGV[4] == '1' then
+  local standings = redis.call('HGETALL', KEYS[2])
+  for i = 1, #standings, 2 do
+    local load, room = string.match(standings[i + 1], '^(%S+) (%S+)$')
+    if standings[i] ~= ARGV[2] and tonumber(load) < tonumber(ARGV[5])
+        and tonumber(room) >= tonumber(ARGV[6])
+        and redis.call('EXISTS', ARGV[7] .. standings[i]) == 1 then
+      return 'wait'
+    end
+  end
+end
 redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
-return ARGV[3]
+return 'took'
 """
 )
 
@@ -122,11 +149,25 @@ class Headroom:
 
     def fits(self, config: RunConfig, now: float) -> bool:
         """Whether this worker has room for a run of `config` now (placement's rule)."""
-        if not self.held:
-            return True  # a run alone cannot be refused
-        if config.training.steps_per_second is None:
-            return sum(1 for h in self.held.values() if not h.paced) < UNPACED_PER_WORKER
-        return self.paced_estimate(now) + paced_cores(config) <= HEADROOM
+        paced = config.training.steps_per_second is not None
+        return self.standing(paced, now)[1] >= cost(config)
+
+    def standing(self, paced: bool, now: float) -> tuple[float, float]:
+        """(load, room) for a paced or unpaced run: the paced estimate and the CPU share
+        left under HEADROOM, or the unpaced runs held and the places left; an idle worker
+        has room for any run (a run alone cannot be refused)."""
+        if paced:
+            load = self.paced_estimate(now)
+            room = HEADROOM - load
+        else:
+            load = float(sum(1 for h in self.held.values() if not h.paced))
+            room = UNPACED_PER_WORKER - load
+        return load, room if self.held else IDLE_ROOM
+
+
+def cost(config: RunConfig) -> float:
+    """What a run takes of a worker's room: its estimated CPU share, or one unpaced place."""
+    return 1.0 if config.training.steps_per_second is None else paced_cores(config)
 
 
 class JobTaker:
@@ -138,6 +179,8 @@ class JobTaker:
         self._room_changed = asyncio.Event()  # a heartbeat measured, or a run ended
         self._peek = client.register_script(PEEK)
         self._take = client.register_script(TAKE)
+        self._published: tuple[tuple[float, float], ...] = ()
+        self._told_to_wait: tuple[str, float] = ("", 0.0)  # job id, since when
 
     def count(self, event: Any) -> None:
         """An event of the worker's WorkerLoop: a heartbeat or a run's end changes its room."""
@@ -156,15 +199,43 @@ class JobTaker:
         another worker may take it."""
         while True:
             self._room_changed.clear()
+            await self.publish(full())
             head = None if full() else await self.peek()
             if isinstance(head, str):  # nothing waits: until a job comes after that id
                 await self.client.xread({JOBS: head}, count=1, block=1000)
             elif head is not None and self._fits(head):
-                if await self.take(self.worker_id, head):
+                answer = await self.take(head)
+                if answer == "took":
+                    if head.config is not None:
+                        self.headroom.took(head.run_id, head.config, time.monotonic())
                     return head
+                if answer == "wait":  # a less loaded worker may take it first
+                    await asyncio.sleep(WAIT_S)
             else:  # no room: the job stays queued, in its place
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._room_changed.wait(), 1.0)
+
+    async def publish(self, full: bool) -> None:
+        """This worker's standing for each kind of run, where TAKE compares them (written
+        when it changed)."""
+        now = time.monotonic()
+        standings = tuple(self.headroom.standing(paced, now) for paced in (True, False))
+        if full:
+            standings = tuple((load, -1.0) for load, _ in standings)
+        if standings == self._published:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for kind, (load, room) in zip(("paced", "unpaced"), standings, strict=True):
+            pipe.hset(ROOM + kind, self.worker_id, f"{load:.6g} {room:.6g}")
+        await pipe.execute()
+        self._published = standings
+
+    async def forget(self) -> None:
+        """This worker's standings gone (it stops)."""
+        pipe = self.client.pipeline(transaction=False)
+        for kind in ("paced", "unpaced"):
+            pipe.hdel(ROOM + kind, self.worker_id)
+        await pipe.execute()
 
     def _fits(self, head: Head) -> bool:
         return head.config is None or self.headroom.fits(head.config, time.monotonic())
@@ -178,9 +249,22 @@ class JobTaker:
         parsed = None if gone == "1" or not config else RunConfig.model_validate_json(config)
         return Head(str(job_id), str(run_id), parsed)
 
-    async def take(self, worker_id: str, head: Head) -> bool:
-        """Whether `head` is now this worker's (False: another worker took it first)."""
-        return bool(await self._take(keys=[JOBS], args=[GROUP, worker_id, head.job_id]))
+    async def take(self, head: Head) -> str | None:
+        """'took' (`head` is now this worker's), 'wait' (a less loaded worker has room for
+        it), or None (another worker took it first)."""
+        waiting, since = self._told_to_wait
+        now = time.monotonic()
+        if waiting != head.job_id:
+            self._told_to_wait = (head.job_id, now)
+        prefer = head.config is not None and (waiting != head.job_id or now - since < PREFER_S)
+        paced = head.config is not None and head.config.training.steps_per_second is not None
+        load = self.headroom.standing(paced, now)[0]
+        need = cost(head.config) if head.config is not None else 0.0
+        args = [GROUP, self.worker_id, head.job_id, "1" if prefer else "0", f"{load:.6g}",
+                f"{need:.6g}", worker_key("")]  # fmt: skip
+        kind = "paced" if paced else "unpaced"
+        answer = await self._take(keys=[JOBS, ROOM + kind], args=args)
+        return str(answer) if answer else None
 
 
 __all__ = ["HEADROOM", "Head", "Headroom", "JobTaker"]

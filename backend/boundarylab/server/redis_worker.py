@@ -198,6 +198,7 @@ class RedisWorker:
         tasks[2].cancel()
         with contextlib.suppress(Exception):
             await self.client.delete(worker_key(self.id))
+            await self.jobs.forget()
             await self.client.zrem(WORKERS, self.id)
             await self.client.aclose()
 
@@ -257,6 +258,7 @@ class RedisWorker:
         took = int(time.time() * 1000)
         owner = await self.scripts.claim(keys=[key, RUNNING], args=[self.id, run_id, took])
         if owner != self.id:  # cancelled while queued, or ended
+            self.jobs.headroom.ended(run_id)
             await self.client.xack(JOBS, GROUP, job_id)
             return
         config_json, client_address, pending = await self.client.hmget(
@@ -264,7 +266,6 @@ class RedisWorker:
         )
         config = RunConfig.model_validate_json(config_json)
         self.runs[run_id] = (job_id, client_address or "")
-        self.jobs.headroom.took(run_id, config, time.monotonic())
         self.writer.put(("started", run_id))
         self._send(Start(run_id, config, self.limits))
         if pending == "pause":  # asked for while it was queued: it starts paused
