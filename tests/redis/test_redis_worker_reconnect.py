@@ -1,8 +1,9 @@
-"""A worker cut off from Redis loses no command (issue 17): the worker (on a thread) reaches
-Redis through a TCP proxy that the test cuts, the replica (in process) reaches it directly.
-A pause sent while the worker's connections are down waits in its command stream, and the
+"""A worker loses no command (issue 17). Cut off from Redis: the worker (on a thread) reaches
+Redis through a TCP proxy that the test cuts, the replica (in process) reaches it directly;
+a pause sent while the worker's connections are down waits in its command stream, and the
 worker, once it reconnects, reads on from the last command it handled, so the run pauses.
-Every wait is bounded."""
+And a command that reaches the worker between its claim of a run and the run's start is
+kept for the run. Every wait is bounded."""
 
 from __future__ import annotations
 
@@ -75,3 +76,40 @@ def test_a_pause_sent_while_the_worker_is_cut_off_pauses_the_run_once_it_reconne
         proxy.restore()
         worker.stop()
         proxy.stop()
+
+
+def test_a_command_read_before_its_run_has_started_is_kept_for_it(redis: RedisServer) -> None:
+    settings = Settings(redis_url=redis.url, max_run_seconds=1e6)
+    worker = ThreadWorker(settings, 2, EngineRun)
+    bridge = worker.worker
+    real_claim = bridge.scripts.claim
+
+    async def claim_then_pause(keys: list[str], args: list[object]) -> object:
+        """The claim, then what a replica may do at once: send the run's owner a pause,
+        which the worker's command loop reads before the claim's caller goes on."""
+        owner = await real_claim(keys=keys, args=args)
+        before = bridge.commands_read
+        await bridge.client.xadd(redis_worker.command_stream(bridge.id),
+                                 {"run": str(args[1]), "action": "pause"})  # fmt: skip
+        deadline = time.monotonic() + WAIT_S
+        while bridge.commands_read == before:
+            assert time.monotonic() < deadline, "the worker never read the pause"
+            await asyncio.sleep(0.01)
+        return owner
+
+    bridge.scripts.claim = claim_then_pause  # before any job: the worker has claimed none
+
+    async def scenario() -> None:
+        service = RedisRunService(settings)
+        await service.start()
+        try:
+            run = await service.create(SLOW, "203.0.113.5", "{}")
+            await until(lambda: run.status == "paused" or run.done, lambda: run.status)
+            assert run.status == "paused", run.message
+        finally:
+            await service.shutdown(2.0)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        worker.stop()

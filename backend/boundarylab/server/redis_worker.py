@@ -128,6 +128,7 @@ class RedisWorker:
         )
         self.runs: dict[str, tuple[str, str]] = {}  # run id -> (job id, client address)
         self.jobs = JobTaker(self.client, self.id)  # the next job, while it has room
+        self._starting: dict[str, list[dict[str, str]]] = {}  # run id -> its early commands
         self._next_request = 0
         self.writer = EventWriter(self.client, self.scripts, self.id, settings.retention_seconds,
                                   self.runs, self._recover)  # fmt: skip
@@ -254,22 +255,31 @@ class RedisWorker:
             await self._take(head.job_id, head.run_id)
 
     async def _take(self, job_id: str, run_id: str) -> None:
+        """Claim the run and start it. A command for it can come (a replica routes it here
+        as soon as the claim is in Redis) before it is started: _command keeps those in
+        `_starting`, and they go to the loop after its Start and its pending pause."""
         key = run_key(run_id)
         took = int(time.time() * 1000)
-        owner = await self.scripts.claim(keys=[key, RUNNING], args=[self.id, run_id, took])
-        if owner != self.id:  # cancelled while queued, or ended
-            self.jobs.headroom.ended(run_id)
-            await self.client.xack(JOBS, GROUP, job_id)
-            return
-        config_json, client_address, pending = await self.client.hmget(
-            key, "config", "client", "pending"
-        )
-        config = RunConfig.model_validate_json(config_json)
-        self.runs[run_id] = (job_id, client_address or "")
-        self.writer.put(("started", run_id))
-        self._send(Start(run_id, config, self.limits))
-        if pending == "pause":  # asked for while it was queued: it starts paused
-            self._send(Control(run_id, "pause"))
+        self._starting[run_id] = []
+        try:
+            owner = await self.scripts.claim(keys=[key, RUNNING], args=[self.id, run_id, took])
+            if owner != self.id:  # cancelled while queued, or ended
+                self.jobs.headroom.ended(run_id)
+                await self.client.xack(JOBS, GROUP, job_id)
+                return
+            config_json, client_address, pending = await self.client.hmget(
+                key, "config", "client", "pending"
+            )
+            config = RunConfig.model_validate_json(config_json)
+            self.runs[run_id] = (job_id, client_address or "")
+            self.writer.put(("started", run_id))
+            self._send(Start(run_id, config, self.limits))
+            if pending == "pause":  # asked for while it was queued: it starts paused
+                self._send(Control(run_id, "pause"))
+        finally:
+            early = self._starting.pop(run_id)
+        for fields in early:
+            self._command(fields)
         self._views_changed.set()  # whether anyone watches it yet
 
     async def _read_commands(self) -> None:
@@ -286,6 +296,9 @@ class RedisWorker:
 
     def _command(self, fields: dict[str, str]) -> None:
         run_id, action = fields.get("run", ""), command_action(fields)
+        if run_id in self._starting:  # claimed, not started yet: after its Start
+            self._starting[run_id].append(fields)
+            return
         if run_id not in self.runs:
             return
         if action == VIEWS_CHANGED:  # a replica's viewers of the run came or went
