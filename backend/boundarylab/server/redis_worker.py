@@ -114,6 +114,25 @@ async def reap_dead_workers(client: Any, scripts: Scripts, retention_s: float) -
     return ended
 
 
+def watch_events(
+    loop: asyncio.AbstractEventLoop, fd: int, on_event: Callable[[Any], None],
+    on_eof: Callable[[], None],
+) -> None:  # fmt: skip
+    """Read the WorkerLoop's events from the pipe `fd` as they come, on `loop`."""
+    reader = EventReader()
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        eof = reader.read_available(fd)
+        for event in reader.events():
+            on_event(event)
+        if eof:
+            loop.remove_reader(fd)
+            on_eof()
+
+    loop.add_reader(fd, readable)
+
+
 class RedisWorker:
     """One `boundarylab worker` process: a WorkerLoop thread and its Redis bridge."""
 
@@ -157,21 +176,9 @@ class RedisWorker:
         """Commands are small and the loop reads them every round: a blocking write."""
         os.write(self._commands.fileno(), frame(command))
 
-    def _watch_events(self, loop: asyncio.AbstractEventLoop) -> None:
-        reader = EventReader()
-        fd = self._event_conn.fileno()
-        os.set_blocking(fd, False)
-
-        def readable() -> None:
-            eof = reader.read_available(fd)
-            for event in reader.events():
-                self.jobs.count(event)
-                self.writer.put(event)
-            if eof:
-                loop.remove_reader(fd)
-                self._stopping.set()
-
-        loop.add_reader(fd, readable)
+    def _event(self, event: Any) -> None:
+        self.jobs.count(event)
+        self.writer.put(event)
 
     # -- main --------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -180,7 +187,7 @@ class RedisWorker:
         await self._beat(0.0)
         self._thread.start()
         loop = self._loop = asyncio.get_running_loop()
-        self._watch_events(loop)
+        watch_events(loop, self._event_conn.fileno(), self._event, self._stopping.set)
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stopping.set)
