@@ -4,7 +4,9 @@ passing a connection to the next replica when one refuses it (as nginx's
 reaches a live one at the same address, as the page does behind deploy/nginx.conf.
 
 Bytes are copied as they are (HTTP and WebSocket alike); it runs its own event loop on a
-thread. Every wait is bounded."""
+thread. Every wait is bounded. Over one backend it is a TCP proxy whose connections a test
+can cut (`cut`: every open one closed, new ones closed at once, until `restore`), as a
+network fault cuts a process off from the server behind it."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import asyncio
 import contextlib
 import itertools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 CONNECT_S = 5.0
 
@@ -24,6 +26,8 @@ class Balancer:
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self.chosen: list[int] = []  # the backend port each connection went to, in order
+        self._open: set[asyncio.StreamWriter] = set()  # both ends of every open connection
+        self._cut = False
         ready = threading.Event()
         self._thread = threading.Thread(target=self._main, args=(ready,), daemon=True,
                                         name="test-balancer")  # fmt: skip
@@ -61,12 +65,44 @@ class Balancer:
         return None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream = await self._upstream()
+        upstream = None if self._cut else await self._upstream()
         if upstream is None:
             writer.close()
             return
         up_reader, up_writer = upstream
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        ends = {writer, up_writer}
+        self._open |= ends
+        try:
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        finally:
+            self._open -= ends
+
+    def cut(self) -> None:
+        """Close every open connection, and each new one at once, until restore()."""
+
+        def close_all() -> None:
+            self._cut = True
+            for end in self._open:
+                end.close()
+
+        self._in_loop(close_all)
+
+    def restore(self) -> None:
+        self._in_loop(lambda: setattr(self, "_cut", False))
+
+    def _in_loop(self, action: Callable[[], object]) -> None:
+        """Run `action` on the balancer's loop and wait (bounded) until it has run."""
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                action()
+            finally:
+                done.set()
+
+        self._loop.call_soon_threadsafe(run)
+        if not done.wait(10):
+            raise RuntimeError("the test balancer's loop did not answer")
 
     def stop(self) -> None:
         def close() -> None:

@@ -21,6 +21,8 @@ Keys (all under PREFIX):
   workers           sorted set, worker id -> the time its heartbeat runs out (for counting
                     workers without scanning keys)
   worker:{id}:commands  stream of commands to the runs that worker holds
+  room:paced, room:unpaced  hashes, worker id -> its load and room for one more run of
+                    that kind (redis_admission: the least loaded worker with room takes it)
   epoch             a random value set once per Redis lifetime (current_epoch)
 
 Every event is one JSON object in one field ("j"), the same text in the log, the latest

@@ -5,14 +5,16 @@ the runs and interleaves them on a thread of this process, speaking protocol.py'
 commands and events over two pipes, exactly as it does under pool.WorkerPool. This module
 is the bridge between those pipes and Redis (the events' side is redis_events.EventWriter):
 
-  jobs stream (consumer group) ──XREADGROUP──> claim ──> Start ──> WorkerLoop
+  jobs stream (consumer group) ──PEEK, room? TAKE──> claim ──> Start ──> WorkerLoop
   worker:{id}:commands ─────────XREAD BLOCK──────────> Control / Export
   WorkerLoop events ──> APPEND (run's log, latest, capped events stream) ──> replicas
                     └─> Done: final weights in the run's hash, then XACK the job
 
-A job stays in the group's pending list until its run has ended, so when this process dies
-its runs are found there by any other worker or replica (reap_dead_workers) and end
-`failed` with a message to every viewer.
+A worker takes the queue's next job only while it has CPU headroom for it
+(redis_admission: the embedded pool's rule and estimates); else the job waits in its place
+for a worker that has. A job stays in the group's pending list until its run has ended,
+so when this process dies its runs are found there by any other worker or replica
+(reap_dead_workers) and end `failed` with a message to every viewer.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from boundarylab.server.protocol import (
     Stop,
     frame,
 )
+from boundarylab.server.redis_admission import JobTaker
 from boundarylab.server.redis_events import EventWriter
 from boundarylab.server.redis_keys import (
     COMMANDS_MAXLEN,
@@ -111,6 +114,25 @@ async def reap_dead_workers(client: Any, scripts: Scripts, retention_s: float) -
     return ended
 
 
+def watch_events(
+    loop: asyncio.AbstractEventLoop, fd: int, on_event: Callable[[Any], None],
+    on_eof: Callable[[], None],
+) -> None:  # fmt: skip
+    """Read the WorkerLoop's events from the pipe `fd` as they come, on `loop`."""
+    reader = EventReader()
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        eof = reader.read_available(fd)
+        for event in reader.events():
+            on_event(event)
+        if eof:
+            loop.remove_reader(fd)
+            on_eof()
+
+    loop.add_reader(fd, readable)
+
+
 class RedisWorker:
     """One `boundarylab worker` process: a WorkerLoop thread and its Redis bridge."""
 
@@ -124,6 +146,8 @@ class RedisWorker:
             settings.max_run_seconds, settings.max_run_cpu_seconds, settings.pause_timeout_seconds
         )
         self.runs: dict[str, tuple[str, str]] = {}  # run id -> (job id, client address)
+        self.jobs = JobTaker(self.client, self.id)  # the next job, while it has room
+        self._starting: dict[str, list[dict[str, str]]] = {}  # run id -> its early commands
         self._next_request = 0
         self.writer = EventWriter(self.client, self.scripts, self.id, settings.retention_seconds,
                                   self.runs, self._recover)  # fmt: skip
@@ -133,6 +157,10 @@ class RedisWorker:
         self._recovering = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.epoch = ""
+        # The id of the last command read: a read that Redis failed under goes on from it, so
+        # a command sent while this worker's connection was down is still seen. It starts at
+        # the beginning: the stream is this worker's alone (its id is new each start).
+        self.commands_read = "0-0"
         child_commands, self._commands = multiprocessing.Pipe(duplex=False)
         self._event_conn, child_events = multiprocessing.Pipe(duplex=False)
         self._thread = threading.Thread(
@@ -148,20 +176,9 @@ class RedisWorker:
         """Commands are small and the loop reads them every round: a blocking write."""
         os.write(self._commands.fileno(), frame(command))
 
-    def _watch_events(self, loop: asyncio.AbstractEventLoop) -> None:
-        reader = EventReader()
-        fd = self._event_conn.fileno()
-        os.set_blocking(fd, False)
-
-        def readable() -> None:
-            eof = reader.read_available(fd)
-            for event in reader.events():
-                self.writer.put(event)
-            if eof:
-                loop.remove_reader(fd)
-                self._stopping.set()
-
-        loop.add_reader(fd, readable)
+    def _event(self, event: Any) -> None:
+        self.jobs.count(event)
+        self.writer.put(event)
 
     # -- main --------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -170,7 +187,7 @@ class RedisWorker:
         await self._beat(0.0)
         self._thread.start()
         loop = self._loop = asyncio.get_running_loop()
-        self._watch_events(loop)
+        watch_events(loop, self._event_conn.fileno(), self._event, self._stopping.set)
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stopping.set)
@@ -189,6 +206,7 @@ class RedisWorker:
         tasks[2].cancel()
         with contextlib.suppress(Exception):
             await self.client.delete(worker_key(self.id))
+            await self.jobs.forget()
             await self.client.zrem(WORKERS, self.id)
             await self.client.aclose()
 
@@ -225,7 +243,9 @@ class RedisWorker:
                 for run_id in list(self.runs):
                     self._send(Control(run_id, "cancel"))
                 self.runs.clear()
+                self.jobs.headroom.held.clear()
                 self.epoch = epoch
+                self.commands_read = "0-0"  # the stream went with the data: a new one
                 await ensure_group(self.client)
 
     async def _beat(self, load: float) -> None:
@@ -238,42 +258,54 @@ class RedisWorker:
 
     async def _take_jobs(self) -> None:
         while True:
-            if len(self.runs) >= self.max_runs:
-                await asyncio.sleep(0.1)
-                continue
-            got = await self.client.xreadgroup(GROUP, self.id, {JOBS: ">"}, count=1, block=1000)
-            for _, entries in got or []:
-                for job_id, fields in entries:
-                    await self._take(job_id, fields["run"])
+            head = await self.jobs.next(lambda: len(self.runs) >= self.max_runs)
+            await self._take(head.job_id, head.run_id)
 
     async def _take(self, job_id: str, run_id: str) -> None:
+        """Claim the run and start it. A command for it can come (a replica routes it here
+        as soon as the claim is in Redis) before it is started: _command keeps those in
+        `_starting`, and they go to the loop after its Start and its pending pause."""
         key = run_key(run_id)
         took = int(time.time() * 1000)
-        owner = await self.scripts.claim(keys=[key, RUNNING], args=[self.id, run_id, took])
-        if owner != self.id:  # cancelled while queued, or ended
-            await self.client.xack(JOBS, GROUP, job_id)
-            return
-        config_json, client_address, pending = await self.client.hmget(
-            key, "config", "client", "pending"
-        )
-        self.runs[run_id] = (job_id, client_address or "")
-        self.writer.put(("started", run_id))
-        self._send(Start(run_id, RunConfig.model_validate_json(config_json), self.limits))
-        if pending == "pause":  # asked for while it was queued: it starts paused
-            self._send(Control(run_id, "pause"))
+        self._starting[run_id] = []
+        try:
+            owner = await self.scripts.claim(keys=[key, RUNNING], args=[self.id, run_id, took])
+            if owner != self.id:  # cancelled while queued, or ended
+                self.jobs.headroom.ended(run_id)
+                await self.client.xack(JOBS, GROUP, job_id)
+                return
+            config_json, client_address, pending = await self.client.hmget(
+                key, "config", "client", "pending"
+            )
+            config = RunConfig.model_validate_json(config_json)
+            self.runs[run_id] = (job_id, client_address or "")
+            self.writer.put(("started", run_id))
+            self._send(Start(run_id, config, self.limits))
+            if pending == "pause":  # asked for while it was queued: it starts paused
+                self._send(Control(run_id, "pause"))
+        finally:
+            early = self._starting.pop(run_id)
+        for fields in early:
+            self._command(fields)
         self._views_changed.set()  # whether anyone watches it yet
 
     async def _read_commands(self) -> None:
-        stream, last = worker_key(self.id, "commands"), "$"
+        """Every command in order, none twice, none lost to a reconnect: each read goes on
+        from the last id handled (a command for a run this worker no longer holds, such as
+        one that ended meanwhile, is dropped by _command)."""
+        stream = worker_key(self.id, "commands")
         while True:
-            got = await self.client.xread({stream: last}, count=100, block=1000)
+            got = await self.client.xread({stream: self.commands_read}, count=100, block=1000)
             for _, entries in got or []:
                 for entry_id, fields in entries:
-                    last = entry_id
+                    self.commands_read = entry_id
                     self._command(fields)
 
     def _command(self, fields: dict[str, str]) -> None:
         run_id, action = fields.get("run", ""), command_action(fields)
+        if run_id in self._starting:  # claimed, not started yet: after its Start
+            self._starting[run_id].append(fields)
+            return
         if run_id not in self.runs:
             return
         if action == VIEWS_CHANGED:  # a replica's viewers of the run came or went
