@@ -22,6 +22,7 @@ from boundarylab.server.redis_service import RedisRunService
 from boundarylab.server.settings import Settings
 from boundarylab.server.worker import EngineRun
 from modes import ThreadWorker
+from redis import exceptions as redis_exceptions
 
 SLOW = RunConfig.model_validate({"training": {"iterations": 200000, "steps_per_second": 50}})
 WAIT_S = 60.0  # a busy 2-core box
@@ -106,6 +107,42 @@ def test_a_command_read_before_its_run_has_started_is_kept_for_it(redis: RedisSe
             run = await service.create(SLOW, "203.0.113.5", "{}")
             await until(lambda: run.status == "paused" or run.done, lambda: run.status)
             assert run.status == "paused", run.message
+        finally:
+            await service.shutdown(2.0)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        worker.stop()
+
+
+def test_a_run_whose_claim_meets_a_redis_failure_still_starts(redis: RedisServer) -> None:
+    # The claim takes effect in Redis but its answer is lost (the connection drops): the run
+    # is this worker's, and no other worker will ever take its job, so the worker must wait
+    # Redis out and start it rather than leave it claimed and never started.
+    settings = Settings(redis_url=redis.url, max_run_seconds=1e6)
+    worker = ThreadWorker(settings, 2, EngineRun)
+    bridge = worker.worker
+    real_claim = bridge.scripts.claim
+    failed: list[object] = []
+
+    async def claim_then_fail_once(keys: list[str], args: list[object]) -> object:
+        owner = await real_claim(keys=keys, args=args)
+        if not failed:
+            failed.append(args[1])
+            raise redis_exceptions.ConnectionError("the answer to the claim was lost")
+        return owner
+
+    bridge.scripts.claim = claim_then_fail_once
+
+    async def scenario() -> None:
+        service = RedisRunService(settings)
+        await service.start()
+        try:
+            run = await service.create(SLOW, "203.0.113.5", "{}")
+            await until(lambda: run.status == "running" or run.done, lambda: run.status)
+            assert run.status == "running", run.message
+            assert failed == [run.id]
         finally:
             await service.shutdown(2.0)
 

@@ -269,14 +269,15 @@ class RedisWorker:
         took = int(time.time() * 1000)
         self._starting[run_id] = []
         try:
-            owner = await self.scripts.claim(keys=[key, RUNNING], args=[self.id, run_id, took])
+            claimed = await self._claim(key, run_id, took)
+            if claimed is None:  # Redis came back without its data: the run went with it
+                self.jobs.headroom.ended(run_id)
+                return
+            owner, config_json, client_address, pending = claimed
             if owner != self.id:  # cancelled while queued, or ended
                 self.jobs.headroom.ended(run_id)
                 await self.client.xack(JOBS, GROUP, job_id)
                 return
-            config_json, client_address, pending = await self.client.hmget(
-                key, "config", "client", "pending"
-            )
             config = RunConfig.model_validate_json(config_json)
             self.runs[run_id] = (job_id, client_address or "")
             self.writer.put(("started", run_id))
@@ -288,6 +289,27 @@ class RedisWorker:
         for fields in early:
             self._command(fields)
         self._views_changed.set()  # whether anyone watches it yet
+
+    async def _claim(self, key: str, run_id: str, took: int) -> tuple[str, ...] | None:
+        """CLAIM the run and read what starting it needs: (owner, config, client, pending).
+        The job is this worker's once taken, and no one else would ever start the run, so a
+        Redis failure here is waited out and the claim asked again (CLAIM answers this
+        worker's id again when it already holds the run). None: Redis lost its data."""
+        epoch = self.epoch
+        while True:
+            try:
+                owner = await self.scripts.claim(keys=[key, RUNNING], args=[self.id, run_id, took])
+                if owner != self.id:
+                    return owner, "", "", ""
+                config_json, client_address, pending = await self.client.hmget(
+                    key, "config", "client", "pending"
+                )
+                return owner, config_json, client_address or "", pending or ""
+            except (RedisError, OSError) as exc:
+                log.warning("worker %s: Redis failed taking run %s (%s)", self.id, run_id, exc)
+                await self._recover()
+                if self.epoch != epoch:
+                    return None
 
     async def _read_commands(self) -> None:
         """Every command in order, none twice, none lost to a reconnect: each read goes on
