@@ -280,7 +280,8 @@ def flood_on(label: str, code: Path | None, args: argparse.Namespace, settings: 
     (first, shown), count = (f["first"], f["shown"][1:]), f["shown"][0]
     print(f"{label}: flood of {f['n']} runs of {args.flood_iterations} steps at once (load "
           f"average {load} before, {_load()} after): {f['completed']} completed, {f['failed']} "
-          f"not, in {f['elapsed']:.1f} s; {f['queued_told_wait']} were queued and told their "
+          f"not, in {f['elapsed']:.1f} s; {f['n'] - f['queued_told_wait']} admitted at once, "
+          f"{f['queued_told_wait']} were queued and told their "
           f"place and expected wait, {f['tells']:.1f} times each on average (longest first "
           f"told {f['longest_promise_s']} s, longest waited {f['longest_wait_s']:.1f} s); "
           f"waited/told, first told: median {first[0]:.2f}, p90 {first[1]:.2f}; the wait on "
