@@ -41,8 +41,9 @@ class _Worker:
         return True
 
 
-def _admitted_at_once(scale: float, workers: int = 2) -> int:
-    """Default live runs a burst gets in before any heartbeat has measured them."""
+def _admitted_at_once(scale: float, workers: int = 2, age_s: float = 0.0) -> int:
+    """Default live runs a burst gets in: each counted as started `age_s` ago (0: before any
+    heartbeat has measured them), on workers whose heartbeats measured no load at all."""
     pool = {i: _Worker() for i in range(workers)}
     placement = Placement(pool, 10_000, 10.0, Calibration(scale, scale))  # type: ignore[arg-type]
     for n in range(10_000):
@@ -50,7 +51,7 @@ def _admitted_at_once(scale: float, workers: int = 2) -> int:
         worker = placement.best_worker(job)
         if worker is None:
             return n
-        job.started_at = time.monotonic()
+        job.started_at = time.monotonic() - age_s
         worker.jobs[job.run_id] = job
     raise AssertionError("admission never filled")
 
@@ -59,6 +60,26 @@ def test_a_machine_three_times_slower_admits_a_third_as_many_runs_at_once() -> N
     reference, slower = _admitted_at_once(1.0), _admitted_at_once(3.0)
     assert slower >= 2  # each idle worker still takes one
     assert reference / slower == pytest.approx(3.0, rel=0.15), (reference, slower)
+
+
+def test_a_starved_workers_measured_load_does_not_let_more_in_than_the_estimates() -> None:
+    """Past the settling time a worker's heartbeats stand for its runs; a worker starved of
+    CPU (a busy machine, niceness 19) measures little, and a flood of 200 was admitted up to
+    max_running on that. The calibrated estimates of its paced runs are a floor."""
+    assert _admitted_at_once(3.0, age_s=60.0) == _admitted_at_once(3.0)
+
+
+def test_a_paused_run_asks_for_no_cpu() -> None:
+    worker = _Worker()
+    placement = Placement({0: worker}, 100, 10.0, Calibration(3.0, 3.0))  # type: ignore[dict-item]
+    old = time.monotonic() - 60.0
+    for n in range(4):
+        job = Job(f"r{n}", DEFAULT_LIVE, cores=placement.cores(DEFAULT_LIVE), started_at=old)
+        worker.jobs[job.run_id] = job
+    busy = placement.paced_estimate(worker, time.monotonic())  # type: ignore[arg-type]
+    assert busy == pytest.approx(4 * placement.cores(DEFAULT_LIVE))
+    worker.jobs["r0"].paused = True
+    assert placement.paced_estimate(worker, time.monotonic()) == pytest.approx(0.75 * busy)  # type: ignore[arg-type]
 
 
 def test_validation_keeps_the_reference_figures_whatever_the_machine() -> None:

@@ -61,6 +61,7 @@ class Dispatcher:
             self._events.started(job.run_id)
             for action in [*job.pending, *([] if job.frames else ["frames_off"])]:
                 worker.send(Control(job.run_id, action))
+            job.paused = "pause" in job.pending
             job.pending.clear()
         self.tell_places()
 

@@ -59,7 +59,11 @@ class Placement:
 
     def paced_estimate(self, worker: Worker, now: float) -> float:
         """The worker's measured paced load, plus the estimates of paced runs it took too
-        recently for a heartbeat to have measured them, and of paces raised as recently."""
+        recently for a heartbeat to have measured them, and of paces raised as recently; at
+        least the calibrated estimates of its paced runs not paused. That floor is what the
+        calibration buys: a worker starved of CPU (a busy machine, niceness 19) measures only
+        what its runs got, not what they ask for, and on the measure alone a flood was
+        admitted up to max_running (64 of 200) however slow the machine."""
         fresh = sum(
             job.cores
             for job in worker.jobs.values()
@@ -70,7 +74,8 @@ class Placement:
             for job in worker.jobs.values()
             if now < job.rising_until and now - job.started_at >= SETTLE_S  # else in `fresh`
         )
-        return worker.paced_load + fresh + raised
+        floor = sum(job.cores for job in worker.jobs.values() if job.paced and not job.paused)
+        return max(worker.paced_load + fresh + raised, floor)
 
     def best_worker(self, job: Job | None) -> Worker | None:
         """The answering worker with the most headroom that can take `job` (None: any run

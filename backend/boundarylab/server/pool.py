@@ -177,6 +177,8 @@ class WorkerPool:
             raise Busy("this run's worker is not keeping up with commands; try again", 1)
         if pace:
             self._placement.repaced(job, pace, cores)
+        if action in ("pause", "resume"):
+            job.paused = action == "pause"
         if action == "cancel":
             self._watchdog.cancel_sent(run_id)
 
