@@ -25,7 +25,9 @@ wait; it prints how honest the waits were: for each queued run, the time from a 
 start over the wait told then, for the first wait it was told and for the wait on show each
 second it waited (median and p10/p90, and the share within 2x either way). `--baseline
 main` floods a server of that revision's code first, in the same run, so the two estimates
-meet the same machine minutes apart.
+meet the same machine minutes apart; with `--counts`, it also runs the rounds on that
+revision's server and this tree's, alternating (`--alternations`, default 2), and prints
+their CPU per run side by side.
 
 Usage: .venv/bin/python bench/capacity.py [--counts 1,10,12,14,16,18,20,30] [--flood 200]
        [--flood-iterations 20000] [--baseline main]
@@ -212,10 +214,18 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def rounds(counts: list[int], settings: dict[str, Any]) -> None:
-    """The rounds of N live runs at once, on one server, against the bare engine."""
+def rounds(
+    counts: list[int], settings: dict[str, Any], label: str = "this tree", code: Path | None = None
+) -> list[tuple[int, float, float, float]]:
+    """The rounds of N live runs at once, on one server (of `code`, else this tree's),
+    against the bare engine; (N, CPU-s per run, its server share, x bare) for each."""
     cpus = os.cpu_count() or 1
-    server = serverproc.start_server(settings=settings, workers_ready=cpus, timeout=90.0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNDARYLAB_")}
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    print(f"-- {label}")
+    server = serverproc.start_server(settings=settings, env=env, workers_ready=cpus,
+                                     timeout=90.0)  # fmt: skip
     try:
         asyncio.run(round_of(server.base, server.proc.pid, 1))  # warm-up
         print("load average before:", _load())
@@ -229,6 +239,7 @@ def rounds(counts: list[int], settings: dict[str, Any]) -> None:
               "  x-bare  lag-p99-ms  holds  | viewers' cpu-s/run (not counted)")  # fmt: skip
         best = 0
         per_run: list[tuple[int, float]] = []
+        summary: list[tuple[int, float, float, float]] = []
         for n in counts:
             r = asyncio.run(round_of(server.base, server.proc.pid, n))
             print(f"{n:>3} {r['completed']:>4} {r['slowest_s']:>10.2f} {r['steps_per_s']:>8.0f} "
@@ -237,6 +248,7 @@ def rounds(counts: list[int], settings: dict[str, Any]) -> None:
                   f"  {r['lag_p99']:>11.1f}  "
                   f"{'yes' if r['holds'] else 'no ':<5}  | {r['viewer_cpu']:.3f}")  # fmt: skip
             per_run.append((n, r["cpu_per_run"]))
+            summary.append((n, r["cpu_per_run"], r["server_cpu"], r["cpu_per_run"] / bare))
             if r["holds"]:
                 best = max(best, n)
             time.sleep(1.0)
@@ -248,6 +260,7 @@ def rounds(counts: list[int], settings: dict[str, Any]) -> None:
         print("load average after:", _load())
     finally:
         server.stop()
+    return summary
 
 
 def code_of(revision: str) -> Path:
@@ -280,7 +293,8 @@ def flood_on(label: str, code: Path | None, args: argparse.Namespace, settings: 
     (first, shown), count = (f["first"], f["shown"][1:]), f["shown"][0]
     print(f"{label}: flood of {f['n']} runs of {args.flood_iterations} steps at once (load "
           f"average {load} before, {_load()} after): {f['completed']} completed, {f['failed']} "
-          f"not, in {f['elapsed']:.1f} s; {f['queued_told_wait']} were queued and told their "
+          f"not, in {f['elapsed']:.1f} s; {f['n'] - f['queued_told_wait']} admitted at once, "
+          f"{f['queued_told_wait']} were queued and told their "
           f"place and expected wait, {f['tells']:.1f} times each on average (longest first "
           f"told {f['longest_promise_s']} s, longest waited {f['longest_wait_s']:.1f} s); "
           f"waited/told, first told: median {first[0]:.2f}, p90 {first[1]:.2f}; the wait on "
@@ -305,6 +319,8 @@ def main() -> None:
         metavar="REVISION",
         help="flood a server of this git revision's code first (e.g. main)",
     )
+    parser.add_argument("--alternations", type=int, default=2,
+                        help="with --baseline and --counts: rounds of each, in turn")  # fmt: skip
     parser.add_argument("--flood-json", metavar="PATH",
                         help="append each flood's tells (wait, when) and starts")  # fmt: skip
     args = parser.parse_args()
@@ -313,7 +329,21 @@ def main() -> None:
     settings = {"log_level": "warning", "debug_routes": True, "max_runs_per_client": 1000,
                 "max_queued": 2000, "max_ws_per_address": 1000}  # fmt: skip
     counts = [int(c) for c in args.counts.split(",") if c.strip()]
-    if counts:
+    if counts and args.baseline:
+        # Side by side: the baseline's rounds and this tree's, alternating, so both meet the
+        # same machine; the summary compares CPU per run.
+        code = code_of(args.baseline)
+        table: list[tuple[str, int, float, float, float]] = []
+        try:
+            for _ in range(args.alternations):
+                for label, tree in ((f"baseline {args.baseline}", code), ("this tree", None)):
+                    table += [(label, *row) for row in rounds(counts, settings, label, tree)]
+        finally:
+            shutil.rmtree(code.parent, ignore_errors=True)
+        print("side by side: label, N, CPU-s per run (server share), x bare")
+        for label, n, cpu, server_cpu, ratio in table:
+            print(f"  {label:<16} N={n:<3} {cpu:.3f} ({server_cpu:.3f})  {ratio:.2f}x")
+    elif counts:
         rounds(counts, settings)
     if args.flood and args.baseline:
         code = code_of(args.baseline)

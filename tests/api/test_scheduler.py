@@ -189,6 +189,38 @@ def test_worker_events_travel_as_typed_length_prefixed_pickles() -> None:
     assert got == sent
 
 
+def test_a_workers_round_of_events_goes_out_in_one_write_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inside `held()` (a worker's round of ticks) events are gathered and written in one
+    os.write at its end, frames and order unchanged; outside, each at once."""
+    from boundarylab.server import protocol
+
+    writes: list[int] = []
+    real_write = os.write
+
+    def counting_write(fd: int, data: Any) -> int:
+        writes.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(protocol.os, "write", counting_write)
+    receiving, sending = multiprocessing.Pipe(duplex=False)
+    writer, reader = EventWriter(sending), EventReader()
+    sent = [RunMessage("r", Encoded("progress", f'{{"i":{i}}}', i)) for i in range(5)]
+    with writer.held():
+        for event in sent[:4]:
+            writer.send(event)
+        assert writes == []  # nothing out until the round ends
+    assert len(writes) == 1
+    writer.send(sent[4])
+    assert len(writes) == 2
+    writer.close()
+    while chunk := os.read(receiving.fileno(), 1 << 16):
+        reader._buffer += chunk
+    receiving.close()
+    assert reader.events() == sent
+
+
 def test_commands_to_a_stopped_worker_never_block_the_loop_and_end_in_busy() -> None:
     """Issue 11, finding 9: a worker that reads nothing (SIGSTOP) must not make the event
     loop block on a full pipe. Commands queue up to a bound, then are refused (429)."""

@@ -2,11 +2,13 @@
 expected wait are made of (pool.py). Rough on purpose: a worker's measured load (its
 heartbeats) corrects the estimate of a run within a second of its start.
 
-Calibrated on an earlier 2-core box (bench/engine.py, bench/capacity.py): the default run
-(300 points, 2-3-2, 100×100 grid) took ~15 µs a step and ~1 ms a boundary frame. Machines
-differ: where a step costs more (~47 µs on the 2026-11-29 box), admission lets a burst of
-runs in too many at once until heartbeats measure them; the constants are not calibrated
-on the machine itself yet.
+The constants are a REFERENCE machine's (an earlier 2-core box: the default run, 300
+points, 2-3-2, 100×100 grid, ~10 µs a step and ~0.6 ms a boundary frame). Machines differ
+(~40-47 µs a step on the 2026-11-29 box), so admission and the queue's waits scale them by
+a `Calibration` measured on the machine itself when the pool starts (calibration.py). The
+checks at submit (`budget_errors`) keep the reference figures: the same config is accepted
+or refused alike on every machine (a run past its real CPU budget is still stopped by its
+worker, with a message).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from boundarylab.engine.config import RunConfig
 
@@ -24,49 +27,69 @@ FRAME_PER_MAC_S = 1.5e-10  # one multiply-add of the forward pass, per grid cell
 # (6×256 on 5000 points: ~0.5 s a step, as measured in issue 11; a 300×300 frame ~4 s.)
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """How many times this machine's CPU seconds are the reference constants': `step` for a
+    training step, `frame` for a boundary frame (2.0: twice as slow as the reference)."""
+
+    step: float = 1.0
+    frame: float = 1.0
+
+
+REFERENCE = Calibration()  # the constants as they stand: what validation at submit uses
+
+
 def _macs(config: RunConfig, n_outputs: int = 2) -> int:
     """Multiply-adds of one forward pass for one point."""
     sizes = [len(config.model.features), *config.model.hidden_sizes, n_outputs]
     return sum(a * b for a, b in itertools.pairwise(sizes))
 
 
-def step_seconds(config: RunConfig) -> float:
-    """CPU seconds of one training step (forward + backward over the batch)."""
+def step_seconds(config: RunConfig, calibration: Calibration = REFERENCE) -> float:
+    """CPU seconds of one training step (forward + backward over the batch), on a machine
+    `calibration` times the reference's."""
     points = config.training.batch_size or config.dataset.n_samples
-    return STEP_OVERHEAD_S + 3 * points * _macs(config) * STEP_PER_MAC_S
+    return (STEP_OVERHEAD_S + 3 * points * _macs(config) * STEP_PER_MAC_S) * calibration.step
 
 
-def frame_seconds(config: RunConfig) -> float:
-    """CPU seconds of one boundary frame."""
+def frame_seconds(config: RunConfig, calibration: Calibration = REFERENCE) -> float:
+    """CPU seconds of one boundary frame, on a machine `calibration` times the reference's."""
     cells = config.view.resolution**2
-    return FRAME_OVERHEAD_S + cells * _macs(config) * FRAME_PER_MAC_S
+    return (FRAME_OVERHEAD_S + cells * _macs(config) * FRAME_PER_MAC_S) * calibration.frame
 
 
-def paced_cores(config: RunConfig, pace: float | None = None) -> float:
+def paced_cores(
+    config: RunConfig, pace: float | None = None, calibration: Calibration = REFERENCE
+) -> float:
     """The share of one CPU a paced run takes (1.0 or more: it cannot keep its pace), at its
-    config's pace or at `pace` steps/s (a pace changed while it trains)."""
+    config's pace or at `pace` steps/s (a pace changed while it trains); an unpaced run 1.0."""
     sps = pace if pace is not None else config.training.steps_per_second
     if sps is None:
         return 1.0
-    frames = min(config.view.max_fps, 1.0 / max(frame_seconds(config), 1e-9) * 0.25)
-    return sps * step_seconds(config) + frames * frame_seconds(config)
+    frame = frame_seconds(config, calibration)
+    frames = min(config.view.max_fps, 1.0 / max(frame, 1e-9) * 0.25)
+    return sps * step_seconds(config, calibration) + frames * frame
 
 
-def fastest_pace(config: RunConfig, cores: float) -> float:
+def fastest_pace(config: RunConfig, cores: float, calibration: Calibration = REFERENCE) -> float:
     """The pace (steps/s) at which a paced run takes `cores` of a CPU (paced_cores' inverse;
     0 when its frames alone take that much)."""
-    frames_only = paced_cores(config, pace=0.0)
-    return max(0.0, (cores - frames_only) / step_seconds(config))
+    frames_only = paced_cores(config, 0.0, calibration)
+    return max(0.0, (cores - frames_only) / step_seconds(config, calibration))
 
 
-def remaining_seconds(config: RunConfig, iteration: int, pace: float | None = None) -> float:
-    """Wall seconds a run still needs from `iteration`: its pace (`pace`, when changed while
-    it trains), or its CPU time alone."""
+def remaining_seconds(
+    config: RunConfig,
+    iteration: int,
+    pace: float | None = None,
+    calibration: Calibration = REFERENCE,
+) -> float:
+    """Wall seconds a run still needs from `iteration` on a core of its own: its pace
+    (`pace`, when changed while it trains), or its CPU time alone if that is longer."""
     left = max(0, config.training.iterations - iteration)
     sps = pace if pace is not None else config.training.steps_per_second
-    if sps is not None:
-        return max(left / sps, left * step_seconds(config))
-    return left * step_seconds(config)
+    cpu = left * step_seconds(config, calibration)
+    return max(left / sps, cpu) if sps is not None else cpu
 
 
 def pace_error(

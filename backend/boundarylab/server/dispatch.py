@@ -7,6 +7,7 @@ a worker (re)started or became ready, a watchdog round.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -60,6 +61,7 @@ class Dispatcher:
             self._events.started(job.run_id)
             for action in [*job.pending, *([] if job.frames else ["frames_off"])]:
                 worker.send(Control(job.run_id, action))
+            job.paused = "pause" in job.pending
             job.pending.clear()
         self.tell_places()
 
@@ -67,7 +69,10 @@ class Dispatcher:
         """Tell each queued run its place and expected wait (when either changed enough)."""
         assert self._events is not None
         running = [job for worker in self._workers.values() for job in worker.jobs.values()]
-        self._queue.tell_places(self._events, running, self._slots)
+        # Each worker trains on one thread: the cores they have are at most one each.
+        cores = min(self._slots, os.cpu_count() or 1)
+        self._queue.tell_places(self._events, running, self._slots,
+                                self._placement.calibration, cores)  # fmt: skip
 
     def _running_by_client(self) -> Counter[str]:
         return Counter(job.client for w in self._workers.values() for job in w.jobs.values())

@@ -19,6 +19,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from boundarylab.server.capacity import REFERENCE, Calibration
 from boundarylab.server.waits import honest_waits
 from boundarylab.server.workerproc import Job
 
@@ -82,16 +83,25 @@ class FairQueue:
                 heapq.heappush(heap, (count + 1, jobs[0][0], client))
         return ordered
 
-    def tell_places(self, events: RunEvents, running: Iterable[Job], slots: int) -> None:
+    def tell_places(
+        self,
+        events: RunEvents,
+        running: Iterable[Job],
+        slots: int,
+        calibration: Calibration = REFERENCE,
+        cores: float | None = None,
+    ) -> None:
         """Tell each queued run its place in `order` (given the `running` jobs) and its
         expected wait, when either changed enough (a simulation of the queue from the running
         runs' remaining time at the rates they make: waits.py; `slots`: runs that train at
-        once). The pool calls it at least every watchdog round, so a wait is told again
+        once; `calibration` and `cores`: this machine's, as waits.honest_waits takes them).
+        The pool calls it at least every watchdog round, so a wait is told again
         when the machine's pace moves it by max(2 s, 20 %)."""
         running, now = list(running), time.monotonic()
         progress = [job.progress(now) for job in running]
         order = self.order(Counter(job.client for job in running))
-        waits = honest_waits(progress, [job.config for job in order], slots)
+        configs = [job.config for job in order]
+        waits = honest_waits(progress, configs, slots, calibration, cores)
         for place, (job, wait) in enumerate(zip(order, waits, strict=True), start=1):
             wait = round(wait)
             moved = job.wait_s is None or abs(wait - job.wait_s) >= max(2.0, 0.2 * job.wait_s)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from boundarylab.engine.config import RunConfig
 from boundarylab.engine.knobs import Retune
-from boundarylab.server.capacity import paced_cores
+from boundarylab.server.calibration import resolve
 from boundarylab.server.crew import Crew
 from boundarylab.server.dispatch import Dispatcher
 from boundarylab.server.errors import Busy
@@ -67,7 +67,8 @@ class WorkerPool:
         return cls(settings.max_running, mode or settings.workers, factory, settings.max_queued,
                    processes=settings.worker_processes, limits=limits,
                    heartbeat_timeout=settings.worker_heartbeat_timeout,
-                   niceness=settings.worker_niceness)  # fmt: skip
+                   niceness=settings.worker_niceness,
+                   calibration=settings.cpu_calibration)  # fmt: skip
 
     def __init__(
         self,
@@ -80,8 +81,10 @@ class WorkerPool:
         heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
         limits: RunLimits | None = None,
         niceness: int = WORKER_NICENESS,
+        calibration: float | str = 1.0,
     ) -> None:
         self.limits = limits or RunLimits()
+        self._calibration_setting = calibration  # resolved (maybe measured) at start
         self.size = max(1, min(size, processes or os.cpu_count() or 1))
         self.mode = mode
         self.max_queued = max_queued
@@ -103,6 +106,11 @@ class WorkerPool:
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, events: RunEvents) -> None:
+        # Before any run can arrive: a burst admitted on uncalibrated estimates would fill
+        # a slower machine several times over (calibration.py says why here, not in workers).
+        self._placement.calibration = calibration = resolve(self._calibration_setting)
+        log.info("CPU calibration: a step %.2fx, a frame %.2fx the reference estimates",
+                 calibration.step, calibration.frame)  # fmt: skip
         self._events = events
         self._dispatcher.start(events)
         self._crew.start(self.size, self._on_event, self._on_exit, self._dispatcher.dispatch)
@@ -154,7 +162,7 @@ class WorkerPool:
             )
 
     def submit(self, run_id: str, config: RunConfig, *, client: str = "") -> None:
-        self._queue.add(Job(run_id, config, client=client, cores=paced_cores(config)))
+        self._queue.add(Job(run_id, config, client=client, cores=self._placement.cores(config)))
         self._dispatcher.dispatch()
 
     def control(self, run_id: str, action: str | Retune) -> None:
@@ -169,6 +177,8 @@ class WorkerPool:
             raise Busy("this run's worker is not keeping up with commands; try again", 1)
         if pace:
             self._placement.repaced(job, pace, cores)
+        if action in ("pause", "resume"):
+            job.paused = action == "pause"
         if action == "cancel":
             self._watchdog.cancel_sent(run_id)
 

@@ -52,6 +52,16 @@ class Settings(BaseSettings):
         description="Worker processes (default: the CPU count, never more than max_running). "
         "Each interleaves many runs.",
     )
+    cpu_calibration: Literal["auto"] | float = Field(
+        "auto",
+        json_schema_extra={"allowed": '"auto" or a number above 0'},
+        description="How many times slower than the reference machine of the server's "
+        "capacity estimates this machine trains and draws frames: admission and the queue's "
+        "expected waits scale their estimates by it. auto: measured when the server starts "
+        "(~60 ms of the engine); a number pins it (2: twice as slow). Checks at submit "
+        "(the 422s for a run too long or too costly) keep the reference figures, so a "
+        "config is accepted alike on every machine.",
+    )
     workers: Literal["process", "thread"] = Field(
         "process",
         description="Where runs train: worker processes (keeps the event loop responsive), "
@@ -199,6 +209,13 @@ class Settings(BaseSettings):
         (5000 points: 65536 + 5000 × 57 = 350536 bytes)."""
         return self.max_body_bytes + self.max_samples * BYTES_PER_POINT
 
+    @field_validator("cpu_calibration")
+    @classmethod
+    def _positive_calibration(cls, value: str | float) -> str | float:
+        if value != "auto" and not (isinstance(value, float) and 0 < value < float("inf")):
+            raise ValueError("must be a finite number above 0")
+        return value
+
     @field_validator("allowed_hosts")
     @classmethod
     def _host_patterns(cls, hosts: list[str]) -> list[str]:
@@ -216,6 +233,9 @@ class SettingsInvalid(ValueError):
 def _allowed(name: str) -> str:
     """What a setting may be, in words, from its declared type and bounds."""
     info = Settings.model_fields[name]
+    extra = info.json_schema_extra
+    if isinstance(extra, dict) and isinstance(extra.get("allowed"), str):
+        return str(extra["allowed"])
     bounds = {k: getattr(m, k) for m in info.metadata for k in ("ge", "gt", "le") if hasattr(m, k)}
     if get_origin(info.annotation) is Literal:
         return "one of " + ", ".join(map(str, get_args(info.annotation)))

@@ -8,6 +8,12 @@ few seconds (RateWindow), and a queued run's duration is its nominal one stretch
 much slower than nominal the running runs go right now (`slowdown`). A run too new to have
 been measured counts at its nominal rate times that slowdown.
 
+Before any running run has been measured (the first seconds of a flood: the very waits a
+viewer is told on connecting), the slowdown is predicted instead: the CPU the running runs
+ask for on this machine (capacity.paced_cores under its `Calibration`: an unpaced run asks
+for a whole core) over the cores the workers have; and nominal times use the calibrated
+cost of a step, not the reference machine's.
+
 All rates are steps per second, all times seconds; `now` is time.monotonic().
 """
 
@@ -19,7 +25,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from boundarylab.engine.config import RunConfig
-from boundarylab.server.capacity import expected_waits, remaining_seconds
+from boundarylab.server.capacity import (
+    REFERENCE,
+    Calibration,
+    expected_waits,
+    paced_cores,
+    remaining_seconds,
+)
 
 WINDOW_S = 10.0  # a run's rate is measured over (about) its last this many seconds
 MARK_EVERY_S = 1.0  # the window keeps one mark a second, so it costs O(WINDOW_S) memory
@@ -66,44 +78,72 @@ class Progress:
     rate: float | None = None
 
 
-def nominal_rate(config: RunConfig, pace: float | None = None) -> float:
+def nominal_rate(
+    config: RunConfig, pace: float | None = None, calibration: Calibration = REFERENCE
+) -> float:
     """Steps/s the run would make on a core of its own: its pace, or what its estimated CPU
     time per step allows, whichever is lower (capacity.remaining_seconds' rate)."""
-    return config.training.iterations / max(remaining_seconds(config, 0, pace), 1e-9)
+    seconds = remaining_seconds(config, 0, pace, calibration)
+    return config.training.iterations / max(seconds, 1e-9)
 
 
-def _measured(run: Progress) -> bool:
-    return run.rate is not None and run.rate > STALLED * nominal_rate(run.config, run.pace)
+def _measured(run: Progress, calibration: Calibration = REFERENCE) -> bool:
+    nominal = nominal_rate(run.config, run.pace, calibration)
+    return run.rate is not None and run.rate > STALLED * nominal
 
 
-def slowdown(running: Iterable[Progress]) -> float:
+def predicted_slowdown(
+    running: Iterable[Progress], cores: float, calibration: Calibration = REFERENCE
+) -> float:
+    """How many times longer than nominal runs should take when none has been measured yet:
+    the CPU the running runs ask for (each at most a core: paced_cores under `calibration`)
+    over the `cores` the workers have; at least 1.0."""
+    demand = sum(min(1.0, paced_cores(run.config, run.pace, calibration)) for run in running)
+    return max(1.0, demand / max(cores, 1e-9))
+
+
+def slowdown(
+    running: Iterable[Progress],
+    calibration: Calibration = REFERENCE,
+    cores: float | None = None,
+) -> float:
     """How many times longer than nominal runs take on this machine now: the median over the
-    measured, not stalled, running runs of nominal / observed rate; 1.0 when none is."""
+    measured, not stalled, running runs of nominal / observed rate; when none is, the
+    `predicted_slowdown` over `cores` (None: 1.0)."""
+    running = list(running)
     ratios = [
-        nominal_rate(run.config, run.pace) / run.rate
+        nominal_rate(run.config, run.pace, calibration) / run.rate
         for run in running
-        if _measured(run) and run.rate is not None
+        if _measured(run, calibration) and run.rate is not None
     ]
-    return statistics.median(ratios) if ratios else 1.0
+    if ratios:
+        return statistics.median(ratios)
+    return 1.0 if cores is None else predicted_slowdown(running, cores, calibration)
 
 
-def remaining(run: Progress, slow: float) -> float:
+def remaining(run: Progress, slow: float, calibration: Calibration = REFERENCE) -> float:
     """Seconds the running `run` still needs: its steps left at its observed rate, or (too
     new or stalled) its nominal remaining time stretched by the machine's `slow`down."""
     left = max(0, run.config.training.iterations - run.iteration)
-    if _measured(run) and run.rate is not None:
+    if _measured(run, calibration) and run.rate is not None:
         return left / run.rate
-    return remaining_seconds(run.config, run.iteration, run.pace) * slow
+    return remaining_seconds(run.config, run.iteration, run.pace, calibration) * slow
 
 
 def honest_waits(
-    running: Sequence[Progress], queued: Iterable[RunConfig], slots: int
+    running: Sequence[Progress],
+    queued: Iterable[RunConfig],
+    slots: int,
+    calibration: Calibration = REFERENCE,
+    cores: float | None = None,
 ) -> list[float]:
     """Seconds until each queued run starts, in queue order: capacity.expected_waits over
     the running runs' remaining time at the rates they make and the queued runs' durations
     at the machine's current slowdown; `slots`: how many runs train at once (at least the
-    ones running now)."""
-    slow = slowdown(running)
-    left = [remaining(run, slow) for run in running]
-    durations = [remaining_seconds(config, 0) * slow for config in queued]
+    ones running now); `calibration`: this machine's cost of a step against the reference;
+    `cores`: what the workers have, for the slowdown predicted before any run is measured
+    (None: no prediction, nominal times)."""
+    slow = slowdown(running, calibration, cores)
+    left = [remaining(run, slow, calibration) for run in running]
+    durations = [remaining_seconds(config, 0, None, calibration) * slow for config in queued]
     return expected_waits(left, durations, max(len(left), slots))

@@ -117,11 +117,12 @@ class WorkerLoop:
     def serve(self, release: bool) -> None:
         while not self.stopping:
             self._read_commands(self._wait())
-            self._tick_round()
-            ended = self._reap()
+            with self.events.held():  # one write for the round's events (protocol.py)
+                self._tick_round()
+                ended = self._reap()
+                self._heartbeat()
             if ended and release and not self.runs:
                 release_heap()
-            self._heartbeat()
         for slot in list(self.runs.values()):  # Stop: every run ends cancelled
             slot.command("cancel")
         deadline = time.monotonic() + 1.0  # threads of blocking runs send their own Done

@@ -64,6 +64,7 @@ class Job:
     rising: float = 0.0  # cores a raised pace adds, counted until `rising_until` (then
     rising_until: float = 0.0  # the worker's heartbeats have measured it)
     rates: RateWindow | None = None  # the steps/s it makes, from its progress (once started)
+    paused: bool = False  # told to pause (and not to resume since): it asks for no CPU
 
     @property
     def paced(self) -> bool:
