@@ -17,7 +17,7 @@ from redis_support import RedisServer, start_redis, stop_process
 
 from boundarylab.engine.config import RunConfig
 from boundarylab.server import redis_admission
-from boundarylab.server.capacity import paced_cores
+from boundarylab.server.capacity import Calibration, paced_cores
 from boundarylab.server.placement import HEADROOM, SETTLE_S, UNPACED_PER_WORKER
 from boundarylab.server.redis_admission import Headroom
 from boundarylab.server.redis_service import RedisRunService
@@ -32,6 +32,7 @@ HEAVY = RunConfig.model_validate(
     }
 )
 UNPACED = RunConfig.model_validate({"training": {"iterations": 20000}})
+PACED_DEFAULT = RunConfig.model_validate({"training": {"steps_per_second": 2000}})  # the page's
 WAIT_S = 60.0  # a busy 2-core box
 
 
@@ -66,8 +67,10 @@ def test_a_worker_takes_runs_only_while_they_fit_and_leaves_the_rest_queued(
     # after SETTLE_S: here the estimates alone decide, for as long as the test runs.
     monkeypatch.setattr(redis_admission, "SETTLE_S", math.inf)
     per_worker = math.floor(HEADROOM / paced_cores(HEAVY))
-    assert per_worker == 2  # the test's premise, whatever the estimates' constants become
-    settings = Settings(redis_url=redis.url, max_run_seconds=1e6, max_run_cpu_seconds=1e6)
+    assert per_worker == 2  # the premise on the reference figures (the workers pin them)
+    settings = Settings(
+        redis_url=redis.url, max_run_seconds=1e6, max_run_cpu_seconds=1e6, cpu_calibration=1.0
+    )
     workers: list[ThreadWorker] = []
 
     def owners(runs: list[Any]) -> list[str]:
@@ -122,7 +125,9 @@ def test_runs_arriving_at_once_go_to_the_least_loaded_worker(
     # A worker lets a less loaded one take the head first for PREFER_S: long enough here
     # for a busy box to schedule the other worker's thread.
     monkeypatch.setattr(redis_admission, "PREFER_S", 30.0)
-    settings = Settings(redis_url=redis.url, max_run_seconds=1e6, max_run_cpu_seconds=1e6)
+    settings = Settings(
+        redis_url=redis.url, max_run_seconds=1e6, max_run_cpu_seconds=1e6, cpu_calibration=1.0
+    )
     workers = [ThreadWorker(settings, 32, IdleRun) for _ in range(2)]
 
     async def scenario() -> list[str]:
@@ -226,3 +231,20 @@ def test_headroom_is_the_embedded_rule_estimates_then_measured_load() -> None:
     room.ended("u0")
     assert room.fits(UNPACED, 0.0)
     assert not room.fits(HEAVY, SETTLE_S)
+
+
+def test_a_slower_machine_s_worker_takes_fewer_paced_runs() -> None:
+    """Pure: a worker's Headroom counts runs at its machine's calibrated cost, as the
+    embedded pool does, so where a step costs three times the reference it takes about a
+    third as many default paced runs before heartbeats measure them."""
+
+    def taken(room: Headroom) -> int:
+        count = 0
+        while room.fits(PACED_DEFAULT, 0.0) and count < 1000:
+            room.took(f"r{count}", PACED_DEFAULT, 0.0)
+            count += 1
+        return count
+
+    reference, slow = taken(Headroom()), taken(Headroom(Calibration(step=3.0, frame=3.0)))
+    assert reference >= 6
+    assert slow == pytest.approx(reference / 3, abs=1)

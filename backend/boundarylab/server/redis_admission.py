@@ -29,16 +29,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from boundarylab.engine.config import RunConfig
-from boundarylab.server.capacity import paced_cores
+from boundarylab.server.capacity import REFERENCE, Calibration, paced_cores
 from boundarylab.server.placement import HEADROOM, SETTLE_S, UNPACED_PER_WORKER
 from boundarylab.server.protocol import Done, Heartbeat
-from boundarylab.server.redis_keys import GROUP, JOBS, PREFIX, worker_key
+from boundarylab.server.redis_keys import GROUP, JOBS, PREFIX, RUNNING, Scripts, run_key, worker_key
+
+log = logging.getLogger("boundarylab")
 
 ROOM = PREFIX + "room:"  # + "paced" / "unpaced": hash, worker id -> "{load} {room}"
 IDLE_ROOM = 1e9  # an idle worker's room: it takes any run
@@ -128,13 +133,15 @@ class Held:
 class Headroom:
     """One worker's CPU budget: the runs it holds, and its WorkerLoop's measured paced load."""
 
-    def __init__(self) -> None:
+    def __init__(self, calibration: Calibration = REFERENCE) -> None:
+        self.calibration = calibration  # this machine's cost of a step and a frame
         self.held: dict[str, Held] = {}
         self.measured_paced = 0.0  # the share of a CPU its paced runs took (last heartbeat)
 
     def took(self, run_id: str, config: RunConfig, now: float) -> None:
         paced = config.training.steps_per_second is not None
-        self.held[run_id] = Held(paced, paced_cores(config) if paced else 0.0, now)
+        cores = paced_cores(config, calibration=self.calibration) if paced else 0.0
+        self.held[run_id] = Held(paced, cores, now)
 
     def ended(self, run_id: str) -> None:
         self.held.pop(run_id, None)
@@ -150,7 +157,7 @@ class Headroom:
     def fits(self, config: RunConfig, now: float) -> bool:
         """Whether this worker has room for a run of `config` now (placement's rule)."""
         paced = config.training.steps_per_second is not None
-        return self.standing(paced, now)[1] >= cost(config)
+        return self.standing(paced, now)[1] >= cost(config, self.calibration)
 
     def standing(self, paced: bool, now: float) -> tuple[float, float]:
         """(load, room) for a paced or unpaced run: the paced estimate and the CPU share
@@ -165,17 +172,20 @@ class Headroom:
         return load, room if self.held else IDLE_ROOM
 
 
-def cost(config: RunConfig) -> float:
-    """What a run takes of a worker's room: its estimated CPU share, or one unpaced place."""
-    return 1.0 if config.training.steps_per_second is None else paced_cores(config)
+def cost(config: RunConfig, calibration: Calibration = REFERENCE) -> float:
+    """What a run takes of a worker's room: its estimated CPU share on a machine
+    `calibration` times the reference's, or one unpaced place."""
+    if config.training.steps_per_second is None:
+        return 1.0
+    return paced_cores(config, calibration=calibration)
 
 
 class JobTaker:
     """One worker's way to its next job: its Headroom, and PEEK and TAKE on its client."""
 
-    def __init__(self, client: Any, worker_id: str) -> None:
+    def __init__(self, client: Any, worker_id: str, calibration: Calibration = REFERENCE) -> None:
         self.client, self.worker_id = client, worker_id
-        self.headroom = Headroom()
+        self.headroom = Headroom(calibration)
         self._room_changed = asyncio.Event()  # a heartbeat measured, or a run ended
         self._peek = client.register_script(PEEK)
         self._take = client.register_script(TAKE)
@@ -259,7 +269,7 @@ class JobTaker:
         prefer = head.config is not None and (waiting != head.job_id or now - since < PREFER_S)
         paced = head.config is not None and head.config.training.steps_per_second is not None
         load = self.headroom.standing(paced, now)[0]
-        need = cost(head.config) if head.config is not None else 0.0
+        need = cost(head.config, self.headroom.calibration) if head.config is not None else 0.0
         args = [GROUP, self.worker_id, head.job_id, "1" if prefer else "0", f"{load:.6g}",
                 f"{need:.6g}", worker_key("")]  # fmt: skip
         kind = "paced" if paced else "unpaced"
@@ -267,4 +277,31 @@ class JobTaker:
         return str(answer) if answer else None
 
 
-__all__ = ["HEADROOM", "Head", "Headroom", "JobTaker"]
+async def claim_run(
+    scripts: Scripts,
+    client: Any,
+    worker_id: str,
+    run_id: str,
+    took: int,
+    recover: Callable[[], Awaitable[bool]],
+) -> tuple[str, str, str, str] | None:
+    """CLAIM the run for `worker_id` and read what starting it needs: (owner, config,
+    client address, pending command). The job is the worker's once taken, and no one else
+    would ever start the run, so a Redis failure here is waited out (`recover`: False when
+    Redis came back without its data, and then None) and the claim asked again: CLAIM
+    answers the same owner again when the worker already holds the run."""
+    key = run_key(run_id)
+    while True:
+        try:
+            owner = await scripts.claim(keys=[key, RUNNING], args=[worker_id, run_id, took])
+            if owner != worker_id:
+                return owner, "", "", ""
+            config, address, pending = await client.hmget(key, "config", "client", "pending")
+            return owner, config, address or "", pending or ""
+        except (RedisError, OSError) as exc:
+            log.warning("worker %s: Redis failed taking run %s (%s)", worker_id, run_id, exc)
+            if not await recover():
+                return None
+
+
+__all__ = ["HEADROOM", "Head", "Headroom", "JobTaker", "claim_run"]

@@ -36,6 +36,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from boundarylab.engine.config import RunConfig
+from boundarylab.server.calibration import resolve
 from boundarylab.server.protocol import (
     Control,
     EventReader,
@@ -45,13 +46,12 @@ from boundarylab.server.protocol import (
     Stop,
     frame,
 )
-from boundarylab.server.redis_admission import JobTaker
+from boundarylab.server.redis_admission import JobTaker, claim_run
 from boundarylab.server.redis_events import EventWriter
 from boundarylab.server.redis_keys import (
     COMMANDS_MAXLEN,
     GROUP,
     JOBS,
-    RUNNING,
     WORKERS,
     Scripts,
     beat,
@@ -133,6 +133,25 @@ def watch_events(
     loop.add_reader(fd, readable)
 
 
+class LoopThread:
+    """The WorkerLoop (worker.py) on a thread of this process, and the pipes to and from it."""
+
+    def __init__(self, factory: RunFactory) -> None:
+        child_commands, self._commands = multiprocessing.Pipe(duplex=False)
+        self.events, child_events = multiprocessing.Pipe(duplex=False)
+        self.thread = threading.Thread(
+            target=worker_main,
+            args=(child_commands, child_events, factory),
+            kwargs={"release": True},
+            name="boundarylab-worker-loop",
+            daemon=True,
+        )
+
+    def send(self, command: Any) -> None:
+        """Commands are small and the loop reads them every round: a blocking write."""
+        os.write(self._commands.fileno(), frame(command))
+
+
 class RedisWorker:
     """One `boundarylab worker` process: a WorkerLoop thread and its Redis bridge."""
 
@@ -146,7 +165,10 @@ class RedisWorker:
             settings.max_run_seconds, settings.max_run_cpu_seconds, settings.pause_timeout_seconds
         )
         self.runs: dict[str, tuple[str, str]] = {}  # run id -> (job id, client address)
-        self.jobs = JobTaker(self.client, self.id)  # the next job, while it has room
+        # Measured here, in the process that trains, before it takes a job (a burst taken on
+        # the reference figures would overfill a slower machine until heartbeats came).
+        calibration = resolve(settings.cpu_calibration)
+        self.jobs = JobTaker(self.client, self.id, calibration)  # the next job, while it has room
         self._starting: dict[str, list[dict[str, str]]] = {}  # run id -> its early commands
         self._next_request = 0
         self.writer = EventWriter(self.client, self.scripts, self.id, settings.retention_seconds,
@@ -161,20 +183,8 @@ class RedisWorker:
         # a command sent while this worker's connection was down is still seen. It starts at
         # the beginning: the stream is this worker's alone (its id is new each start).
         self.commands_read = "0-0"
-        child_commands, self._commands = multiprocessing.Pipe(duplex=False)
-        self._event_conn, child_events = multiprocessing.Pipe(duplex=False)
-        self._thread = threading.Thread(
-            target=worker_main,
-            args=(child_commands, child_events, factory),
-            kwargs={"release": True},
-            name="boundarylab-worker-loop",
-            daemon=True,
-        )
-
-    # -- the pipes to the WorkerLoop ---------------------------------------------------------
-    def _send(self, command: Any) -> None:
-        """Commands are small and the loop reads them every round: a blocking write."""
-        os.write(self._commands.fileno(), frame(command))
+        self._loop_thread = LoopThread(factory)
+        self._send = self._loop_thread.send
 
     def _event(self, event: Any) -> None:
         self.jobs.count(event)
@@ -185,13 +195,14 @@ class RedisWorker:
         await ensure_group(self.client)
         self.epoch = await current_epoch(self.client)
         await self._beat(0.0)
-        self._thread.start()
+        self._loop_thread.thread.start()
         loop = self._loop = asyncio.get_running_loop()
-        watch_events(loop, self._event_conn.fileno(), self._event, self._stopping.set)
+        watch_events(loop, self._loop_thread.events.fileno(), self._event, self._stopping.set)
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stopping.set)
-        log.info("worker %s taking runs from %s (at most %d at once)", self.id, JOBS, self.max_runs)
+        log.info("worker %s taking runs from %s (at most %d at once; %s)", self.id, JOBS,
+                 self.max_runs, self.jobs.headroom.calibration)  # fmt: skip
         loops = (self._take_jobs, self._read_commands, self.writer.run, self._reap, self._views)
         tasks = [asyncio.create_task(self._guarded(body)) for body in loops]
         await self._stopping.wait()
@@ -199,7 +210,7 @@ class RedisWorker:
             task.cancel()
         self._send(Stop())  # its runs end cancelled; their Done events are written below
         deadline = time.monotonic() + 3.0
-        while self._thread.is_alive() and time.monotonic() < deadline:
+        while self._loop_thread.thread.is_alive() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         while self.writer.behind() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -226,10 +237,11 @@ class RedisWorker:
                 log.warning("worker %s: Redis failed (%s); reconnecting", self.id, exc)
                 await self._recover()
 
-    async def _recover(self) -> None:
+    async def _recover(self) -> bool:
         """Wait (retrying every half second) until Redis answers. If it came back without
         its data (a new epoch), the runs this worker trains are lost to every viewer: they
-        are cancelled here and their events dropped, and the job group is made again."""
+        are cancelled here and their events dropped, and the job group is made again.
+        Returns whether Redis kept its data."""
         async with self._recovering:
             while True:
                 try:
@@ -247,6 +259,8 @@ class RedisWorker:
                 self.epoch = epoch
                 self.commands_read = "0-0"  # the stream went with the data: a new one
                 await ensure_group(self.client)
+                return False
+            return True
 
     async def _beat(self, load: float) -> None:
         """Alive for WORKER_TTL_MS more (sent on the WorkerLoop's own heartbeat, so a hung
@@ -265,11 +279,11 @@ class RedisWorker:
         """Claim the run and start it. A command for it can come (a replica routes it here
         as soon as the claim is in Redis) before it is started: _command keeps those in
         `_starting`, and they go to the loop after its Start and its pending pause."""
-        key = run_key(run_id)
         took = int(time.time() * 1000)
         self._starting[run_id] = []
         try:
-            claimed = await self._claim(key, run_id, took)
+            claimed = await claim_run(self.scripts, self.client, self.id, run_id, took,
+                                      self._recover)  # fmt: skip
             if claimed is None:  # Redis came back without its data: the run went with it
                 self.jobs.headroom.ended(run_id)
                 return
@@ -289,27 +303,6 @@ class RedisWorker:
         for fields in early:
             self._command(fields)
         self._views_changed.set()  # whether anyone watches it yet
-
-    async def _claim(self, key: str, run_id: str, took: int) -> tuple[str, ...] | None:
-        """CLAIM the run and read what starting it needs: (owner, config, client, pending).
-        The job is this worker's once taken, and no one else would ever start the run, so a
-        Redis failure here is waited out and the claim asked again (CLAIM answers this
-        worker's id again when it already holds the run). None: Redis lost its data."""
-        epoch = self.epoch
-        while True:
-            try:
-                owner = await self.scripts.claim(keys=[key, RUNNING], args=[self.id, run_id, took])
-                if owner != self.id:
-                    return owner, "", "", ""
-                config_json, client_address, pending = await self.client.hmget(
-                    key, "config", "client", "pending"
-                )
-                return owner, config_json, client_address or "", pending or ""
-            except (RedisError, OSError) as exc:
-                log.warning("worker %s: Redis failed taking run %s (%s)", self.id, run_id, exc)
-                await self._recover()
-                if self.epoch != epoch:
-                    return None
 
     async def _read_commands(self) -> None:
         """Every command in order, none twice, none lost to a reconnect: each read goes on

@@ -57,8 +57,9 @@ class Settings(BaseSettings):
         json_schema_extra={"allowed": '"auto" or a number above 0'},
         description="How many times slower than the reference machine of the server's "
         "capacity estimates this machine trains and draws frames: admission and the queue's "
-        "expected waits scale their estimates by it. auto: measured when the server starts "
-        "(~60 ms of the engine); a number pins it (2: twice as slow). Checks at submit "
+        "expected waits scale their estimates by it. auto: measured when the server (or a "
+        "Redis-mode worker) starts (~60 ms of the engine); a number pins it (2: twice as "
+        "slow). Checks at submit "
         "(the 422s for a run too long or too costly) keep the reference figures, so a "
         "config is accepted alike on every machine.",
     )
