@@ -12,12 +12,15 @@ pytestmark = pytest.mark.browser
 
 
 def test_comparison_draws_seven_live_plots(desk: Any, tmp_path: Any) -> None:
-    # 4000 steps at 4000 steps/s: about a second a run, so a plot whose socket joined while
-    # its network trained shows it live. A run may still finish (or start) before its page
-    # joins on a busy machine: such a cell got its result in the snapshot, and only the
-    # cells that joined a live run are held to "live".
+    # 4000 steps at 2000 steps/s: about two seconds a run, so a plot whose socket joined
+    # while its network trained shows it live. A run may still finish (or start) before its
+    # page joins on a busy machine: such a cell got its result in the snapshot. And a worker
+    # that fell behind its pace takes the steps in bursts, while a viewer slower than the
+    # frames gets only the newest one (frames are latest-wins): a cell that joined a queued
+    # run may see just the final frame. So every cell must have a frame, and the cells that
+    # joined a live run must, between them, show one drawn more than once.
     page = desk.page
-    desk.open("?training.iterations=4000&training.steps_per_second=4000")
+    desk.open("?training.iterations=4000&training.steps_per_second=2000")
     assert page.locator("#compare-sizes").input_value().replace(" ", "") == "1,2,3,4,5,20,50"
     page.click("#compare")
     cells = page.locator(".compare-cell")
@@ -30,7 +33,7 @@ def test_comparison_draws_seven_live_plots(desk: Any, tmp_path: Any) -> None:
         timeout=120_000,
     )
     assert len(desk.posts_to("/api/runs")) == 7
-    joined_live = 0
+    joined_live, redrawn = 0, 0
     for i, size in enumerate([1, 2, 3, 4, 5, 20, 50]):
         cell = cells.nth(i)
         title = cell.locator("figcaption").inner_text()
@@ -39,10 +42,11 @@ def test_comparison_draws_seven_live_plots(desk: Any, tmp_path: Any) -> None:
         assert frames >= 1
         if cell.get_attribute("data-joined") in ("queued", "running"):
             joined_live += 1
-            assert frames >= 2, f"size {size} joined a live run and got {frames} frame(s)"
+            redrawn += frames >= 2
         assert cell.locator("canvas.field-canvas").count() == 1
         assert cell.locator(".scatterlayer path.point").count() == 300
-    assert joined_live >= 1  # with 2 workers and 7 runs, most wait in the queue
+    assert joined_live >= 1  # 7 runs POSTed at once: the sockets join before most finish
+    assert redrawn >= 1, f"none of the {joined_live} plots that joined a live run was redrawn"
     summary = page.locator("#compare-status").inner_text()
     assert summary.startswith("All 7 runs finished.")
     page.locator("section.compare").screenshot(path=str(tmp_path / "compare.png"))
