@@ -42,6 +42,27 @@ async def until(predicate: Callable[[], bool], what: Callable[[], object]) -> No
         await asyncio.sleep(0.05)
 
 
+def one_run_reaches(settings: Settings, worker: ThreadWorker, status: str) -> str:
+    """POST one SLOW run through a replica (in process) and wait until it is `status`;
+    then stop the replica and `worker`. Returns the run's id."""
+
+    async def scenario() -> str:
+        service = RedisRunService(settings)
+        await service.start()
+        try:
+            run = await service.create(SLOW, "203.0.113.5", "{}")
+            await until(lambda: run.status == status or run.done, lambda: run.status)
+            assert run.status == status, run.message
+            return run.id
+        finally:
+            await service.shutdown(2.0)
+
+    try:
+        return asyncio.run(scenario())
+    finally:
+        worker.stop()
+
+
 def test_a_pause_sent_while_the_worker_is_cut_off_pauses_the_run_once_it_reconnects(
     redis: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,21 +120,7 @@ def test_a_command_read_before_its_run_has_started_is_kept_for_it(redis: RedisSe
         return owner
 
     bridge.scripts.claim = claim_then_pause  # before any job: the worker has claimed none
-
-    async def scenario() -> None:
-        service = RedisRunService(settings)
-        await service.start()
-        try:
-            run = await service.create(SLOW, "203.0.113.5", "{}")
-            await until(lambda: run.status == "paused" or run.done, lambda: run.status)
-            assert run.status == "paused", run.message
-        finally:
-            await service.shutdown(2.0)
-
-    try:
-        asyncio.run(scenario())
-    finally:
-        worker.stop()
+    one_run_reaches(settings, worker, "paused")
 
 
 def test_a_run_whose_claim_meets_a_redis_failure_still_starts(redis: RedisServer) -> None:
@@ -134,19 +141,5 @@ def test_a_run_whose_claim_meets_a_redis_failure_still_starts(redis: RedisServer
         return owner
 
     bridge.scripts.claim = claim_then_fail_once
-
-    async def scenario() -> None:
-        service = RedisRunService(settings)
-        await service.start()
-        try:
-            run = await service.create(SLOW, "203.0.113.5", "{}")
-            await until(lambda: run.status == "running" or run.done, lambda: run.status)
-            assert run.status == "running", run.message
-            assert failed == [run.id]
-        finally:
-            await service.shutdown(2.0)
-
-    try:
-        asyncio.run(scenario())
-    finally:
-        worker.stop()
+    run_id = one_run_reaches(settings, worker, "running")
+    assert failed == [run_id]
