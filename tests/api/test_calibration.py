@@ -173,5 +173,7 @@ def test_the_setting_is_auto_or_a_positive_number(monkeypatch: pytest.MonkeyPatc
     assert load_settings().cpu_calibration == 2.5
     for bad in ("0", "-1", "fast", "inf"):
         monkeypatch.setenv("BOUNDARYLAB_CPU_CALIBRATION", bad)
-        with pytest.raises(SettingsInvalid, match="BOUNDARYLAB_CPU_CALIBRATION"):
+        with pytest.raises(SettingsInvalid, match="BOUNDARYLAB_CPU_CALIBRATION") as raised:
             load_settings()
+        # One line for the one variable, however many branches of its type refused it.
+        assert len(str(raised.value).splitlines()) == 1, str(raised.value)

@@ -267,8 +267,11 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        lines = [_problem(str(e["loc"][0]), e["msg"].removeprefix("Value error, "))
-                 for e in exc.errors()]  # fmt: skip
+        why: dict[str, list[str]] = {}  # variable -> its errors (one per branch of a union)
+        for e in exc.errors():
+            why.setdefault(str(e["loc"][0]), []).append(e["msg"].removeprefix("Value error, "))
+        lines = [_problem(name, msgs[0] if len(msgs) == 1 else "not a value it takes")
+                 for name, msgs in why.items()]  # fmt: skip
     except SettingsError as exc:  # a list variable that is not JSON (pydantic-settings)
         named = re.search(r'field "(\w+)"', str(exc))
         if named is None or named.group(1) not in Settings.model_fields:
