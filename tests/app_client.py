@@ -29,7 +29,16 @@ def make_service(
     """A RunService whose pool runs `factory` (default: the engine) in `mode` workers."""
     # max_run_seconds: the fakes' tests pace slowly on purpose (FakeRun waits 1/pace per
     # report, not per step); tests of the time bounds set it themselves.
-    defaults = {"max_running": 2, "allowed_hosts": [TEST_HOST], "max_run_seconds": 1e6}
+    # cpu_calibration: the reference figures, so how many runs are admitted at once does not
+    # hang on how busy the machine was when the pool measured it (a busy round measured a
+    # step dear enough that an eleventh paced run queued in a test of eleven at once);
+    # tests/api/test_calibration.py tests the measured and pinned figures themselves.
+    defaults = {
+        "max_running": 2,
+        "allowed_hosts": [TEST_HOST],
+        "max_run_seconds": 1e6,
+        "cpu_calibration": 1.0,
+    }
     settings = Settings(**{**defaults, **overrides})
     pool = WorkerPool.from_settings(settings, mode, factory or EngineRun)
     return RunService(settings, scheduler=pool)
