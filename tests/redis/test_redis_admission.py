@@ -23,6 +23,7 @@ from boundarylab.server.redis_admission import Headroom
 from boundarylab.server.redis_service import RedisRunService
 from boundarylab.server.settings import Settings
 from modes import ThreadWorker
+from redis import exceptions as redis_exceptions
 
 # A paced run estimated at ~0.3 of a CPU: two fit under HEADROOM on one worker, three do not.
 HEAVY = RunConfig.model_validate(
@@ -248,3 +249,39 @@ def test_a_slower_machine_s_worker_takes_fewer_paced_runs() -> None:
     reference, slow = taken(Headroom()), taken(Headroom(Calibration(step=3.0, frame=3.0)))
     assert reference >= 6
     assert slow == pytest.approx(reference / 3, abs=1)
+
+
+class FlakyClaim:
+    """CLAIM that fails `failures` times (the connection dropped), then answers `owner`."""
+
+    def __init__(self, failures: int, owner: str) -> None:
+        self.failures, self.owner, self.calls = failures, owner, 0
+
+    async def claim(self, keys: list[str], args: list[object]) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise redis_exceptions.ConnectionError("connection lost")
+        return self.owner
+
+
+def test_a_claim_that_meets_a_redis_failure_is_asked_again_or_given_up_with_redis_data() -> None:
+    """Pure: claim_run waits Redis out and asks again while Redis kept its data, and gives
+    the run up when Redis came back without it (the epoch moved, whichever loop saw it)."""
+    epoch = ["first"]
+
+    async def recovered() -> None:
+        """Redis answers again, with its data."""
+
+    async def came_back_empty() -> None:
+        epoch[0] = "second"
+
+    async def claim(scripts: FlakyClaim, recover: Callable[[], Any]) -> object:
+        # The owner is another's, so claim_run answers without reading the run's hash.
+        return await redis_admission.claim_run(
+            scripts, None, "me", "run-1", 0, recover, lambda: epoch[0]
+        )
+
+    again = FlakyClaim(failures=2, owner="someone-else")
+    assert asyncio.run(claim(again, recovered)) == ("someone-else", "", "", "")
+    assert again.calls == 3
+    assert asyncio.run(claim(FlakyClaim(failures=1, owner="me"), came_back_empty)) is None

@@ -283,14 +283,16 @@ async def claim_run(
     worker_id: str,
     run_id: str,
     took: int,
-    recover: Callable[[], Awaitable[bool]],
+    recover: Callable[[], Awaitable[object]],
+    epoch: Callable[[], str],
 ) -> tuple[str, str, str, str] | None:
     """CLAIM the run for `worker_id` and read what starting it needs: (owner, config,
     client address, pending command). The job is the worker's once taken, and no one else
-    would ever start the run, so a Redis failure here is waited out (`recover`: False when
-    Redis came back without its data, and then None) and the claim asked again: CLAIM
-    answers the same owner again when the worker already holds the run."""
-    key = run_key(run_id)
+    would ever start the run, so a Redis failure here is waited out (`recover`) and the
+    claim asked again: CLAIM answers the same owner again when the worker already holds the
+    run. None when Redis came back without its data (`epoch()`, the worker's view of Redis's
+    lifetime, moved: whichever of the worker's loops noticed it first)."""
+    key, lifetime = run_key(run_id), epoch()
     while True:
         try:
             owner = await scripts.claim(keys=[key, RUNNING], args=[worker_id, run_id, took])
@@ -300,7 +302,8 @@ async def claim_run(
             return owner, config, address or "", pending or ""
         except (RedisError, OSError) as exc:
             log.warning("worker %s: Redis failed taking run %s (%s)", worker_id, run_id, exc)
-            if not await recover():
+            await recover()
+            if epoch() != lifetime:
                 return None
 
 

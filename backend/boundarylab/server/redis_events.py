@@ -41,7 +41,7 @@ class EventWriter:
         worker_id: str,
         retention_s: float,
         runs: dict[str, tuple[str, str]],
-        recover: Callable[[], Awaitable[object]],
+        recover: Callable[[], Awaitable[None]],
     ) -> None:
         self.client, self.scripts, self.worker_id = client, scripts, worker_id
         self.retention_s = retention_s

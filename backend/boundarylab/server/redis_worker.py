@@ -237,11 +237,10 @@ class RedisWorker:
                 log.warning("worker %s: Redis failed (%s); reconnecting", self.id, exc)
                 await self._recover()
 
-    async def _recover(self) -> bool:
+    async def _recover(self) -> None:
         """Wait (retrying every half second) until Redis answers. If it came back without
         its data (a new epoch), the runs this worker trains are lost to every viewer: they
-        are cancelled here and their events dropped, and the job group is made again.
-        Returns whether Redis kept its data."""
+        are cancelled here and their events dropped, and the job group is made again."""
         async with self._recovering:
             while True:
                 try:
@@ -259,8 +258,6 @@ class RedisWorker:
                 self.epoch = epoch
                 self.commands_read = "0-0"  # the stream went with the data: a new one
                 await ensure_group(self.client)
-                return False
-            return True
 
     async def _beat(self, load: float) -> None:
         """Alive for WORKER_TTL_MS more (sent on the WorkerLoop's own heartbeat, so a hung
@@ -283,7 +280,7 @@ class RedisWorker:
         self._starting[run_id] = []
         try:
             claimed = await claim_run(self.scripts, self.client, self.id, run_id, took,
-                                      self._recover)  # fmt: skip
+                                      self._recover, lambda: self.epoch)  # fmt: skip
             if claimed is None:  # Redis came back without its data: the run went with it
                 self.jobs.headroom.ended(run_id)
                 return
