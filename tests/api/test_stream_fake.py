@@ -177,12 +177,15 @@ def test_too_many_viewers_is_1013(mode_client: ClientFactory) -> None:
 
 def test_a_viewer_that_leaves_leaves_nothing_behind(fake_client: TestClient) -> None:
     run_id = _start(fake_client, {"training": {"iterations": 100_000, "steps_per_second": 50.0}})
-    # Counted once a worker holds the run: before that, a busy machine may not yet have
-    # started the threads the run itself needs, and they would count as left behind.
-    for _ in range(2000):
-        if fake_client.get(f"/api/runs/{run_id}").json()["status"] == "running":
+    # Counted once the run's own thread is there: "running" is said when the run is sent to
+    # a worker, and a busy machine may start its thread later (a busy round saw it appear
+    # after the count and blamed on the viewers).
+    run_thread = f"boundarylab-run-{run_id[:8]}"
+    for _ in range(6000):
+        if run_thread in worker_threads():
             break
         time.sleep(0.01)
+    assert run_thread in worker_threads(), "the run never started its thread"
     tasks_before = _server_tasks(fake_client)
     threads_before = worker_threads()
     for _ in range(3):
