@@ -72,14 +72,15 @@ def test_a_starved_workers_measured_load_does_not_let_more_in_than_the_estimates
 def test_a_paused_run_asks_for_no_cpu() -> None:
     worker = _Worker()
     placement = Placement({0: worker}, 100, 10.0, Calibration(3.0, 3.0))  # type: ignore[dict-item]
-    old = time.monotonic() - 60.0
+    now = 1000.0  # a fixed clock: the runs are a minute old, past the settling time
     for n in range(4):
-        job = Job(f"r{n}", DEFAULT_LIVE, cores=placement.cores(DEFAULT_LIVE), started_at=old)
+        job = Job(f"r{n}", DEFAULT_LIVE, cores=placement.cores(DEFAULT_LIVE), started_at=now - 60)
         worker.jobs[job.run_id] = job
-    busy = placement.paced_estimate(worker, time.monotonic())  # type: ignore[arg-type]
+    busy = placement.paced_estimate(worker, now)  # type: ignore[arg-type]
     assert busy == pytest.approx(4 * placement.cores(DEFAULT_LIVE))
     worker.jobs["r0"].paused = True
-    assert placement.paced_estimate(worker, time.monotonic()) == pytest.approx(0.75 * busy)  # type: ignore[arg-type]
+    paused_one = placement.paced_estimate(worker, now)  # type: ignore[arg-type]
+    assert paused_one == pytest.approx(0.75 * busy)
 
 
 def test_validation_keeps_the_reference_figures_whatever_the_machine() -> None:
